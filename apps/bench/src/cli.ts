@@ -1,0 +1,71 @@
+import { existsSync, readdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { Progress, machineDescription, type Bench, type Figure } from "./framework.js";
+import { renderReport, writeHtmlReport, writeMarkdownSection } from "./report.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../../..");
+const benchDir = join(here, "benches");
+
+function available(): string[] {
+  return readdirSync(benchDir)
+    .filter((f) => f.endsWith(".ts"))
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
+function printFigures(figures: Record<string, Figure>, indent = ""): void {
+  for (const [key, value] of Object.entries(figures)) {
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      console.log(`${indent}${key}:`);
+      printFigures(value, `${indent}  `);
+    } else if (Array.isArray(value) && value.some((v) => typeof v === "object" && v !== null)) {
+      console.log(`${indent}${key}:`);
+      for (const item of value) console.log(`${indent}  ${JSON.stringify(item)}`);
+    } else {
+      const shown = typeof value === "number" ? value.toLocaleString("en-US", { maximumFractionDigits: 2 }) : JSON.stringify(value);
+      console.log(`${indent}${key}: ${shown}`);
+    }
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h") {
+    console.error(`usage: npm run bench -- <name> [--json] [options]\nbenchmarks: ${available().join(", ")}`);
+    return name ? 0 : 2;
+  }
+  const file = join(benchDir, `${name}.ts`);
+  if (!/^[a-z0-9-]+$/.test(name) || !existsSync(file)) {
+    console.error(`unknown benchmark ${JSON.stringify(name)}; available: ${available().join(", ")}`);
+    return 2;
+  }
+  const { bench } = (await import(pathToFileURL(file).href)) as { bench: Bench };
+  const json = rest.includes("--json");
+  const args = rest.filter((a) => a !== "--json");
+  const progress = new Progress(name);
+  const result = await bench.run({ args, json, progress, root });
+
+  const machine = machineDescription();
+  const command = `npm run bench -- ${[name, ...args].join(" ")}`;
+  writeMarkdownSection(
+    root,
+    name,
+    `## ${name}\n\n${bench.description}\n\nMeasured with \`${command}\` on ${machine}, ${new Date().toISOString().slice(0, 10)}. ` +
+      `Plots: [reports/${name}.html](reports/${name}.html).\n\n${result.markdown}`,
+  );
+  const report = writeHtmlReport(root, name, renderReport(name, result, machine, command));
+  printFigures(result.figures);
+  progress.note(`wrote docs/benchmarks.md (section "${name}") and ${report.slice(root.length + 1)}`);
+  if (json) console.log(JSON.stringify(result.figures));
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    process.exit(1);
+  },
+);

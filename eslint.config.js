@@ -1,0 +1,30 @@
+import nx from "@nx/eslint-plugin";
+import tseslint from "typescript-eslint";
+
+export default [
+  { ignores: ["**/dist/**", "**/node_modules/**", "**/.nx/**", "reports/**"] },
+  ...nx.configs["flat/base"],
+  ...nx.configs["flat/typescript"],
+  {
+    files: ["**/*.ts"],
+    languageOptions: { parser: tseslint.parser },
+    rules: {
+      // Packages are libraries; apps only compose them. A package importing an app is a layering error.
+      "@nx/enforce-module-boundaries": [
+        "error",
+        {
+          enforceBuildableLibDependency: false,
+          allow: [],
+          depConstraints: [
+            { sourceTag: "type:package", onlyDependOnLibsWithTags: ["type:package"] },
+            { sourceTag: "type:app", onlyDependOnLibsWithTags: ["type:package"] },
+          ],
+        },
+      ],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "@typescript-eslint/no-explicit-any": "error",
+      "@typescript-eslint/no-non-null-assertion": "off",
+      "no-console": "off",
+    },
+  },
+];

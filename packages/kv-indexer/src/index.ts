@@ -1,0 +1,44 @@
+export {
+  XXH3_SEED,
+  chainHash,
+  computeBlockHashes,
+  computeLocalHash,
+  computeSequenceHashes,
+  requiredBlocks,
+  saltedSeed,
+  xxh3Hash,
+  type BlockHashOptions,
+  type HashSalt,
+} from "./hashing.js";
+export {
+  RouterEvents,
+  STORAGE_TIERS,
+  parseWorkerRankKey,
+  workerRankKey,
+  type ClearedData,
+  type KvCacheEventData,
+  type RemovedData,
+  type RouterEvent,
+  type StorageTier,
+  type StoredData,
+  type WorkerRank,
+  type WorkerRankKey,
+} from "./events.js";
+export {
+  RouterEventDecodeError,
+  decodeRouterEventJson,
+  encodeRouterEventJson,
+  parseLosslessJson,
+  routerEventFromJsonValue,
+  routerEventToJsonValue,
+  stringifyLosslessJson,
+} from "./json-codec.js";
+export type {
+  ApplyError,
+  ApplyErrorKind,
+  ApplyOutcome,
+  EventGap,
+  EventIndex,
+  OverlapScores,
+  OverlapSource,
+} from "./index-api.js";

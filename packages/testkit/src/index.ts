@@ -1,0 +1,3 @@
+export { freePort } from "./ports.js";
+export { NatsServer, type NatsServerOptions } from "./nats-server.js";
+export { waitFor } from "./wait.js";
