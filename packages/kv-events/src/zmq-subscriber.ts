@@ -1,0 +1,271 @@
+import { Dealer, Subscriber } from "zeromq";
+import type { WorkerRank } from "@dynamo/kv-indexer";
+import { RateLimitedLog, type LogSink } from "./log.js";
+import { REPLAY_END_SEQ, decodeSeq, encodeSeq, endpointForRank } from "./zmq-wire.js";
+
+/** One worker's vLLM KV-event endpoints. */
+export interface ZmqWorkerEndpoints {
+  readonly workerId: bigint;
+  /** PUB endpoint of DP rank 0, e.g. `tcp://10.0.0.7:5557`; rank r is dialled at port + r. */
+  readonly endpoint: string;
+  /** ROUTER replay endpoint of DP rank 0 (rank r at port + r); none: gaps cannot be replayed. */
+  readonly replayEndpoint?: string;
+  /** Data-parallel ranks to subscribe to. Default `[0]`. */
+  readonly dpRanks?: readonly number[];
+  /** Topic prefix to subscribe to. Default `""` (everything). */
+  readonly topic?: string;
+}
+
+/** Where a delivered batch came from. */
+export interface ZmqBatchInfo {
+  readonly seq: bigint;
+  readonly topic: string;
+  /** True when the batch was fetched from the replay socket rather than received live. */
+  readonly replayed: boolean;
+}
+
+/** Why the subscriber tells its consumer to forget a worker rank's state. */
+export type ZmqResetReason = "publisher_restart" | "gap_not_recovered";
+
+/** Consumer of a subscriber: batches arrive in sequence order per worker rank. */
+export interface ZmqBatchHandler {
+  onBatch(rank: WorkerRank, payload: Uint8Array, info: ZmqBatchInfo): void;
+  /** The rank's state is unknown from here on: drop it and let it re-warm. */
+  onReset(rank: WorkerRank, reason: ZmqResetReason): void;
+}
+
+export interface ZmqEventSubscriberOptions {
+  /** How long one replay request may take before the gap counts as not recovered. Default 2 000 ms. */
+  readonly replayTimeoutMs?: number;
+  /** Reconnect interval of the SUB sockets. Default 100 ms. */
+  readonly reconnectIntervalMs?: number;
+  readonly log?: LogSink;
+}
+
+export interface ZmqSubscriberStats {
+  /** Valid messages received live. */
+  messages: number;
+  /** Messages dropped for their framing (frame count, sequence frame length). */
+  malformedFrames: number;
+  /** Sequence gaps seen. */
+  gaps: number;
+  /** Batches delivered from replay. */
+  replayedBatches: number;
+  /** Gaps that replay could not fill (rank reset). */
+  unrecoveredGaps: number;
+  /** Sequence resets seen (rank reset). */
+  publisherRestarts: number;
+}
+
+interface ReplayedBatch {
+  readonly seq: bigint;
+  readonly topic: string;
+  readonly payload: Uint8Array;
+}
+
+/**
+ * Asks a vLLM replay ROUTER for every buffered batch with `seq ≥ startSeq` (DEALER client, both reply
+ * shapes). `complete` is false when the end marker did not arrive in time.
+ */
+export async function requestReplay(
+  endpoint: string,
+  startSeq: bigint,
+  timeoutMs: number,
+): Promise<{ batches: ReplayedBatch[]; complete: boolean }> {
+  const dealer = new Dealer({ linger: 0, receiveTimeout: timeoutMs });
+  const batches: ReplayedBatch[] = [];
+  const deadline = Date.now() + timeoutMs;
+  try {
+    dealer.connect(endpoint);
+    await dealer.send([Buffer.alloc(0), encodeSeq(startSeq)]);
+    while (Date.now() < deadline) {
+      dealer.receiveTimeout = Math.max(1, deadline - Date.now());
+      const frames = await dealer.receive();
+      // After the empty delimiter: [seq, payload] (older vLLM) or [topic, seq, payload] (newer).
+      const body = frames[0]?.byteLength === 0 ? frames.slice(1) : frames;
+      const [topic, seqFrame, payload] = body.length === 3 ? body : [undefined, body[0], body[1]];
+      const seq = seqFrame === undefined ? null : decodeSeq(seqFrame);
+      if ((body.length !== 2 && body.length !== 3) || seq === null || payload === undefined) continue;
+      if (seq === REPLAY_END_SEQ) return { batches, complete: true };
+      batches.push({ seq, topic: topic?.toString("utf8") ?? "", payload });
+    }
+  } catch (err) {
+    if ((err as { code?: string }).code !== "EAGAIN") throw err;
+  } finally {
+    dealer.close();
+  }
+  return { batches, complete: false };
+}
+
+/** One SUB socket for one worker rank, with its own sequence cursor. */
+class RankSubscription {
+  private readonly socket: Subscriber;
+  private lastSeq: bigint | null = null;
+  private readonly loop: Promise<void>;
+  private closed = false;
+
+  constructor(
+    readonly rank: WorkerRank,
+    private readonly endpoint: string,
+    private readonly replayEndpoint: string | undefined,
+    topic: string,
+    private readonly owner: ZmqEventSubscriber,
+  ) {
+    this.socket = new Subscriber({ linger: 0, reconnectInterval: owner.reconnectIntervalMs, receiveHighWaterMark: 0 });
+    this.socket.subscribe(topic);
+    this.socket.connect(endpoint);
+    this.loop = this.run();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.socket.close();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for await (const frames of this.socket) {
+        if (this.closed) break;
+        await this.handle(frames);
+      }
+    } catch (err) {
+      if (!this.closed) this.owner.warn("socket", `${this.label()}: SUB socket failed: ${(err as Error).message}`);
+    }
+  }
+
+  private label(): string {
+    return `worker ${this.rank.workerId} dp_rank ${this.rank.dpRank} (${this.endpoint})`;
+  }
+
+  private async handle(frames: Buffer[]): Promise<void> {
+    const stats = this.owner.stats;
+    const seq = frames.length === 3 ? decodeSeq(frames[1]!) : null;
+    if (seq === null) {
+      stats.malformedFrames++;
+      const detail = frames.length === 3 ? `sequence frame of ${frames[1]!.byteLength} bytes` : `${frames.length} frame(s)`;
+      this.owner.warn("frames", `${this.label()}: dropped a message with ${detail}`);
+      return;
+    }
+    stats.messages++;
+    const last = this.lastSeq;
+    if (last === null) {
+      if (seq > 0n) await this.catchUp(0n, seq, false);
+    } else if (seq > last + 1n) {
+      stats.gaps++;
+      await this.catchUp(last + 1n, seq, true);
+    } else if (seq <= last) {
+      stats.publisherRestarts++;
+      this.owner.warn("restart", `${this.label()}: sequence went from ${last} to ${seq}: publisher restarted, clearing the rank`);
+      this.owner.handler.onReset(this.rank, "publisher_restart");
+      if (seq > 0n) await this.catchUp(0n, seq, false);
+    }
+    if (this.closed) return;
+    this.lastSeq = seq;
+    this.owner.handler.onBatch(this.rank, frames[2]!, { seq, topic: frames[0]!.toString("utf8"), replayed: false });
+  }
+
+  /**
+   * Delivers batches `[from, until)` from the replay socket. When `mustCover` and the replay does not hold
+   * the whole range (or there is no replay socket), the rank is reset first, then whatever was replayed
+   * is delivered.
+   */
+  private async catchUp(from: bigint, until: bigint, mustCover: boolean): Promise<void> {
+    const stats = this.owner.stats;
+    let batches: ReplayedBatch[] = [];
+    let covered = false;
+    if (this.replayEndpoint !== undefined) {
+      try {
+        const reply = await requestReplay(this.replayEndpoint, from, this.owner.replayTimeoutMs);
+        batches = reply.batches.filter((b) => b.seq >= from && b.seq < until).sort((a, b) => (a.seq < b.seq ? -1 : 1));
+        covered = reply.complete && batches.length > 0 && batches.every((b, i) => b.seq === from + BigInt(i)) && batches.at(-1)!.seq === until - 1n;
+      } catch (err) {
+        this.owner.warn("replay", `${this.label()}: replay from ${from} failed: ${(err as Error).message}`);
+      }
+    }
+    if (this.closed) return;
+    if (mustCover && !covered) {
+      stats.unrecoveredGaps++;
+      this.owner.warn("gap", `${this.label()}: batches ${from}..${until - 1n} lost and not replayable: clearing the rank`);
+      this.owner.handler.onReset(this.rank, "gap_not_recovered");
+    }
+    let previous = from - 1n;
+    for (const batch of batches) {
+      if (batch.seq <= previous) continue;
+      previous = batch.seq;
+      stats.replayedBatches++;
+      this.owner.handler.onBatch(this.rank, batch.payload, { seq: batch.seq, topic: batch.topic, replayed: true });
+    }
+  }
+}
+
+/**
+ * Subscribes to the vLLM KV-event PUB sockets of many workers (one SUB per worker rank, dialled at
+ * port + rank), validates the 3-frame messages, and delivers payloads in sequence order. Gaps are
+ * replayed from the worker's ROUTER replay socket when configured; a gap that cannot be replayed, or a
+ * sequence reset (publisher restart), resets the rank. ZeroMQ reconnects by itself when a publisher
+ * goes away and comes back.
+ */
+export class ZmqEventSubscriber {
+  readonly stats: ZmqSubscriberStats = {
+    messages: 0,
+    malformedFrames: 0,
+    gaps: 0,
+    replayedBatches: 0,
+    unrecoveredGaps: 0,
+    publisherRestarts: 0,
+  };
+  readonly replayTimeoutMs: number;
+  readonly reconnectIntervalMs: number;
+  private readonly subscriptions = new Map<bigint, RankSubscription[]>();
+  private readonly log: RateLimitedLog;
+
+  constructor(
+    readonly handler: ZmqBatchHandler,
+    options: ZmqEventSubscriberOptions = {},
+  ) {
+    this.replayTimeoutMs = options.replayTimeoutMs ?? 2_000;
+    this.reconnectIntervalMs = options.reconnectIntervalMs ?? 100;
+    this.log = new RateLimitedLog(options.log);
+  }
+
+  /** Starts listening to every rank of a worker (replacing an earlier subscription of the same worker id). */
+  async addWorker(worker: ZmqWorkerEndpoints): Promise<void> {
+    await this.removeWorker(worker.workerId);
+    const ranks = worker.dpRanks ?? [0];
+    this.subscriptions.set(
+      worker.workerId,
+      ranks.map(
+        (dpRank) =>
+          new RankSubscription(
+            { workerId: worker.workerId, dpRank },
+            endpointForRank(worker.endpoint, dpRank),
+            worker.replayEndpoint === undefined ? undefined : endpointForRank(worker.replayEndpoint, dpRank),
+            worker.topic ?? "",
+            this,
+          ),
+      ),
+    );
+  }
+
+  /** Stops listening to a worker; batches already queued for it are not delivered. */
+  async removeWorker(workerId: bigint): Promise<void> {
+    const subs = this.subscriptions.get(workerId);
+    if (!subs) return;
+    this.subscriptions.delete(workerId);
+    await Promise.all(subs.map((s) => s.close()));
+  }
+
+  get workerIds(): bigint[] {
+    return [...this.subscriptions.keys()];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workerIds.map((id) => this.removeWorker(id)));
+  }
+
+  /** @internal rate-limited warning, used by the rank subscriptions. */
+  warn(key: string, message: string): void {
+    this.log.warn(key, `kv-events zmq: ${message}`);
+  }
+}
