@@ -1,0 +1,95 @@
+import type { RankLoad } from "./active-sequences.js";
+import type { CostBreakdown } from "./cost.js";
+import type { Rng } from "./rng.js";
+import { selectByCost } from "./selection.js";
+
+/** One data-parallel rank of a worker, as a routing candidate. */
+export interface RankInfo {
+  readonly workerId: bigint;
+  readonly dpRank: number;
+  /** `workerRankKey(workerId, dpRank)`. */
+  readonly key: string;
+  /** KV capacity of the rank in blocks, when known (busy thresholds on KV fill need it). */
+  readonly kvTotalBlocks?: number;
+  /** The engine's `max_num_batched_tokens`, when known (fractional prefill threshold needs it). */
+  readonly maxNumBatchedTokens?: number;
+}
+
+/** A candidate with everything computed about it for one request. */
+export interface ScoredCandidate {
+  readonly rank: RankInfo;
+  /** Device-tier prefix overlap in blocks (reported even when the request's overlap credit is 0). */
+  readonly overlapBlocks: number;
+  readonly hostOverlapBlocks: number;
+  readonly diskOverlapBlocks: number;
+  readonly load: RankLoad;
+  readonly newBlocks: number;
+  readonly breakdown: CostBreakdown;
+  /** Why this rank is over a busy threshold, or null. */
+  readonly busyReason: string | null;
+}
+
+/** Request-level facts a policy may use. */
+export interface PolicyRequest {
+  readonly isl: number;
+  /** Softmax temperature for cost-based policies (0 = deterministic minimum). */
+  readonly temperature: number;
+}
+
+/** Mutable context a policy may draw on. */
+export interface PolicyState {
+  readonly rng: Rng;
+}
+
+export interface PolicyChoice {
+  /** Index into the candidates passed to `choose`. */
+  readonly index: number;
+  /** Human-readable reason, shown in the explain record. */
+  readonly reason: string;
+}
+
+/**
+ * A selection policy: picks one of the (non-empty, already filtered) candidates. Implementations may
+ * keep their own state (e.g. a round-robin cursor) but must not touch load bookkeeping.
+ */
+export interface RoutingPolicy {
+  readonly name: string;
+  choose(request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice;
+}
+
+/** Dynamo's KV policy: minimum cost with random tie-break, or softmax sampling when temperature > 0. */
+export class KvCostPolicy implements RoutingPolicy {
+  readonly name = "kv";
+
+  choose(request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
+    const costs = new Float64Array(candidates.length);
+    for (let i = 0; i < candidates.length; i++) costs[i] = candidates[i]!.breakdown.cost;
+    const s = selectByCost(costs, request.temperature, state.rng);
+    const cost = +costs[s.index]!.toFixed(3);
+    if (s.probability !== undefined) {
+      return { index: s.index, reason: `softmax sample at temperature ${request.temperature}: cost ${cost}, p=${s.probability.toFixed(4)}` };
+    }
+    return { index: s.index, reason: s.ties > 1 ? `lowest cost ${cost}, tied with ${s.ties - 1} other(s), picked at random` : `lowest cost ${cost}` };
+  }
+}
+
+/** Strict rotation over the candidates in registration order. */
+export class RoundRobinPolicy implements RoutingPolicy {
+  readonly name = "round-robin";
+  private cursor = 0;
+
+  choose(_request: PolicyRequest, candidates: readonly ScoredCandidate[]): PolicyChoice {
+    const index = this.cursor % candidates.length;
+    this.cursor = (this.cursor + 1) % Number.MAX_SAFE_INTEGER;
+    return { index, reason: "round robin" };
+  }
+}
+
+/** Uniform choice among the candidates. */
+export class RandomPolicy implements RoutingPolicy {
+  readonly name = "random";
+
+  choose(_request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
+    return { index: Math.min(candidates.length - 1, Math.floor(state.rng() * candidates.length)), reason: "uniform random" };
+  }
+}
