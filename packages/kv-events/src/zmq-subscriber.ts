@@ -101,7 +101,10 @@ export async function requestReplay(
 class RankSubscription {
   private readonly socket: Subscriber;
   private lastSeq: bigint | null = null;
+  /** The connection dropped since the last message: the publisher may have restarted meanwhile. */
+  private reconnected = false;
   private readonly loop: Promise<void>;
+  private readonly watch: Promise<void>;
   private closed = false;
 
   constructor(
@@ -115,12 +118,21 @@ class RankSubscription {
     this.socket.subscribe(topic);
     this.socket.connect(endpoint);
     this.loop = this.run();
+    this.watch = this.watchDisconnects();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.socket.close();
-    await this.loop;
+    await Promise.all([this.loop, this.watch]);
+  }
+
+  private async watchDisconnects(): Promise<void> {
+    try {
+      for await (const event of this.socket.events) if (event.type === "disconnect") this.reconnected = true;
+    } catch {
+      // the socket was closed
+    }
   }
 
   private async run(): Promise<void> {
@@ -149,14 +161,17 @@ class RankSubscription {
     }
     stats.messages++;
     const last = this.lastSeq;
+    // After a reconnection a jump forward is as likely a restarted publisher as lost messages: treat it as a restart.
+    const restarted = last !== null && seq !== last + 1n && (seq <= last || this.reconnected);
+    this.reconnected = false;
     if (last === null) {
       if (seq > 0n) await this.catchUp(0n, seq, false);
-    } else if (seq > last + 1n) {
+    } else if (!restarted && seq > last + 1n) {
       stats.gaps++;
       await this.catchUp(last + 1n, seq, true);
-    } else if (seq <= last) {
+    } else if (restarted) {
       stats.publisherRestarts++;
-      this.owner.warn("restart", `${this.label()}: sequence went from ${last} to ${seq}: publisher restarted, clearing the rank`);
+      this.owner.warn("restart", `${this.label()}: sequence went from ${last} to ${seq}${seq > last! ? " across a reconnection" : ""}: publisher restarted, clearing the rank`);
       this.owner.handler.onReset(this.rank, "publisher_restart");
       if (seq > 0n) await this.catchUp(0n, seq, false);
     }

@@ -1,0 +1,220 @@
+import { freePort, waitFor } from "@dynamo/testkit";
+import type { WorkerRank } from "@dynamo/kv-indexer";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  ZmqEventPublisher,
+  ZmqEventSubscriber,
+  encodeSeq,
+  encodeVllmEventBatch,
+  endpointForRank,
+  requestReplay,
+  type ZmqBatchHandler,
+  type ZmqBatchInfo,
+  type ZmqResetReason,
+} from "../src/index.js";
+import { WirePublisher } from "./support/wire-publisher.js";
+
+type Delivery = { kind: "batch"; rank: WorkerRank; seq: bigint; replayed: boolean; payload: Uint8Array } | { kind: "reset"; rank: WorkerRank; reason: ZmqResetReason };
+
+class Recorder implements ZmqBatchHandler {
+  readonly log: Delivery[] = [];
+  onBatch(rank: WorkerRank, payload: Uint8Array, info: ZmqBatchInfo): void {
+    this.log.push({ kind: "batch", rank, seq: info.seq, replayed: info.replayed, payload });
+  }
+  onReset(rank: WorkerRank, reason: ZmqResetReason): void {
+    this.log.push({ kind: "reset", rank, reason });
+  }
+  seqs(): Array<bigint | string> {
+    return this.log.map((d) => (d.kind === "batch" ? d.seq : `reset:${d.reason}`));
+  }
+}
+
+const payload = (n: number) => encodeVllmEventBatch({ ts: n, dataParallelRank: 0, events: [{ type: "BlockRemoved", blockHashes: [BigInt(n)] }] });
+const quiet = () => undefined;
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function wire(shape: "with-topic" | "legacy" = "with-topic") {
+  const pub = await WirePublisher.start(shape);
+  const rec = new Recorder();
+  const sub = new ZmqEventSubscriber(rec, { log: quiet, replayTimeoutMs: 1_000 });
+  cleanups.push(() => pub.close(), () => sub.close());
+  await sub.addWorker({ workerId: 3n, endpoint: pub.endpoint, replayEndpoint: pub.replayEndpoint });
+  await pub.waitForSubscriber();
+  return { pub, rec, sub };
+}
+
+describe("endpointForRank", () => {
+  it("offsets TCP ports and suffixes inproc endpoints", () => {
+    expect(endpointForRank("tcp://10.0.0.7:5557", 0)).toBe("tcp://10.0.0.7:5557");
+    expect(endpointForRank("tcp://10.0.0.7:5557", 3)).toBe("tcp://10.0.0.7:5560");
+    expect(endpointForRank("inproc://events", 2)).toBe("inproc://events_dp2");
+    expect(() => endpointForRank("ipc:///tmp/x", 1)).toThrow(/rank 1/);
+  });
+});
+
+describe("ZmqEventSubscriber", () => {
+  it("delivers batches in order with topic and sequence", async () => {
+    const { pub, rec, sub } = await wire();
+    for (let i = 0; i < 5; i++) await pub.send(BigInt(i), payload(i));
+    await waitFor(() => rec.log.length === 5, "5 batches");
+    expect(rec.seqs()).toEqual([0n, 1n, 2n, 3n, 4n]);
+    expect(rec.log[0]).toMatchObject({ rank: { workerId: 3n, dpRank: 0 }, replayed: false });
+    expect(sub.stats).toMatchObject({ messages: 5, gaps: 0, malformedFrames: 0 });
+    expect(pub.replayRequests).toEqual([]);
+  });
+
+  for (const shape of ["with-topic", "legacy"] as const) {
+    it(`replays dropped messages from the replay socket (${shape} replies)`, async () => {
+      const { pub, rec, sub } = await wire(shape);
+      await pub.send(0n, payload(0));
+      await pub.send(1n, payload(1), { live: false });
+      await pub.send(2n, payload(2), { live: false });
+      await pub.send(3n, payload(3));
+      await pub.send(4n, payload(4));
+      await waitFor(() => rec.log.length === 5, "5 batches");
+      expect(rec.seqs()).toEqual([0n, 1n, 2n, 3n, 4n]);
+      expect(rec.log.map((d) => d.kind === "batch" && d.replayed)).toEqual([false, true, true, false, false]);
+      expect(Buffer.from((rec.log[1] as { payload: Uint8Array }).payload)).toEqual(Buffer.from(payload(1)));
+      expect(pub.replayRequests).toEqual([1n]);
+      expect(sub.stats).toMatchObject({ gaps: 1, replayedBatches: 2, unrecoveredGaps: 0 });
+    });
+  }
+
+  it("resets the rank when replay no longer covers the gap, then goes on", async () => {
+    const { pub, rec, sub } = await wire();
+    await pub.send(0n, payload(0));
+    pub.replayable.clear(); // the replay buffer rolled over: 1..2 are gone
+    await pub.send(3n, payload(3), { live: false });
+    await pub.send(4n, payload(4));
+    await pub.send(5n, payload(5));
+    await waitFor(() => rec.log.length === 5, "deliveries");
+    expect(rec.seqs()).toEqual([0n, "reset:gap_not_recovered", 3n, 4n, 5n]);
+    expect(sub.stats.unrecoveredGaps).toBe(1);
+  });
+
+  it("resets the rank on a gap when the worker has no replay socket", async () => {
+    const pub = await WirePublisher.start();
+    const rec = new Recorder();
+    const sub = new ZmqEventSubscriber(rec, { log: quiet });
+    cleanups.push(() => pub.close(), () => sub.close());
+    await sub.addWorker({ workerId: 3n, endpoint: pub.endpoint });
+    await pub.waitForSubscriber();
+    await pub.send(0n, payload(0));
+    await pub.send(2n, payload(2));
+    await waitFor(() => rec.log.length === 3, "deliveries");
+    expect(rec.seqs()).toEqual([0n, "reset:gap_not_recovered", 2n]);
+  });
+
+  it("replays from 0 when the first batch seen has seq > 0", async () => {
+    const { pub, rec } = await wire();
+    await pub.send(0n, payload(0), { live: false });
+    await pub.send(1n, payload(1), { live: false });
+    await pub.send(2n, payload(2));
+    await waitFor(() => rec.log.length === 3, "deliveries");
+    expect(rec.seqs()).toEqual([0n, 1n, 2n]);
+    expect(pub.replayRequests).toEqual([0n]);
+  });
+
+  it("drops malformed frames, keeps going, and names the worker in the log", async () => {
+    const pub = await WirePublisher.start();
+    const rec = new Recorder();
+    const lines: string[] = [];
+    const sub = new ZmqEventSubscriber(rec, { log: (l) => lines.push(l) });
+    cleanups.push(() => pub.close(), () => sub.close());
+    await sub.addWorker({ workerId: 42n, endpoint: pub.endpoint, replayEndpoint: pub.replayEndpoint });
+    await pub.waitForSubscriber();
+    await pub.send(0n, payload(0));
+    await pub.sendFrames(["topic", encodeSeq(1n)]);
+    await pub.sendFrames(["topic", encodeSeq(1n), payload(1), "extra"]);
+    await pub.sendFrames(["topic", new Uint8Array([0, 1]), payload(1)]);
+    await pub.sendFrames(["only-one-frame"]);
+    await pub.send(1n, payload(1));
+    await waitFor(() => rec.log.length === 2, "deliveries");
+    expect(rec.seqs()).toEqual([0n, 1n]);
+    expect(sub.stats.malformedFrames).toBe(4);
+    expect(lines[0]).toMatch(/worker 42 dp_rank 0/);
+  });
+
+  it("subscribes to every DP rank at port + rank", async () => {
+    const base = await freePort();
+    const pubs = await Promise.all([0, 1].map((dpRank) => ZmqEventPublisher.open({ endpoint: `tcp://127.0.0.1:${base}`, replayEndpoint: `tcp://127.0.0.1:${base + 10}`, dpRank, bind: true })));
+    const rec = new Recorder();
+    const sub = new ZmqEventSubscriber(rec, { log: quiet });
+    cleanups.push(async () => void (await Promise.all(pubs.map((p) => p.close()))), () => sub.close());
+    await sub.addWorker({ workerId: 9n, endpoint: `tcp://127.0.0.1:${base}`, replayEndpoint: `tcp://127.0.0.1:${base + 10}`, dpRanks: [0, 1] });
+    await pubs[1]!.publishPayload(payload(10));
+    await pubs[0]!.publishPayload(payload(0));
+    await waitFor(() => rec.log.length === 2, "one batch per rank (live or replayed)");
+    const byRank = new Map(rec.log.map((d) => [d.rank.dpRank, d]));
+    expect(byRank.get(0)).toMatchObject({ seq: 0n });
+    expect(byRank.get(1)).toMatchObject({ seq: 0n });
+  });
+});
+
+describe("ZmqEventPublisher", () => {
+  async function publisher(options: Partial<Parameters<typeof ZmqEventPublisher.open>[0]> = {}) {
+    const replayEndpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const p = await ZmqEventPublisher.open({ endpoint: `tcp://127.0.0.1:${await freePort()}`, replayEndpoint, bind: true, topic: "kv-events", ...options });
+    cleanups.push(() => p.close());
+    return { p, replayEndpoint };
+  }
+
+  for (const replyShape of ["with-topic", "legacy"] as const) {
+    it(`serves replay from the requested seq with an end marker (${replyShape})`, async () => {
+      const { p, replayEndpoint } = await publisher({ replyShape, bufferSteps: 4, firstSeq: 1n });
+      for (let i = 1; i <= 6; i++) await p.publishPayload(payload(i));
+      expect(p.nextSeq).toBe(7n);
+      const all = await requestReplay(replayEndpoint, 0n, 2_000);
+      expect(all.complete).toBe(true);
+      expect(all.batches.map((b) => b.seq)).toEqual([3n, 4n, 5n, 6n]); // buffer_steps = 4
+      expect(all.batches[0]!.topic).toBe(replyShape === "with-topic" ? "kv-events" : "");
+      const tail = await requestReplay(replayEndpoint, 5n, 2_000);
+      expect(tail.batches.map((b) => b.seq)).toEqual([5n, 6n]);
+      expect(Buffer.from(tail.batches[1]!.payload)).toEqual(Buffer.from(payload(6)));
+    });
+  }
+
+  it("reports an incomplete replay when nobody answers", async () => {
+    const reply = await requestReplay(`tcp://127.0.0.1:${await freePort()}`, 0n, 200);
+    expect(reply).toEqual({ batches: [], complete: false });
+  });
+
+  it("survives a publisher restart: the sequence reset clears the rank and catches up from 0", async () => {
+    const port = await freePort();
+    const replayPort = await freePort();
+    const options = { endpoint: `tcp://127.0.0.1:${port}`, replayEndpoint: `tcp://127.0.0.1:${replayPort}`, bind: true };
+    let p = await ZmqEventPublisher.open(options);
+    const rec = new Recorder();
+    const sub = new ZmqEventSubscriber(rec, { log: quiet, reconnectIntervalMs: 50 });
+    cleanups.push(() => sub.close());
+    await sub.addWorker({ workerId: 1n, ...options });
+    for (let i = 0; i < 3; i++) await p.publishPayload(payload(i));
+    await waitFor(() => rec.log.length === 3, "first run");
+    await p.close();
+    p = await ZmqEventPublisher.open(options);
+    cleanups.push(() => p.close());
+    // Publish into the void until the subscriber has reconnected: the early ones come back through replay.
+    let sent = 0;
+    await waitFor(
+      async () => {
+        if (sent < 50) {
+          await p.publishPayload(payload(100 + sent));
+          sent++;
+        }
+        return rec.log.some((d) => d.kind === "reset");
+      },
+      "the restart to be noticed",
+      15_000,
+      50,
+    );
+    await waitFor(() => rec.log.filter((d) => d.kind === "batch").length === 3 + sent, "every batch of the second run");
+    const after = rec.seqs().slice(3);
+    expect(after[0]).toBe("reset:publisher_restart");
+    expect(after.slice(1)).toEqual(Array.from({ length: sent }, (_, i) => BigInt(i)));
+    expect(sub.stats.publisherRestarts).toBe(1);
+  });
+});
