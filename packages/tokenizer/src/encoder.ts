@@ -1,0 +1,43 @@
+import { Tokenizer as TokenizersJs } from "@huggingface/tokenizers";
+import { compileByteLevelBpe } from "./byte-level-bpe.js";
+import { TokenizerLoadError } from "./errors.js";
+import type { JsonObject } from "./model-files.js";
+
+/** Which encoder runs: the exact byte-level BPE fast path, or the general tokenizers.js library. */
+export type EncoderImplementation = "byte-level-bpe" | "tokenizers-js";
+
+/** `auto` takes the fast path whenever it reproduces the tokenizer exactly, tokenizers.js otherwise. */
+export type EncoderPreference = "auto" | EncoderImplementation;
+
+/** Text → token ids, as the Rust `tokenizers` crate's `encode(text, add_special_tokens)`. */
+export interface TokenEncoder {
+  readonly implementation: EncoderImplementation;
+  encode(text: string, addSpecialTokens: boolean): Uint32Array;
+}
+
+class TokenizersJsEncoder implements TokenEncoder {
+  readonly implementation = "tokenizers-js";
+  private readonly tokenizer: TokenizersJs;
+
+  constructor(tokenizerJson: JsonObject, config: JsonObject) {
+    this.tokenizer = new TokenizersJs(tokenizerJson, config);
+  }
+
+  encode(text: string, addSpecialTokens: boolean): Uint32Array {
+    return Uint32Array.from(this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids);
+  }
+}
+
+export interface EncoderChoice {
+  readonly encoder: TokenEncoder;
+  /** Why the fast path was not taken, when it was not. */
+  readonly fallbackReason?: string;
+}
+
+export function createEncoder(tokenizerJson: JsonObject, config: JsonObject, preference: EncoderPreference): EncoderChoice {
+  if (preference === "tokenizers-js") return { encoder: new TokenizersJsEncoder(tokenizerJson, config) };
+  const fast = compileByteLevelBpe(tokenizerJson);
+  if (!("unsupported" in fast)) return { encoder: fast };
+  if (preference === "byte-level-bpe") throw new TokenizerLoadError(`byte-level BPE fast path unavailable: ${fast.unsupported}`);
+  return { encoder: new TokenizersJsEncoder(tokenizerJson, config), fallbackReason: fast.unsupported };
+}
