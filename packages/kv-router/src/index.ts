@@ -1,1 +1,26 @@
-export {};
+export {
+  DEFAULT_SETTINGS,
+  ROUTER_MODES,
+  RouterConfigError,
+  SETTINGS,
+  resolveSettings,
+  settingsFromEnv,
+  type Environment,
+  type KvRouterSettings,
+  type RouterMode,
+} from "./config.js";
+export {
+  KvRouter,
+  type CandidateExplain,
+  type KvRouterCounters,
+  type KvRouterHooks,
+  type KvRouterOptions,
+  type RouteDecision,
+  type RouteExplain,
+  type RouteRejectReason,
+  type RouteRejection,
+  type RouteRequest,
+  type RouteResult,
+  type WorkerRegistration,
+  type WorkerRole,
+} from "./router.js";

@@ -18,6 +18,8 @@ export interface ActiveSequencesOptions {
   readonly now?: () => number;
   /** Reports ignored calls (duplicate request id, unknown rank); never throws. */
   readonly onError?: (message: string) => void;
+  /** Told which requests `expireStale` freed (also when it runs inside `addRequest`). */
+  readonly onExpire?: (requestIds: readonly string[]) => void;
 }
 
 export const DEFAULT_ACTIVE_REQUEST_EXPIRY_SECS = 3600;
@@ -84,6 +86,7 @@ export class ActiveSequences {
   private readonly checkIntervalMs: number;
   private readonly now: () => number;
   private readonly onError: (message: string) => void;
+  private readonly onExpire: ((requestIds: readonly string[]) => void) | undefined;
   private readonly ranks = new Map<string, RankState>();
   private readonly requests = new Map<string, Tracked>();
   private readonly bySerial = new Map<number, Tracked>();
@@ -98,6 +101,7 @@ export class ActiveSequences {
     this.checkIntervalMs = (options.expiryCheckIntervalSecs ?? EXPIRY_CHECK_INTERVAL_SECS) * 1000;
     this.now = options.now ?? Date.now;
     this.onError = options.onError ?? (() => undefined);
+    this.onExpire = options.onExpire;
     this.lastExpiryCheck = this.now();
   }
 
@@ -293,6 +297,7 @@ export class ActiveSequences {
     const stale: string[] = [];
     for (const r of this.requests.values()) if (now - r.startedAt >= this.expiryMs) stale.push(r.id);
     for (const id of stale) this.free(id);
+    if (stale.length > 0) this.onExpire?.(stale);
     return stale;
   }
 }

@@ -33,6 +33,8 @@ export interface WorkerPoolOptions {
   /** Clock in milliseconds. */
   readonly now?: () => number;
   readonly onError?: (message: string) => void;
+  /** Told which booked requests went stale and were freed. */
+  readonly onExpire?: (requestIds: readonly string[]) => void;
 }
 
 /** Per-request changes to the pool's settings (e.g. the decode side of a disaggregated request). */
@@ -125,6 +127,7 @@ export class WorkerPool {
       expirySecs: options.activeRequestExpirySecs,
       now: options.now,
       onError: options.onError,
+      onExpire: options.onExpire,
     });
   }
 

@@ -1,0 +1,290 @@
+import { z } from "zod";
+
+/**
+ * Router configuration: one table of settings, read from `DYN_*` environment variables or given as a
+ * plain options object, validated by the same zod schema either way.
+ */
+
+export const ROUTER_MODES = ["kv", "round-robin", "random", "direct"] as const;
+export type RouterMode = (typeof ROUTER_MODES)[number];
+
+/** Every router setting (kv-router.md §13). All optional in `KvRouterOptions`; defaults below. */
+export interface KvRouterSettings {
+  mode: RouterMode;
+  blockSize: number;
+  overlapScoreCredit: number;
+  overlapScoreCreditDecay: number;
+  prefillLoadScale: number;
+  decodeActiveRequestWeight: number;
+  hostCacheHitWeight: number;
+  diskCacheHitWeight: number;
+  temperature: number;
+  /** Deprecated: sets `prefillLoadScale`; 0 also sets the credit to 0. Unset by default. */
+  overlapScoreWeight: number | undefined;
+  useKvEvents: boolean;
+  ttlSecs: number;
+  approximateCachePolicy: "ttl" | "lru";
+  predictedTtlSecs: number | undefined;
+  maxApproxEntries: number;
+  eventThreads: number;
+  replicaSync: boolean;
+  trackActiveBlocks: boolean;
+  trackOutputBlocks: boolean;
+  assumeKvReuse: boolean;
+  trackPrefillTokens: boolean;
+  prefillLoadModel: "none" | "aic";
+  activeSequenceStride: number;
+  activeRequestExpirySecs: number;
+  trackingHash: "public-xxh3-v1" | "keyed-xxh3-v1";
+  snapshotThreshold: number;
+  resetStates: boolean;
+  durableKvEvents: boolean;
+  queueThreshold: number | undefined;
+  queuePolicy: "fcfs" | "wspt" | "lcfs";
+  policyConfig: string | undefined;
+  useRemoteIndexer: boolean;
+  sharedCacheType: string;
+  sharedCacheMultiplier: number | undefined;
+  loadAware: boolean;
+  sessionAffinityTtlSecs: number | undefined;
+  enforceDisagg: boolean;
+  busyThreshold: number;
+  activeDecodeBlocksThreshold: number | undefined;
+  activePrefillTokensThreshold: number | undefined;
+  activePrefillTokensThresholdFrac: number | undefined;
+  conditionalDisagg: boolean;
+  minInitialWorkers: number;
+  overlapRefreshAfterSecs: number;
+}
+
+type Kind = "number" | "int" | "bool" | "enum" | "string";
+
+interface Setting {
+  readonly key: keyof KvRouterSettings;
+  /** Canonical variable first; later names are read only when every earlier one is unset. */
+  readonly env: readonly string[];
+  readonly kind: Kind;
+  readonly schema: z.ZodType;
+  /** Accepted range in words, for error messages. */
+  readonly accepted: string;
+}
+
+const finite = z.number().refine(Number.isFinite);
+const nonNegative = () => finite.refine((v) => v >= 0);
+const positive = () => finite.refine((v) => v > 0);
+const intAtLeast = (min: number) => z.number().int().refine((v) => v >= min);
+const fraction = () => finite.refine((v) => v >= 0 && v <= 1);
+const oneOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values);
+
+function s(key: keyof KvRouterSettings, env: string | readonly string[], kind: Kind, schema: z.ZodType, accepted: string): Setting {
+  return { key, env: typeof env === "string" ? [env] : env, kind, schema, accepted };
+}
+
+const NON_NEG = "a finite number ≥ 0";
+const POS = "a finite number > 0";
+const BOOL = "true or false (also 1/0, yes/no, on/off)";
+
+export const SETTINGS: readonly Setting[] = [
+  s("mode", "DYN_ROUTER_MODE", "enum", oneOf(ROUTER_MODES), `one of ${ROUTER_MODES.join(", ")}`),
+  s("blockSize", "DYN_KV_CACHE_BLOCK_SIZE", "int", intAtLeast(1), "an integer ≥ 1"),
+  s("overlapScoreCredit", "DYN_ROUTER_KV_OVERLAP_SCORE_CREDIT", "number", nonNegative(), NON_NEG),
+  s("overlapScoreCreditDecay", "DYN_ROUTER_KV_OVERLAP_SCORE_CREDIT_DECAY", "number", nonNegative(), NON_NEG),
+  s("prefillLoadScale", "DYN_ROUTER_PREFILL_LOAD_SCALE", "number", nonNegative(), NON_NEG),
+  s("decodeActiveRequestWeight", "DYN_ROUTER_DECODE_ACTIVE_REQUEST_WEIGHT", "number", nonNegative(), NON_NEG),
+  s("hostCacheHitWeight", "DYN_ROUTER_HOST_CACHE_HIT_WEIGHT", "number", nonNegative(), NON_NEG),
+  s("diskCacheHitWeight", "DYN_ROUTER_DISK_CACHE_HIT_WEIGHT", "number", nonNegative(), NON_NEG),
+  s("temperature", "DYN_ROUTER_TEMPERATURE", "number", nonNegative(), NON_NEG),
+  s("overlapScoreWeight", ["DYN_ROUTER_KV_OVERLAP_SCORE_WEIGHT", "DYN_OVERLAP_SCORE_WEIGHT"], "number", nonNegative(), NON_NEG),
+  s("useKvEvents", ["DYN_ROUTER_USE_KV_EVENTS", "DYN_USE_KV_EVENTS"], "bool", z.boolean(), BOOL),
+  s("ttlSecs", "DYN_ROUTER_TTL_SECS", "number", positive(), POS),
+  s("approximateCachePolicy", "DYN_ROUTER_APPROXIMATE_CACHE_POLICY", "enum", oneOf(["ttl", "lru"]), "ttl or lru"),
+  s("predictedTtlSecs", "DYN_ROUTER_PREDICTED_TTL_SECS", "number", positive(), POS),
+  s("maxApproxEntries", [], "int", intAtLeast(1), "an integer ≥ 1"),
+  s("eventThreads", "DYN_ROUTER_EVENT_THREADS", "int", intAtLeast(1), "an integer ≥ 1"),
+  s("replicaSync", ["DYN_ROUTER_REPLICA_SYNC", "DYNAMO_ROUTER_REPLICA_SYNC"], "bool", z.boolean(), BOOL),
+  s("trackActiveBlocks", "DYN_ROUTER_TRACK_ACTIVE_BLOCKS", "bool", z.boolean(), BOOL),
+  s("trackOutputBlocks", "DYN_ROUTER_TRACK_OUTPUT_BLOCKS", "bool", z.boolean(), BOOL),
+  s("assumeKvReuse", "DYN_ROUTER_ASSUME_KV_REUSE", "bool", z.boolean(), BOOL),
+  s("trackPrefillTokens", "DYN_ROUTER_TRACK_PREFILL_TOKENS", "bool", z.boolean(), BOOL),
+  s("prefillLoadModel", "DYN_ROUTER_PREFILL_LOAD_MODEL", "enum", oneOf(["none", "aic"]), "none or aic"),
+  s("activeSequenceStride", "DYN_ROUTER_ACTIVE_SEQUENCE_STRIDE", "int", intAtLeast(1), "an integer ≥ 1"),
+  s("activeRequestExpirySecs", "DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS", "number", positive(), POS),
+  s("trackingHash", "DYN_ROUTER_TRACKING_HASH", "enum", oneOf(["public-xxh3-v1", "keyed-xxh3-v1"]), "public-xxh3-v1 or keyed-xxh3-v1"),
+  s("snapshotThreshold", "DYN_ROUTER_SNAPSHOT_THRESHOLD", "int", intAtLeast(1), "an integer ≥ 1"),
+  s("resetStates", "DYN_ROUTER_RESET_STATES", "bool", z.boolean(), BOOL),
+  s("durableKvEvents", "DYN_ROUTER_DURABLE_KV_EVENTS", "bool", z.boolean(), BOOL),
+  s("queueThreshold", "DYN_ROUTER_QUEUE_THRESHOLD", "number", positive(), POS),
+  s("queuePolicy", "DYN_ROUTER_QUEUE_POLICY", "enum", oneOf(["fcfs", "wspt", "lcfs"]), "fcfs, wspt or lcfs"),
+  s("policyConfig", "DYN_ROUTER_POLICY_CONFIG", "string", z.string(), "a path"),
+  s("useRemoteIndexer", "DYN_USE_REMOTE_INDEXER", "bool", z.boolean(), BOOL),
+  s("sharedCacheType", "DYN_SHARED_CACHE_TYPE", "string", z.string(), "none"),
+  s("sharedCacheMultiplier", "DYN_SHARED_CACHE_MULTIPLIER", "number", nonNegative(), NON_NEG),
+  s("loadAware", "DYN_ROUTER_LOAD_AWARE", "bool", z.boolean(), BOOL),
+  s("sessionAffinityTtlSecs", "DYN_ROUTER_SESSION_AFFINITY_TTL_SECS", "number", positive(), POS),
+  s("enforceDisagg", "DYN_ENFORCE_DISAGG", "bool", z.boolean(), BOOL),
+  s("busyThreshold", "DYN_BUSY_THRESHOLD", "number", finite.refine((v) => v <= 1), "a number ≤ 1 (negative = off; 0–1 = KV fill fraction)"),
+  s("activeDecodeBlocksThreshold", "DYN_ACTIVE_DECODE_BLOCKS_THRESHOLD", "number", fraction(), "a fraction in [0, 1]"),
+  s("activePrefillTokensThreshold", "DYN_ACTIVE_PREFILL_TOKENS_THRESHOLD", "number", nonNegative(), NON_NEG),
+  s("activePrefillTokensThresholdFrac", "DYN_ACTIVE_PREFILL_TOKENS_THRESHOLD_FRAC", "number", nonNegative(), NON_NEG),
+  s("conditionalDisagg", "DYN_ROUTER_CONDITIONAL_DISAGG", "bool", z.boolean(), BOOL),
+  s("minInitialWorkers", "DYN_ROUTER_MIN_INITIAL_WORKERS", "int", intAtLeast(0), "an integer ≥ 0"),
+  s("overlapRefreshAfterSecs", "DYN_ROUTER_OVERLAP_REFRESH_AFTER_SECS", "number", nonNegative(), NON_NEG),
+];
+
+export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
+  mode: "kv",
+  blockSize: 128,
+  overlapScoreCredit: 1.0,
+  overlapScoreCreditDecay: 0.0,
+  prefillLoadScale: 1.0,
+  decodeActiveRequestWeight: 0.0,
+  hostCacheHitWeight: 0.75,
+  diskCacheHitWeight: 0.25,
+  temperature: 0.0,
+  overlapScoreWeight: undefined,
+  useKvEvents: true,
+  ttlSecs: 120,
+  approximateCachePolicy: "ttl",
+  predictedTtlSecs: undefined,
+  maxApproxEntries: 2 ** 20,
+  eventThreads: 4,
+  replicaSync: false,
+  trackActiveBlocks: true,
+  trackOutputBlocks: false,
+  assumeKvReuse: true,
+  trackPrefillTokens: true,
+  prefillLoadModel: "none",
+  activeSequenceStride: 1,
+  activeRequestExpirySecs: 3600,
+  trackingHash: "public-xxh3-v1",
+  snapshotThreshold: 1_000_000,
+  resetStates: false,
+  durableKvEvents: false,
+  queueThreshold: undefined,
+  queuePolicy: "fcfs",
+  policyConfig: undefined,
+  useRemoteIndexer: false,
+  sharedCacheType: "none",
+  sharedCacheMultiplier: undefined,
+  loadAware: false,
+  sessionAffinityTtlSecs: undefined,
+  enforceDisagg: false,
+  busyThreshold: -1,
+  activeDecodeBlocksThreshold: undefined,
+  activePrefillTokensThreshold: undefined,
+  activePrefillTokensThresholdFrac: undefined,
+  conditionalDisagg: false,
+  minInitialWorkers: 0,
+  overlapRefreshAfterSecs: 10,
+});
+
+/** A configuration value outside its accepted range, or a combination this router does not run. */
+export class RouterConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid router configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "RouterConfigError";
+  }
+}
+
+const TRUE = new Set(["true", "1", "yes", "on"]);
+const FALSE = new Set(["false", "0", "no", "off"]);
+
+function parseRaw(kind: Kind, raw: string): unknown {
+  switch (kind) {
+    case "bool": {
+      const v = raw.toLowerCase();
+      return TRUE.has(v) ? true : FALSE.has(v) ? false : raw;
+    }
+    case "number":
+    case "int":
+      return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw) ? Number(raw) : raw;
+    case "enum":
+      return raw.toLowerCase();
+    case "string":
+      return raw;
+  }
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+/** The first set variable among a setting's names (empty or whitespace-only values count as unset). */
+function readEnv(env: Environment, names: readonly string[]): { name: string; value: string } | undefined {
+  for (const name of names) {
+    const value = env[name]?.trim();
+    if (value) return { name, value };
+  }
+  return undefined;
+}
+
+/**
+ * Reads every setting present in `env`. Canonical names win over aliases; a bad value is reported as
+ * `VARIABLE: expected <range>, got "<value>"`. Throws `RouterConfigError` listing all problems.
+ */
+export function settingsFromEnv(env: Environment): Partial<KvRouterSettings> {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const setting of SETTINGS) {
+    const found = readEnv(env, setting.env);
+    if (!found) continue;
+    const parsed = setting.schema.safeParse(parseRaw(setting.kind, found.value));
+    if (parsed.success) out[setting.key] = parsed.data;
+    else problems.push(`${found.name}: expected ${setting.accepted}, got ${JSON.stringify(found.value)}`);
+  }
+  if (problems.length > 0) throw new RouterConfigError(problems);
+  return out as Partial<KvRouterSettings>;
+}
+
+const optionsSchema = z
+  .object(Object.fromEntries(SETTINGS.map((st) => [st.key, st.schema.optional()])) as Record<keyof KvRouterSettings, z.ZodOptional<z.ZodType>>)
+  .partial();
+
+/**
+ * Validates an options object, fills defaults, applies the deprecated weight and the load-aware
+ * preset, and rejects values this router does not run. `warn` receives deprecation notices.
+ */
+export function resolveSettings(options: Partial<KvRouterSettings>, warn: (message: string) => void = () => undefined): KvRouterSettings {
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const parsed = optionsSchema.safeParse(defined);
+  if (!parsed.success) {
+    const byKey = new Map(SETTINGS.map((st) => [st.key as string, st]));
+    throw new RouterConfigError(
+      parsed.error.issues.map((issue) => {
+        const key = String(issue.path[0]);
+        const st = byKey.get(key);
+        return `${key}${st ? ` (${st.env[0]})` : ""}: expected ${st?.accepted ?? "a valid value"}, got ${JSON.stringify((defined as Record<string, unknown>)[key])}`;
+      }),
+    );
+  }
+  const settings: KvRouterSettings = { ...DEFAULT_SETTINGS, ...(parsed.data as Partial<KvRouterSettings>) };
+  const weight = settings.overlapScoreWeight;
+  if (weight !== undefined) {
+    warn("overlap score weight (DYN_ROUTER_KV_OVERLAP_SCORE_WEIGHT / DYN_OVERLAP_SCORE_WEIGHT) is deprecated: it sets prefill_load_scale, and 0 also sets the overlap credit to 0");
+    settings.prefillLoadScale = weight;
+    if (weight === 0) settings.overlapScoreCredit = 0;
+  }
+  if (settings.loadAware) {
+    settings.overlapScoreCredit = 0;
+    settings.useKvEvents = false;
+    settings.assumeKvReuse = false;
+    settings.trackActiveBlocks = true;
+  }
+  const problems = unsupported(settings);
+  if (problems.length > 0) throw new RouterConfigError(problems);
+  return settings;
+}
+
+function unsupported(st: KvRouterSettings): string[] {
+  const out: string[] = [];
+  if (st.predictedTtlSecs !== undefined && !st.useKvEvents) {
+    out.push("DYN_ROUTER_PREDICTED_TTL_SECS: requires KV events; not combinable with DYN_ROUTER_USE_KV_EVENTS=false");
+  }
+  if (st.approximateCachePolicy !== "ttl") out.push("DYN_ROUTER_APPROXIMATE_CACHE_POLICY: only ttl is supported by this router");
+  if (st.prefillLoadModel !== "none") out.push("DYN_ROUTER_PREFILL_LOAD_MODEL: only none is supported by this router");
+  if (st.queueThreshold !== undefined) out.push("DYN_ROUTER_QUEUE_THRESHOLD: router queueing is not supported; leave it unset (off)");
+  if (st.policyConfig !== undefined) out.push("DYN_ROUTER_POLICY_CONFIG: policy classes from YAML are not supported; leave it unset");
+  if (st.useRemoteIndexer) out.push("DYN_USE_REMOTE_INDEXER: a remote indexer is not supported; expected false");
+  if (st.sharedCacheType.toLowerCase() !== "none") out.push("DYN_SHARED_CACHE_TYPE: only none is supported by this router");
+  if (st.sessionAffinityTtlSecs !== undefined) out.push("DYN_ROUTER_SESSION_AFFINITY_TTL_SECS: session affinity is not supported; leave it unset");
+  if (st.conditionalDisagg) out.push("DYN_ROUTER_CONDITIONAL_DISAGG: conditional disaggregation is not supported; expected false");
+  return out;
+}

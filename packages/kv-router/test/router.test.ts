@@ -1,0 +1,226 @@
+import { computeBlockHashes } from "@dynamo/kv-indexer";
+import { seededRng, type RoutingPolicy } from "@dynamo/scorer";
+import { setTimeout as sleep } from "node:timers/promises";
+import { describe, expect, it } from "vitest";
+import { KvRouter, type KvRouterOptions, type RouteResult } from "../src/index.js";
+import { BS, prompt, storedEvent } from "./helpers.js";
+
+const router = (options: KvRouterOptions = {}) => new KvRouter({ blockSize: BS, rng: seededRng(11), ...options });
+function routed(r: RouteResult) {
+  if (r.kind !== "routed") throw new Error(`rejected: ${r.reason}: ${r.message}`);
+  return r;
+}
+
+describe("KvRouter", () => {
+  it("routes to the worker holding the prefix, explains every candidate and books the choice", () => {
+    const kv = router();
+    for (let w = 1; w <= 3; w++) kv.addWorker({ workerId: BigInt(w) });
+    kv.applyEvent(storedEvent(2n, 0, 0n, prompt(6, 1, 0)));
+    const d = routed(kv.route({ tokens: prompt(8, 1, 42, 6), requestId: "req-1", priority: 3 }));
+    expect(d.worker).toEqual({ workerId: 2n, dpRank: 0 });
+    expect(d).toMatchObject({ bookingId: "req-1", mode: "aggregated", overlapBlocks: 6, cachedTokens: 6 * BS, requiredBlocks: 8, isl: 8 * BS, priority: 3, booked: true });
+    expect(d.explain.policy).toBe("kv");
+    expect(d.explain.decode).toHaveLength(3);
+    const w2 = d.explain.decode.find((c) => c.workerId === 2n)!;
+    expect(w2).toMatchObject({ overlapBlocks: 6, prefillBlocks: 2, decodeBlocks: 8, cost: 10, busy: false, chosen: true });
+    expect(w2.reason).toMatch(/lowest cost 10/);
+    expect(d.explain.decode.filter((c) => !c.chosen).every((c) => c.cost === 16 && c.reason === "not chosen")).toBe(true);
+    expect(kv.load({ workerId: 2n, dpRank: 0 })).toEqual({ activeBlocks: 8, activePrefillTokens: 2 * BS, activeRequests: 1 });
+    expect(kv.route({ tokens: prompt(2, 9, 9), requestId: "req-1" })).toMatchObject({ kind: "rejected", reason: "duplicate_request" });
+  });
+
+  it("keeps prefill-complete, output and free idempotent", () => {
+    const kv = router({ trackOutputBlocks: true });
+    kv.addWorker({ workerId: 1n });
+    const d = routed(kv.route({ tokens: prompt(4, 1, 1), expectedOutputTokens: 64 }));
+    const rank = { workerId: 1n, dpRank: 0 };
+    expect(kv.markPrefillComplete(d.bookingId)).toBe(true);
+    expect(kv.markPrefillComplete(d.bookingId)).toBe(true);
+    expect(kv.load(rank)).toMatchObject({ activePrefillTokens: 0, activeBlocks: 4 });
+    expect(kv.observeOutput(d.bookingId, 32)).toBe(true); // 2 output blocks, decay 0.5 on 6 exclusive blocks
+    expect(kv.observeOutput(d.bookingId, 32)).toBe(true);
+    expect(kv.load(rank)!.activeBlocks).toBe(3);
+    expect(kv.free(d.bookingId)).toBe(true);
+    expect(kv.free(d.bookingId)).toBe(false);
+    expect(kv.markPrefillComplete(d.bookingId)).toBe(false);
+    expect(kv.observeOutput(d.bookingId, 99)).toBe(false);
+    expect(kv.load(rank)).toEqual({ activeBlocks: 0, activePrefillTokens: 0, activeRequests: 0 });
+  });
+
+  it("selects and books in one step under many concurrent async callers", async () => {
+    const kv = router();
+    const workers = 8;
+    for (let w = 1; w <= workers; w++) kv.addWorker({ workerId: BigInt(w), dpSize: 2 });
+    const n = 160;
+    const results = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        await sleep(i % 7);
+        await Promise.resolve();
+        return routed(kv.route({ tokens: prompt(4, 1000 + i, i) }));
+      }),
+    );
+    // Identical-size requests with no overlap: booking before the next selection spreads them evenly.
+    const perRank = new Map<string, number>();
+    for (const d of results) perRank.set(`${d.worker.workerId}/${d.worker.dpRank}`, (perRank.get(`${d.worker.workerId}/${d.worker.dpRank}`) ?? 0) + 1);
+    expect(perRank.size).toBe(workers * 2);
+    expect([...perRank.values()].every((c) => c === n / (workers * 2))).toBe(true);
+    expect(new Set(results.map((d) => d.bookingId)).size).toBe(n);
+    expect(kv.activeBookings).toBe(n);
+    let total = 0;
+    for (let w = 1; w <= workers; w++) for (const r of [0, 1]) total += kv.load({ workerId: BigInt(w), dpRank: r })!.activeRequests;
+    expect(total).toBe(n);
+    await Promise.all(results.map(async (d) => kv.free(d.bookingId)));
+    expect(kv.activeBookings).toBe(0);
+    expect(kv.counters).toMatchObject({ routes: n, aggregated: n, rejected: 0 });
+  });
+
+  it("treats (worker, DP rank) pairs as candidates", () => {
+    const kv = router();
+    kv.addWorker({ workerId: 7n, dpSize: 4, dpStart: 0 });
+    kv.applyEvent(storedEvent(7n, 2, 0n, prompt(4, 3, 0)));
+    const d = routed(kv.route({ tokens: prompt(4, 3, 1) }));
+    expect(d.worker).toEqual({ workerId: 7n, dpRank: 2 });
+    expect(d.explain.decode.map((c) => c.dpRank)).toEqual([0, 1, 2, 3]);
+    expect(routed(kv.route({ tokens: prompt(4, 3, 1), pinned: { workerId: 7n, dpRank: 1 } })).worker).toEqual({ workerId: 7n, dpRank: 1 });
+    expect(kv.route({ tokens: prompt(4, 3, 1), allowedWorkers: [8n] })).toMatchObject({ kind: "rejected", reason: "no_candidates" });
+  });
+
+  it("salts block hashes with the LoRA name and accepts precomputed hashes", () => {
+    const kv = router();
+    kv.addWorker({ workerId: 1n });
+    kv.addWorker({ workerId: 2n });
+    kv.applyEvent(storedEvent(2n, 0, 0n, prompt(4, 5, 0), "device", { loraName: "sql-adapter" }));
+    expect(routed(kv.route({ tokens: prompt(4, 5, 0), loraName: "sql-adapter", queryOnly: true })).overlapBlocks).toBe(4);
+    expect(routed(kv.route({ tokens: prompt(4, 5, 0), queryOnly: true })).overlapBlocks).toBe(0);
+    const local = computeBlockHashes(prompt(4, 5, 0), BS, { loraName: "sql-adapter" });
+    const q = routed(kv.route({ localHashes: local, queryOnly: true }));
+    expect(q).toMatchObject({ overlapBlocks: 4, isl: 4 * BS, booked: false, worker: { workerId: 2n } });
+    expect(kv.activeBookings).toBe(0);
+  });
+
+  it("credits host and disk tiers and ignores events when there is no index", () => {
+    const kv = router();
+    kv.addWorker({ workerId: 1n });
+    kv.addWorker({ workerId: 2n });
+    kv.applyEvent(storedEvent(1n, 0, 0n, prompt(2, 6, 0)));
+    kv.applyEvent(storedEvent(2n, 0, 0n, prompt(8, 6, 0), "host_pinned"));
+    const d = routed(kv.route({ tokens: prompt(8, 6, 0), queryOnly: true }));
+    const [w1, w2] = [1n, 2n].map((id) => d.explain.decode.find((c) => c.workerId === id)!);
+    expect(w1).toMatchObject({ overlapBlocks: 2, hostOverlapBlocks: 0, prefillBlocks: 6 });
+    expect(w2).toMatchObject({ overlapBlocks: 0, hostOverlapBlocks: 8, prefillBlocks: 2 });
+    expect(d.worker.workerId).toBe(2n);
+    const off = router({ overlapScoreCredit: 0 });
+    expect(off.applyEvent(storedEvent(1n, 0, 0n, prompt(2, 6, 0)))).toBe("ignored");
+    expect(off.counters.eventsIgnored).toBe(1);
+  });
+
+  it("learns from its own decisions in approximate mode and forgets after the TTL", () => {
+    let now = 1_000_000;
+    const kv = router({ useKvEvents: false, ttlSecs: 120, now: () => now });
+    for (let w = 1; w <= 4; w++) kv.addWorker({ workerId: BigInt(w) });
+    expect(kv.applyEvent(storedEvent(1n, 0, 0n, prompt(4, 8, 0)))).toBe("ignored");
+    const first = routed(kv.route({ tokens: prompt(6, 8, 1, 4) }));
+    kv.free(first.bookingId);
+    const second = routed(kv.route({ tokens: prompt(6, 8, 2, 4) }));
+    expect(second.worker).toEqual(first.worker);
+    expect(second.overlapBlocks).toBe(4);
+    kv.free(second.bookingId);
+    now += 121_000;
+    expect(routed(kv.route({ tokens: prompt(6, 8, 3, 4), queryOnly: true })).overlapBlocks).toBe(0);
+  });
+
+  it("predicts on route with a short-TTL side index combined with the event index", () => {
+    let now = 0;
+    const kv = router({ predictedTtlSecs: 5, now: () => now });
+    for (let w = 1; w <= 4; w++) kv.addWorker({ workerId: BigInt(w) });
+    kv.applyEvent(storedEvent(3n, 0, 0n, prompt(2, 9, 0)));
+    const first = routed(kv.route({ tokens: prompt(6, 9, 1, 5) }));
+    expect(first.worker.workerId).toBe(3n);
+    kv.free(first.bookingId);
+    const sibling = routed(kv.route({ tokens: prompt(6, 9, 2, 5), queryOnly: true }));
+    expect(sibling).toMatchObject({ overlapBlocks: 5, worker: { workerId: 3n } });
+    now += 6_000;
+    expect(routed(kv.route({ tokens: prompt(6, 9, 2, 5), queryOnly: true })).overlapBlocks).toBe(2);
+  });
+
+  it("plans disaggregated requests, falls back to aggregated, or fails when disaggregation is enforced", () => {
+    const kv = router();
+    kv.addWorker({ workerId: 1n, role: "prefill" });
+    kv.addWorker({ workerId: 2n, role: "prefill" });
+    kv.addWorker({ workerId: 10n, role: "decode" });
+    kv.applyEvent(storedEvent(2n, 0, 0n, prompt(4, 2, 0)));
+    const d = routed(kv.route({ tokens: prompt(4, 2, 0) }));
+    expect(d).toMatchObject({ mode: "disaggregated", prefillWorker: { workerId: 2n, dpRank: 0 }, worker: { workerId: 10n, dpRank: 0 }, overlapBlocks: 4, fallback: false });
+    expect(d.explain.prefill).toHaveLength(2);
+    expect(kv.load({ workerId: 2n, dpRank: 0 }, "prefill")).toMatchObject({ activeRequests: 1, activeBlocks: 0 });
+    kv.markPrefillComplete(d.bookingId);
+    expect(kv.load({ workerId: 2n, dpRank: 0 }, "prefill")).toMatchObject({ activeRequests: 0 });
+    expect(kv.load({ workerId: 10n, dpRank: 0 })).toMatchObject({ activeRequests: 1, activeBlocks: 4, activePrefillTokens: 0 });
+    kv.removeWorker(1n);
+    kv.removeWorker(2n);
+    expect(routed(kv.route({ tokens: prompt(4, 2, 0) }))).toMatchObject({ mode: "aggregated", fallback: true });
+    expect(kv.counters).toMatchObject({ disaggregated: 1, aggregated: 1, fallbacks: 1 });
+    const strict = router({ enforceDisagg: true });
+    strict.addWorker({ workerId: 10n });
+    expect(strict.route({ tokens: prompt(4, 2, 0) })).toMatchObject({ kind: "rejected", reason: "prefill_unavailable" });
+  });
+
+  it("skips busy workers and reports overloaded when all are busy", () => {
+    const kv = router({ busyThreshold: 0.5 });
+    kv.addWorker({ workerId: 1n, kvTotalBlocks: 8 });
+    kv.addWorker({ workerId: 2n, kvTotalBlocks: 8 });
+    kv.applyEvent(storedEvent(1n, 0, 0n, prompt(6, 4, 0)));
+    expect(routed(kv.route({ tokens: prompt(6, 4, 1) })).worker.workerId).toBe(1n); // 6/8 blocks now
+    const next = routed(kv.route({ tokens: prompt(6, 4, 2) }));
+    expect(next.worker.workerId).toBe(2n);
+    expect(next.explain.decode.find((c) => c.workerId === 1n)).toMatchObject({ busy: true, chosen: false });
+    const rejected = kv.route({ tokens: prompt(2, 4, 3) });
+    expect(rejected).toMatchObject({ kind: "rejected", reason: "overloaded" });
+    expect(rejected.kind === "rejected" && rejected.explain?.decode.every((c) => c.busy)).toBe(true);
+    expect(kv.counters.overloaded).toBe(1);
+  });
+
+  it("drops the bookings of a removed worker and of stale requests", () => {
+    let now = 0;
+    const kv = router({ activeRequestExpirySecs: 60, now: () => now });
+    kv.addWorker({ workerId: 1n });
+    const a = routed(kv.route({ tokens: prompt(2, 1, 1) }));
+    kv.removeWorker(1n);
+    expect(kv.activeBookings).toBe(0);
+    expect(kv.free(a.bookingId)).toBe(false);
+    kv.addWorker({ workerId: 1n });
+    routed(kv.route({ tokens: prompt(2, 1, 2) }));
+    now += 61_000;
+    expect(kv.expireStale()).toHaveLength(1);
+    expect(kv.activeBookings).toBe(0);
+    expect(kv.counters.bookingsDropped).toBe(2);
+  });
+
+  it("supports round-robin mode, direct mode, a plugged-in policy and a minimum worker count", () => {
+    const rr = router({ mode: "round-robin" });
+    for (let w = 1; w <= 3; w++) rr.addWorker({ workerId: BigInt(w) });
+    expect([1, 2, 3, 4].map(() => routed(rr.route({ tokens: prompt(2, 1, 1), queryOnly: true })).worker.workerId)).toEqual([1n, 2n, 3n, 1n]);
+    const direct = router({ mode: "direct" });
+    direct.addWorker({ workerId: 1n });
+    expect(direct.route({ tokens: prompt(2, 1, 1) })).toMatchObject({ kind: "rejected", reason: "invalid_request" });
+    expect(routed(direct.route({ tokens: prompt(2, 1, 1), pinned: { workerId: 1n } })).worker.workerId).toBe(1n);
+    const fewestRequests: RoutingPolicy = {
+      name: "fewest-requests",
+      choose: (_req, candidates) => {
+        const index = candidates.reduce((best, c, i) => (c.load.activeRequests < candidates[best]!.load.activeRequests ? i : best), 0);
+        return { index, reason: "fewest active requests" };
+      },
+    };
+    const custom = router({ policyFactory: () => fewestRequests });
+    for (let w = 1; w <= 2; w++) custom.addWorker({ workerId: BigInt(w) });
+    custom.applyEvent(storedEvent(1n, 0, 0n, prompt(4, 1, 0)));
+    const picks = [1, 2].map(() => routed(custom.route({ tokens: prompt(4, 1, 0) })));
+    expect(picks.map((d) => d.worker.workerId)).toEqual([1n, 2n]);
+    expect(picks[1]!.explain).toMatchObject({ policy: "fewest-requests" });
+    const notReady = router({ minInitialWorkers: 2 });
+    notReady.addWorker({ workerId: 1n });
+    expect(notReady.route({ tokens: prompt(2, 1, 1) })).toMatchObject({ kind: "rejected", reason: "not_ready" });
+    notReady.addWorker({ workerId: 2n });
+    expect(notReady.route({ tokens: prompt(2, 1, 1) }).kind).toBe("routed");
+  });
+});
