@@ -13,7 +13,7 @@ export class InvalidRequest extends TokenizerError {
 
   constructor(
     readonly field: string,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`${field}: ${reason}`);
   }
