@@ -42,3 +42,6 @@ export type {
   OverlapScores,
   OverlapSource,
 } from "./index-api.js";
+export { RadixIndex, type RadixIndexOptions } from "./radix-index.js";
+export { ApproxIndex, type ApproxIndexOptions } from "./approx-index.js";
+export { CombinedOverlap } from "./combined-overlap.js";

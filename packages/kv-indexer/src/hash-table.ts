@@ -1,0 +1,149 @@
+/**
+ * Open-addressing hash table from a key of three int32 words `(tag, lo, hi)` to a non-negative int32
+ * value, stored flat in one `Int32Array` (4 words per slot, one cache line holds 4 slots).
+ *
+ * Used for 64-bit hashes split into two int32 halves (`lo`, `hi`) plus a small integer `tag`
+ * (a parent node id, or 0). Linear probing with backward-shift deletion (no tombstones), load factor
+ * at most 1/2. No allocation per operation; grows by doubling.
+ */
+
+const EMPTY = -1;
+const MIN_CAPACITY = 16;
+
+export class Int3KeyTable {
+  /** Slot `i` is `[tag, lo, hi, value]` at `4 * i`; `value === -1` marks an empty slot. */
+  private slots: Int32Array;
+  private mask: number;
+  private count = 0;
+
+  constructor(initialCapacity = MIN_CAPACITY) {
+    let capacity = MIN_CAPACITY;
+    while (capacity < initialCapacity * 2) capacity *= 2;
+    this.slots = new Int32Array(capacity * 4).fill(EMPTY);
+    this.mask = capacity - 1;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Number of slots; iterate with `valueAt(i)` / `tagAt(i)` / `loAt(i)` / `hiAt(i)` for `i < capacity`. */
+  get capacity(): number {
+    return this.mask + 1;
+  }
+
+  /** The value stored under the key, or -1. */
+  get(tag: number, lo: number, hi: number): number {
+    const slots = this.slots;
+    const mask = this.mask;
+    let i = slotOf(tag, lo, hi, mask);
+    for (;;) {
+      const at = i << 2;
+      const value = slots[at + 3]!;
+      if (value === EMPTY) return EMPTY;
+      if (slots[at + 1] === lo && slots[at + 2] === hi && slots[at] === tag) return value;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Inserts or overwrites; returns the previous value or -1. `value` must be >= 0. */
+  set(tag: number, lo: number, hi: number, value: number): number {
+    if ((this.count + 1) * 2 > this.capacity) this.grow();
+    const slots = this.slots;
+    const mask = this.mask;
+    let i = slotOf(tag, lo, hi, mask);
+    for (;;) {
+      const at = i << 2;
+      const old = slots[at + 3]!;
+      if (old === EMPTY) {
+        slots[at] = tag;
+        slots[at + 1] = lo;
+        slots[at + 2] = hi;
+        slots[at + 3] = value;
+        this.count++;
+        return EMPTY;
+      }
+      if (slots[at + 1] === lo && slots[at + 2] === hi && slots[at] === tag) {
+        slots[at + 3] = value;
+        return old;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Removes the key; returns its value or -1 when absent. */
+  delete(tag: number, lo: number, hi: number): number {
+    const slots = this.slots;
+    const mask = this.mask;
+    let i = slotOf(tag, lo, hi, mask);
+    for (;;) {
+      const at = i << 2;
+      const value = slots[at + 3]!;
+      if (value === EMPTY) return EMPTY;
+      if (slots[at + 1] === lo && slots[at + 2] === hi && slots[at] === tag) {
+        this.removeSlot(i);
+        return value;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  clear(): void {
+    this.slots.fill(EMPTY);
+    this.count = 0;
+  }
+
+  valueAt(i: number): number {
+    return this.slots[(i << 2) + 3]!;
+  }
+
+  tagAt(i: number): number {
+    return this.slots[i << 2]!;
+  }
+
+  loAt(i: number): number {
+    return this.slots[(i << 2) + 1]!;
+  }
+
+  hiAt(i: number): number {
+    return this.slots[(i << 2) + 2]!;
+  }
+
+  /** Backward-shift deletion: pull later members of the probe run into the hole so lookups stay exact. */
+  private removeSlot(hole: number): void {
+    const slots = this.slots;
+    const mask = this.mask;
+    let j = hole;
+    for (;;) {
+      j = (j + 1) & mask;
+      const at = j << 2;
+      if (slots[at + 3] === EMPTY) break;
+      const home = slotOf(slots[at]!, slots[at + 1]!, slots[at + 2]!, mask);
+      // Move j into the hole unless its home lies cyclically in (hole, j].
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+      if (stays) continue;
+      slots.copyWithin(hole << 2, at, at + 4);
+      hole = j;
+    }
+    slots[(hole << 2) + 3] = EMPTY;
+    this.count--;
+  }
+
+  private grow(): void {
+    const old = this.slots;
+    const capacity = this.capacity * 2;
+    this.slots = new Int32Array(capacity * 4).fill(EMPTY);
+    this.mask = capacity - 1;
+    this.count = 0;
+    for (let at = 0; at < old.length; at += 4) {
+      const value = old[at + 3]!;
+      if (value !== EMPTY) this.set(old[at]!, old[at + 1]!, old[at + 2]!, value);
+    }
+  }
+}
+
+function slotOf(tag: number, lo: number, hi: number, mask: number): number {
+  let h = Math.imul(lo ^ Math.imul(hi, 0x85ebca6b) ^ Math.imul(tag, 0x9e3779b1), 0x27d4eb2f);
+  h ^= h >>> 15;
+  return h & mask;
+}
