@@ -35,3 +35,27 @@ export {
   type ZmqWorkerEndpoints,
 } from "./zmq-subscriber.js";
 export { SyntheticVllmWorker, type SyntheticVllmWorkerOptions } from "./synthetic.js";
+export { kvEventStreamName, kvEventSubject, workerQuerySubject } from "./subjects.js";
+export {
+  RangeProtocolError,
+  answerRangeQuery,
+  decodeRangeAnswerChunk,
+  decodeRangeQuery,
+  encodeRangeAnswer,
+  encodeRangeQuery,
+  type RangeAnswer,
+  type RangeAnswerChunk,
+  type RangeAnswerKind,
+  type RangeQuery,
+} from "./recovery-protocol.js";
+export { ConcurrencyLimit, queryEventRange } from "./nats-request.js";
+export { BRIDGE_BUFFER_SIZE, KvEventBridge, type KvEventBridgeOptions, type KvEventBridgeStats } from "./kv-event-bridge.js";
+export {
+  DEFAULT_RECOVERY_POLICY,
+  KvEventSubscriber,
+  type KvEventSubscriberOptions,
+  type KvEventSubscriberStats,
+  type RecoveryPolicy,
+} from "./kv-event-subscriber.js";
+export { KvEventPublisher } from "./kv-event-publisher.js";
+export { connectEventPlane } from "./nats-connect.js";

@@ -1,0 +1,140 @@
+import { RadixIndex, workerRankKey, type RouterEvent, type WorkerRank, type WorkerRankKey } from "@dynamo/kv-indexer";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { KvEventPublisher } from "./kv-event-publisher.js";
+import { VllmEventIngest, type VllmPublisherQuirks } from "./ingest.js";
+import { RateLimitedLog, type LogSink } from "./log.js";
+import { RangeProtocolError, answerRangeQuery, decodeRangeQuery, encodeRangeAnswer } from "./recovery-protocol.js";
+import { RingBuffer } from "./ring-buffer.js";
+import { workerQuerySubject } from "./subjects.js";
+import { ZmqEventSubscriber, type ZmqEventSubscriberOptions, type ZmqWorkerEndpoints } from "./zmq-subscriber.js";
+
+/** Events a bridge keeps per worker rank for range queries (Dynamo's `WORKER_KV_INDEXER_BUFFER_SIZE`). */
+export const BRIDGE_BUFFER_SIZE = 1024;
+
+export interface KvEventBridgeOptions {
+  readonly nc: NatsConnection;
+  readonly namespace: string;
+  readonly component: string;
+  /** The router's block size. */
+  readonly blockSize: number;
+  /** The worker's vLLM ZeroMQ endpoints. */
+  readonly worker: ZmqWorkerEndpoints;
+  readonly quirks?: VllmPublisherQuirks;
+  /** Router events kept per rank for range queries. Default 1 024. */
+  readonly bufferSize?: number;
+  readonly zmq?: ZmqEventSubscriberOptions;
+  readonly log?: LogSink;
+}
+
+export interface KvEventBridgeStats {
+  /** Router events published on NATS. */
+  published: number;
+  /** Publishes that failed (connection closed); routers recover them through range queries. */
+  publishFailures: number;
+  /** Range queries answered, by kind. */
+  answered: { events: number; tree_dump: number; too_new: number };
+  /** Range queries that could not be parsed. */
+  badQueries: number;
+}
+
+interface RankLog {
+  readonly buffer: RingBuffer<RouterEvent>;
+  lastEventId: bigint | null;
+}
+
+/**
+ * Turns one worker's vLLM ZeroMQ event stream into router events on NATS
+ * (`namespace.{ns}.component.{comp}.kv-events`), numbered per `(worker, DP rank)`, and serves range
+ * queries on `worker_kv_indexer_query_dp{rank}.{workerId}` from a ring buffer of the last events, or
+ * with a dump of its own index when the buffer no longer reaches back far enough.
+ */
+export class KvEventBridge {
+  readonly stats: KvEventBridgeStats = { published: 0, publishFailures: 0, answered: { events: 0, tree_dump: 0, too_new: 0 }, badQueries: 0 };
+  /** The bridge's own index of the worker (device tier), the source of tree dumps. */
+  readonly index = new RadixIndex({ trackEventIds: false });
+  readonly ingest: VllmEventIngest;
+  private readonly ranks = new Map<WorkerRankKey, RankLog>();
+  private readonly subscriptions: Subscription[] = [];
+  private readonly publisher: KvEventPublisher;
+  private readonly zmq: ZmqEventSubscriber;
+  private readonly log: RateLimitedLog;
+
+  private constructor(private readonly options: KvEventBridgeOptions) {
+    this.publisher = new KvEventPublisher(options.nc, options.namespace, options.component);
+    this.log = new RateLimitedLog(options.log);
+    const quirks = options.quirks ?? {};
+    this.ingest = new VllmEventIngest(
+      { blockSize: options.blockSize, quirks: () => quirks, ...(options.log ? { log: options.log } : {}) },
+      (event, rank) => this.forward(event, rank),
+    );
+    this.zmq = new ZmqEventSubscriber(this.ingest, { ...(options.log ? { log: options.log } : {}), ...options.zmq });
+  }
+
+  /** Starts answering range queries, then subscribes to the worker's ZeroMQ stream. */
+  static async start(options: KvEventBridgeOptions): Promise<KvEventBridge> {
+    const bridge = new KvEventBridge(options);
+    for (const dpRank of options.worker.dpRanks ?? [0]) {
+      const subject = workerQuerySubject(options.namespace, options.component, options.worker.workerId, dpRank);
+      bridge.subscriptions.push(options.nc.subscribe(subject, { callback: (_err, msg) => bridge.answer(dpRank, msg.string(), msg.reply) }));
+    }
+    await options.nc.flush();
+    await bridge.zmq.addWorker(options.worker);
+    return bridge;
+  }
+
+  /** ZeroMQ-side counters (gaps, replays, restarts, malformed frames). */
+  get zmqStats(): ZmqEventSubscriber["stats"] {
+    return this.zmq.stats;
+  }
+
+  /** Newest event id of a rank, or null before its first event. */
+  lastEventId(dpRank: number): bigint | null {
+    return this.ranks.get(workerRankKey(this.options.worker.workerId, dpRank))?.lastEventId ?? null;
+  }
+
+  async close(): Promise<void> {
+    await this.zmq.close();
+    for (const sub of this.subscriptions) sub.unsubscribe();
+  }
+
+  private rankLog(rank: WorkerRank): RankLog {
+    const key = workerRankKey(rank.workerId, rank.dpRank);
+    let log = this.ranks.get(key);
+    if (!log) this.ranks.set(key, (log = { buffer: new RingBuffer(this.options.bufferSize ?? BRIDGE_BUFFER_SIZE), lastEventId: null }));
+    return log;
+  }
+
+  private forward(event: RouterEvent, rank: WorkerRank): void {
+    const log = this.rankLog(rank);
+    log.buffer.push(event);
+    log.lastEventId = event.eventId;
+    if (event.storageTier === "device") this.index.apply(event);
+    try {
+      this.publisher.publish(event);
+      this.stats.published++;
+    } catch (err) {
+      this.stats.publishFailures++;
+      this.log.warn("publish", `kv-events bridge: worker ${rank.workerId} dp_rank ${rank.dpRank}: publish failed: ${(err as Error).message}`);
+    }
+  }
+
+  private answer(dpRank: number, request: string, reply: string | undefined): void {
+    if (!reply) return;
+    try {
+      const query = decodeRangeQuery(request);
+      const log = this.rankLog({ workerId: this.options.worker.workerId, dpRank });
+      const answer = answerRangeQuery(log.buffer, log.lastEventId, query, () => this.dumpRank(dpRank));
+      this.stats.answered[answer.kind]++;
+      const maxBytes = Math.max(4096, Math.floor((this.options.nc.info?.max_payload ?? 1 << 20) * 0.8));
+      for (const chunk of encodeRangeAnswer(answer, maxBytes)) this.options.nc.publish(reply, chunk);
+    } catch (err) {
+      if (!(err instanceof RangeProtocolError)) throw err;
+      this.stats.badQueries++;
+      this.log.warn("query", `kv-events bridge: worker ${this.options.worker.workerId} dp_rank ${dpRank}: bad range query: ${err.message}`);
+    }
+  }
+
+  private dumpRank(dpRank: number): RouterEvent[] {
+    return this.index.dump().filter((e) => e.dpRank === dpRank);
+  }
+}

@@ -1,0 +1,335 @@
+import {
+  RadixIndex,
+  RouterEventDecodeError,
+  decodeRouterEventJson,
+  workerRankKey,
+  type ApplyError,
+  type RouterEvent,
+  type StorageTier,
+  type WorkerRankKey,
+} from "@dynamo/kv-indexer";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { RateLimitedLog, type LogSink } from "./log.js";
+import { ConcurrencyLimit, queryEventRange } from "./nats-request.js";
+import type { RangeAnswer } from "./recovery-protocol.js";
+import { kvEventSubject, workerQuerySubject } from "./subjects.js";
+
+/** How gaps are recovered (Dynamo's constants by default). */
+export interface RecoveryPolicy {
+  /** Attempts after the first one. Default 8. */
+  readonly maxRetries: number;
+  /** Backoff before the first retry, doubled for each next one. Default 200 ms. */
+  readonly initialBackoffMs: number;
+  /** Recoveries running at once. Default 16. */
+  readonly maxConcurrent: number;
+  /** Time limit of one attempt. Default 30 s. */
+  readonly attemptTimeoutMs: number;
+  /** Live events held per rank while it recovers; beyond that the recovery is abandoned. Default 100 000. */
+  readonly maxHeldEvents: number;
+}
+
+export const DEFAULT_RECOVERY_POLICY: RecoveryPolicy = {
+  maxRetries: 8,
+  initialBackoffMs: 200,
+  maxConcurrent: 16,
+  attemptTimeoutMs: 30_000,
+  maxHeldEvents: 100_000,
+};
+
+export interface KvEventSubscriberOptions {
+  readonly nc: NatsConnection;
+  readonly namespace: string;
+  readonly component: string;
+  readonly recovery?: Partial<RecoveryPolicy>;
+  /** Apply errors of the primary (device-tier) index. */
+  readonly onError?: (error: ApplyError) => void;
+  readonly log?: LogSink;
+}
+
+export interface KvEventSubscriberStats {
+  /** Router events received (live, including held ones). */
+  received: number;
+  /** Messages that were not router events. */
+  malformed: number;
+  /** Event-id gaps detected. */
+  gaps: number;
+  /** Recoveries answered from a bridge's buffer. */
+  recoveredFromEvents: number;
+  /** Recoveries (and syncs) that replaced a rank's state with a dump. */
+  recoveredFromDump: number;
+  /** Recoveries abandoned after every retry (the rank was cleared and re-warms). */
+  recoveryFailures: number;
+  /** Events of workers removed by `removeWorker`, dropped. */
+  droppedFromRemovedWorkers: number;
+}
+
+interface RankState {
+  readonly workerId: bigint;
+  readonly dpRank: number;
+  /** A recovery runs: live events wait in `held`. */
+  recovering: boolean;
+  /** Bumped to abandon a running recovery (removal, clear barrier). */
+  generation: number;
+  held: RouterEvent[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The router side of the NATS event plane: applies router events to a `RadixIndex` per storage tier
+ * (`index` is the device tier) and recovers event-id gaps by range queries to the worker rank's bridge.
+ *
+ * A gap is detected before the event that reveals it is applied (against `index.lastEventId`): that
+ * event and the ones after it are held until the missing range is applied, because a store whose
+ * parent is in the gap would otherwise be skipped. When the bridge's buffer no longer holds the range,
+ * its dump replaces the rank's state. A `cleared` event is a barrier: it abandons the rank's recovery.
+ */
+export class KvEventSubscriber {
+  readonly stats: KvEventSubscriberStats = {
+    received: 0,
+    malformed: 0,
+    gaps: 0,
+    recoveredFromEvents: 0,
+    recoveredFromDump: 0,
+    recoveryFailures: 0,
+    droppedFromRemovedWorkers: 0,
+  };
+  /** Device-tier index: the one routing decisions use. */
+  readonly index: RadixIndex;
+  private readonly lowerTiers = new Map<StorageTier, RadixIndex>();
+  private readonly ranks = new Map<WorkerRankKey, RankState>();
+  private readonly removed = new Set<bigint>();
+  private readonly policy: RecoveryPolicy;
+  private readonly limit: ConcurrencyLimit;
+  private readonly log: RateLimitedLog;
+  private subscription: Subscription | undefined;
+  private readonly idle = new Set<Promise<void>>();
+
+  constructor(private readonly options: KvEventSubscriberOptions) {
+    this.policy = { ...DEFAULT_RECOVERY_POLICY, ...options.recovery };
+    this.limit = new ConcurrencyLimit(this.policy.maxConcurrent);
+    this.log = new RateLimitedLog(options.log);
+    this.index = new RadixIndex(options.onError ? { onError: options.onError } : {});
+  }
+
+  /** Subscribes to the component's event subject. */
+  static async start(options: KvEventSubscriberOptions): Promise<KvEventSubscriber> {
+    const subscriber = new KvEventSubscriber(options);
+    subscriber.subscription = options.nc.subscribe(kvEventSubject(options.namespace, options.component), {
+      callback: (_err, msg) => subscriber.receive(msg.string()),
+    });
+    await options.nc.flush();
+    return subscriber;
+  }
+
+  /** Index of a lower storage tier (host_pinned, disk, external); created on first use. */
+  tierIndex(tier: StorageTier): RadixIndex {
+    if (tier === "device") return this.index;
+    let index = this.lowerTiers.get(tier);
+    if (!index) this.lowerTiers.set(tier, (index = new RadixIndex({ trackEventIds: false, storageTier: tier })));
+    return index;
+  }
+
+  /** Decodes and handles one message of the event subject (JSON router event). */
+  receive(text: string): void {
+    let event: RouterEvent;
+    try {
+      event = decodeRouterEventJson(text);
+    } catch (err) {
+      if (!(err instanceof RouterEventDecodeError)) throw err;
+      this.stats.malformed++;
+      this.log.warn("malformed", `kv-events subscriber: dropped a malformed router event: ${err.message}`);
+      return;
+    }
+    this.handle(event);
+  }
+
+  /** Handles one router event (from NATS, JetStream or a test). */
+  handle(event: RouterEvent): void {
+    this.stats.received++;
+    this.dispatch(event);
+  }
+
+  private dispatch(event: RouterEvent): void {
+    if (this.removed.has(event.workerId)) {
+      this.stats.droppedFromRemovedWorkers++;
+      return;
+    }
+    const state = this.rankState(event.workerId, event.dpRank);
+    if (!state.recovering) {
+      this.admit(state, event);
+    } else if (event.data.type === "cleared") {
+      this.abandonRecovery(state);
+      this.restartAt(state, event);
+    } else if (state.held.length >= this.policy.maxHeldEvents) {
+      this.log.warn("held", `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery too slow, clearing the rank`);
+      this.abandonRecovery(state);
+      this.stats.recoveryFailures++;
+      this.restartAt(state, event);
+    } else {
+      state.held.push(event);
+    }
+  }
+
+  /** Replaces a (newly discovered) worker rank's state with its bridge's dump. */
+  syncWorker(workerId: bigint, dpRank: number): Promise<void> {
+    this.removed.delete(workerId);
+    const state = this.rankState(workerId, dpRank);
+    this.abandonRecovery(state);
+    return this.recover(state, null, null);
+  }
+
+  /** Forgets a worker (every rank): its blocks, recoveries, and any of its events still in flight. */
+  removeWorker(workerId: bigint): void {
+    this.removed.add(workerId);
+    for (const [key, state] of this.ranks) {
+      if (state.workerId !== workerId) continue;
+      this.abandonRecovery(state);
+      this.ranks.delete(key);
+    }
+    this.index.removeWorker(workerId);
+    for (const index of this.lowerTiers.values()) index.removeWorker(workerId);
+  }
+
+  /** Resolves once no recovery is running. */
+  async settled(): Promise<void> {
+    while (this.idle.size > 0) await Promise.all(this.idle);
+  }
+
+  /** Worker ranks currently recovering. */
+  get recovering(): number {
+    let n = 0;
+    for (const s of this.ranks.values()) if (s.recovering) n++;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    this.subscription?.unsubscribe();
+    for (const state of this.ranks.values()) this.abandonRecovery(state);
+    await this.settled();
+  }
+
+  private rankState(workerId: bigint, dpRank: number): RankState {
+    const key = workerRankKey(workerId, dpRank);
+    let state = this.ranks.get(key);
+    if (!state) this.ranks.set(key, (state = { workerId, dpRank, recovering: false, generation: 0, held: [] }));
+    return state;
+  }
+
+  private admit(state: RankState, event: RouterEvent): void {
+    const last = this.index.lastEventId(state.workerId, state.dpRank);
+    const expected = last === undefined ? 0n : last + 1n;
+    if (event.eventId <= expected) {
+      this.apply(event);
+    } else if (event.data.type === "cleared") {
+      this.restartAt(state, event);
+    } else {
+      this.stats.gaps++;
+      state.held.push(event);
+      void this.recover(state, expected, event.eventId - 1n);
+    }
+  }
+
+  /** Applies an event to the index of its tier; other tiers' events advance the device index's ids as no-ops. */
+  private apply(event: RouterEvent): void {
+    if (event.storageTier === "device") {
+      this.index.apply(event);
+      return;
+    }
+    this.index.apply({ ...event, storageTier: "device", data: { type: "removed", blockHashes: new BigUint64Array(0) } });
+    this.tierIndex(event.storageTier).apply(event);
+  }
+
+  /** Nothing before `event` matters any more (a clear, or the rank gave up recovering): continue from it. */
+  private restartAt(state: RankState, event: RouterEvent): void {
+    this.clearRank(state);
+    this.index.resetEventIds(state.workerId, state.dpRank, event.eventId);
+    this.apply(event);
+  }
+
+  private clearRank(state: RankState): void {
+    this.index.clearWorkerRank(state.workerId, state.dpRank);
+    for (const index of this.lowerTiers.values()) index.clearWorkerRank(state.workerId, state.dpRank);
+  }
+
+  private abandonRecovery(state: RankState): void {
+    state.generation++;
+    state.recovering = false;
+    state.held = [];
+  }
+
+  /** Fetches `[from, to]` (or, with `from` null, the whole state) and applies it, then the held events. */
+  private recover(state: RankState, from: bigint | null, to: bigint | null): Promise<void> {
+    state.recovering = true;
+    const generation = state.generation;
+    const run = this.limit
+      .run(() => this.recoverWithRetries(state, generation, from, to))
+      .catch((err: unknown) => this.log.warn("recovery-bug", `kv-events subscriber: recovery crashed: ${(err as Error).stack ?? String(err)}`));
+    const tracked = run.finally(() => this.idle.delete(tracked));
+    this.idle.add(tracked);
+    return tracked;
+  }
+
+  private async recoverWithRetries(state: RankState, generation: number, from: bigint | null, to: bigint | null): Promise<void> {
+    const subject = workerQuerySubject(this.options.namespace, this.options.component, state.workerId, state.dpRank);
+    let start = from;
+    for (let attempt = 0; attempt <= this.policy.maxRetries; attempt++) {
+      if (attempt > 0) await sleep(this.policy.initialBackoffMs * 2 ** (attempt - 1));
+      if (state.generation !== generation) return;
+      let answer: RangeAnswer;
+      try {
+        answer = await queryEventRange(this.options.nc, subject, { startEventId: start, endEventId: to }, this.policy.attemptTimeoutMs);
+      } catch (err) {
+        this.log.warn("recovery", `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery attempt ${attempt + 1} failed: ${(err as Error).message}`);
+        continue;
+      }
+      if (state.generation !== generation) return;
+      if (answer.kind === "tree_dump") {
+        this.replaceWithDump(state, answer);
+        this.stats.recoveredFromDump++;
+        return this.finishRecovery(state);
+      }
+      if (answer.kind === "events" && start !== null && to !== null && covers(answer.events, start, to)) {
+        for (const event of answer.events) if (event.eventId >= start && event.eventId <= to) this.apply(event);
+        this.stats.recoveredFromEvents++;
+        return this.finishRecovery(state);
+      }
+      // Too new, or not the whole range: the bridge's history does not match ours (it restarted). Ask for its state.
+      start = null;
+    }
+    if (state.generation !== generation) return;
+    this.stats.recoveryFailures++;
+    this.log.warn("recovery", `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery failed, clearing the rank to re-warm`);
+    const held = state.held;
+    state.held = [];
+    state.recovering = false;
+    if (held.length > 0) this.restartAt(state, held.shift()!);
+    for (const event of held) this.dispatch(event);
+  }
+
+  private replaceWithDump(state: RankState, answer: RangeAnswer): void {
+    const { workerId, dpRank } = state;
+    this.clearRank(state);
+    this.index.resetEventIds(workerId, dpRank);
+    answer.events.forEach((event, i) => this.apply({ ...event, eventId: BigInt(i) }));
+    this.index.resetEventIds(workerId, dpRank, answer.lastEventId === null ? undefined : answer.lastEventId + 1n);
+    const last = answer.lastEventId;
+    if (last !== null) state.held = state.held.filter((e) => e.eventId > last);
+  }
+
+  private finishRecovery(state: RankState): void {
+    const held = state.held;
+    state.held = [];
+    state.recovering = false;
+    for (const event of held) this.dispatch(event);
+  }
+}
+
+function covers(events: readonly RouterEvent[], from: bigint, to: bigint): boolean {
+  let next = from;
+  for (const e of events) {
+    if (e.eventId === next) next++;
+    else if (e.eventId > next) return false;
+  }
+  return next > to;
+}

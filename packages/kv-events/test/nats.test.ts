@@ -1,0 +1,157 @@
+import { NatsServer, waitFor } from "@dynamo/testkit";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { SyntheticVllmWorker, ZmqEventPublisher, kvEventSubject, workerQuerySubject } from "../src/index.js";
+import { BLOCK_SIZE, ReferenceIndex, SimulatedWorker, canonicalState, converged, freshNamespace, startRouter } from "./support/pipeline.js";
+
+let server: NatsServer;
+beforeAll(async () => {
+  server = await NatsServer.start({ jetstream: false });
+});
+afterAll(async () => {
+  await server.dispose();
+});
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function worker(namespace: string, workerId: bigint, seed = 1) {
+  const w = await SimulatedWorker.start(server, namespace, workerId, seed);
+  cleanups.push(() => w.close());
+  return w;
+}
+
+async function router(namespace: string) {
+  const r = await startRouter(server, namespace);
+  cleanups.push(() => r.nc.close(), () => r.router.close());
+  return r.router;
+}
+
+describe("NATS event plane", () => {
+  it("carries a worker's vLLM stream into the router's index", async () => {
+    const ns = freshNamespace();
+    const r = await router(ns);
+    const w = await worker(ns, 11n);
+    await w.publish(200);
+    await converged(r, w);
+    expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
+    expect(r.index.size).toBeGreaterThan(100);
+    expect(r.stats.malformed).toBe(0);
+  });
+
+  it("lets a late router recover from the bridge's buffer, and from its dump once the buffer rolled over", async () => {
+    const ns = freshNamespace();
+    const w = await worker(ns, 12n);
+    await w.publish(50); // about 200 events: still in the 1 024-event buffer
+    const early = await router(ns);
+    await w.publish(5);
+    await converged(early, w);
+    expect(early.stats.recoveredFromEvents).toBe(1);
+    expect(canonicalState(early.index)).toEqual(canonicalState(w.reference.index));
+
+    await w.publish(400); // far beyond the buffer
+    const late = await router(ns);
+    await w.publish(5);
+    await converged(late, w);
+    expect(late.stats.recoveredFromDump).toBe(1);
+    expect(canonicalState(late.index)).toEqual(canonicalState(w.reference.index));
+  });
+
+  it("loses no events when the NATS server restarts mid-stream", async () => {
+    const ns = freshNamespace();
+    const r = await router(ns);
+    const w = await worker(ns, 13n);
+    let running = true;
+    const stream = (async () => {
+      while (running) {
+        await w.publish(2);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    await waitFor(() => w.published > 100, "traffic before the restart");
+    await server.restart();
+    const afterRestart = w.published;
+    await waitFor(() => w.published > afterRestart + 100, "traffic after the restart", 20_000);
+    running = false;
+    await stream;
+    await converged(r, w, 30_000);
+    expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
+  });
+
+  it("clears and re-warms the rank when the vLLM publisher restarts with a new sequence", async () => {
+    const ns = freshNamespace();
+    const r = await router(ns);
+    const w = await worker(ns, 14n);
+    await w.publish(30);
+    await converged(r, w);
+    const lastBeforeRestart = w.bridge.lastEventId(0)!;
+    await w.zmq.close();
+    w.zmq = await ZmqEventPublisher.open({ ...w.endpoints, bind: true });
+    const fresh = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: 256, eventsPerBatch: 4, seed: 99 });
+    const afterRestart = new ReferenceIndex();
+    // Publish until the subscriber has reconnected and noticed the restart (earlier batches come back through replay).
+    await waitFor(
+      async () => {
+        const batch = fresh.nextBatch();
+        afterRestart.feed(w.workerId, batch);
+        await w.zmq.publish(batch);
+        return w.bridge.zmqStats.publisherRestarts === 1;
+      },
+      "the restart to be noticed",
+      15_000,
+      30,
+    );
+    // Ids go on across the restart: old stream, one `cleared`, then the new stream.
+    const expectedLast = lastBeforeRestart + 1n + afterRestart.lastEventId(w.workerId)! + 1n;
+    await waitFor(() => r.recovering === 0 && r.index.lastEventId(w.workerId, 0) === expectedLast, "the new stream to reach the router");
+    expect(canonicalState(r.index)).toEqual(canonicalState(afterRestart.index));
+    expect(r.index.size).toBeGreaterThan(0);
+  });
+
+  it("counts and drops malformed payloads and messages at every stage, and carries on", async () => {
+    const ns = freshNamespace();
+    const r = await router(ns);
+    const w = await worker(ns, 15n);
+    await w.publish(10);
+    await w.zmq.publishPayload(new Uint8Array([0xc1, 0x00]));
+    await w.zmq.publishPayload(Buffer.from("not msgpack at all"));
+    await w.publish(10);
+    await converged(r, w);
+    expect(w.bridge.ingest.issueTotals().malformed_payload).toBe(2);
+    expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
+
+    w.nc.publish(kvEventSubject(ns, "backend"), "{ not json");
+    w.nc.publish(kvEventSubject(ns, "backend"), '{"worker_id": 1, "event": {"event_id": 0, "data": {"nope": {}}}}');
+    w.nc.publish(workerQuerySubject(ns, "backend", 15n, 0), '{"start_event_id": "x"}', { reply: "_INBOX.ignored" });
+    await w.nc.flush();
+    await waitFor(() => r.stats.malformed === 2 && w.bridge.stats.badQueries === 1, "malformed messages to be counted");
+    await w.publish(5);
+    await converged(r, w);
+    expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
+  });
+
+  it("forgets a removed worker even while its events are still in flight", async () => {
+    const ns = freshNamespace();
+    const r = await router(ns);
+    const gone = await worker(ns, 16n, 1);
+    const stays = await worker(ns, 17n, 2);
+    let running = true;
+    const streams = [gone, stays].map(async (w) => {
+      while (running) {
+        await w.publish(4);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    });
+    await waitFor(() => r.index.lastEventId(16n, 0) !== undefined && gone.published > 50, "traffic from both workers");
+    r.removeWorker(16n);
+    const removedAt = r.stats.droppedFromRemovedWorkers;
+    await waitFor(() => r.stats.droppedFromRemovedWorkers > removedAt + 20, "in-flight events of the removed worker");
+    running = false;
+    await Promise.all(streams);
+    await converged(r, stays);
+    expect(canonicalState(r.index, 16n)).toEqual([]);
+    expect(r.index.lastEventId(16n, 0)).toBeUndefined();
+    expect(canonicalState(r.index)).toEqual(canonicalState(stays.reference.index));
+  });
+});

@@ -1,0 +1,114 @@
+import { NatsServer, freePort, waitFor } from "@dynamo/testkit";
+import { RadixIndex, type StoredData } from "@dynamo/kv-indexer";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { KvEventBridge, connectEventPlane, KvEventSubscriber, SyntheticVllmWorker, VllmEventTranslator, ZmqEventPublisher, type VllmEventBatch } from "../../src/index.js";
+
+export const BLOCK_SIZE = 16;
+export const quiet = (): void => undefined;
+
+/** The index's content as sorted `(rank, parent, block, tokens)` lines, independent of event ids and order. */
+export function canonicalState(index: RadixIndex, workerId?: bigint): string[] {
+  return index
+    .dump()
+    .filter((e) => workerId === undefined || e.workerId === workerId)
+    .map((e) => {
+      const d = e.data as StoredData;
+      return `${e.workerId}/${e.dpRank} ${d.parentHash ?? "-"} ${d.blockHashes[0]} ${d.tokensHashes[0]}`;
+    })
+    .sort();
+}
+
+/** A directly fed index: what the router must end up with. */
+export class ReferenceIndex {
+  readonly index = new RadixIndex();
+  private readonly translators = new Map<bigint, VllmEventTranslator>();
+
+  feed(workerId: bigint, batch: VllmEventBatch): void {
+    let t = this.translators.get(workerId);
+    if (!t) this.translators.set(workerId, (t = new VllmEventTranslator({ workerId, dpRank: 0, blockSize: BLOCK_SIZE, log: quiet })));
+    for (const event of t.translateBatch({ ...batch, unknownEvents: 0, invalidEvents: 0 })) this.index.apply(event);
+  }
+
+  lastEventId(workerId: bigint): bigint | undefined {
+    return this.index.lastEventId(workerId, 0);
+  }
+}
+
+export function connectNats(server: NatsServer): Promise<NatsConnection> {
+  return connectEventPlane(server.url, { reconnectTimeWait: 100, pingInterval: 2_000 });
+}
+
+let namespaces = 0;
+export function freshNamespace(): string {
+  return `test${process.pid}x${namespaces++}`;
+}
+
+/** A simulated vLLM worker (ZeroMQ publisher with replay) and its bridge onto NATS. */
+export class SimulatedWorker {
+  readonly reference = new ReferenceIndex();
+  published = 0;
+  private constructor(
+    readonly workerId: bigint,
+    readonly source: SyntheticVllmWorker,
+    public zmq: ZmqEventPublisher,
+    readonly bridge: KvEventBridge,
+    readonly nc: NatsConnection,
+    readonly endpoints: { endpoint: string; replayEndpoint: string },
+  ) {}
+
+  static async start(server: NatsServer, namespace: string, workerId: bigint, seed = 1): Promise<SimulatedWorker> {
+    const endpoints = { endpoint: `tcp://127.0.0.1:${await freePort()}`, replayEndpoint: `tcp://127.0.0.1:${await freePort()}` };
+    const zmq = await ZmqEventPublisher.open({ ...endpoints, bind: true });
+    const nc = await connectNats(server);
+    const bridge = await KvEventBridge.start({ nc, namespace, component: "backend", blockSize: BLOCK_SIZE, worker: { workerId, ...endpoints }, log: quiet });
+    const source = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: 256, eventsPerBatch: 4, seed });
+    return new SimulatedWorker(workerId, source, zmq, bridge, nc, endpoints);
+  }
+
+  /** Publishes `n` batches and feeds them to the reference index too. */
+  async publish(n: number): Promise<void> {
+    for (let i = 0; i < n; i++) {
+      const batch = this.source.nextBatch(Date.now() / 1000);
+      this.reference.feed(this.workerId, batch);
+      await this.zmq.publish(batch);
+      this.published++;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.bridge.close();
+    await this.zmq.close();
+    await this.nc.close();
+  }
+}
+
+export async function startRouter(server: NatsServer, namespace: string): Promise<{ router: KvEventSubscriber; nc: NatsConnection }> {
+  const nc = await connectNats(server);
+  const router = await KvEventSubscriber.start({
+    nc,
+    namespace,
+    component: "backend",
+    recovery: { attemptTimeoutMs: 2_000, initialBackoffMs: 50 },
+    log: quiet,
+  });
+  return { router, nc };
+}
+
+/** Waits until the router holds every event the worker's reference saw, with no recovery running. */
+export async function converged(router: KvEventSubscriber, worker: SimulatedWorker, timeoutMs = 20_000): Promise<void> {
+  await waitForDescribed(
+    () => router.recovering === 0 && router.index.lastEventId(worker.workerId, 0) === worker.bridge.lastEventId(0) && worker.bridge.lastEventId(0) !== null && worker.bridge.lastEventId(0) === worker.reference.lastEventId(worker.workerId),
+    () =>
+      `router to catch up with worker ${worker.workerId} (router last ${router.index.lastEventId(worker.workerId, 0)}, recovering ${router.recovering}, ` +
+      `bridge last ${worker.bridge.lastEventId(0)}, reference last ${worker.reference.lastEventId(worker.workerId)}, zmq ${JSON.stringify(worker.bridge.zmqStats)}, router ${JSON.stringify(router.stats)})`,
+    timeoutMs,
+  );
+}
+
+async function waitForDescribed(condition: () => boolean, describe: () => string, timeoutMs: number): Promise<void> {
+  try {
+    await waitFor(condition, "convergence", timeoutMs);
+  } catch {
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${describe()}`);
+  }
+}
