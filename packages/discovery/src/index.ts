@@ -29,3 +29,35 @@ export { decodeRegistration, encodeRegistration, type Registration } from "./nat
 export { NatsModelCardStore, objectDigest } from "./nats/model-card-store.js";
 export { NatsWorkerRegistrar, type NatsRegistrarOptions } from "./nats/registrar.js";
 export { NatsDiscovery, type NatsDiscoveryOptions } from "./nats/discovery.js";
+export {
+  KubernetesDiscovery,
+  INFERENCE_POOL_GROUP,
+  INFERENCE_POOL_PLURAL,
+  INFERENCE_POOL_VERSION,
+  type KubernetesDiscoveryOptions,
+  type KubernetesWatchStats,
+} from "./kubernetes/backend.js";
+export {
+  DEFAULT_KV_EVENT_PORT,
+  DEFAULT_ROLE_LABEL,
+  DYNAMO_COMPONENT_CLASS_LABEL,
+  DYNAMO_NAMESPACE_LABEL,
+  labelSelectorOf,
+  parseInferencePool,
+  workersFromPod,
+  type InferencePoolSpec,
+  type PodMapping,
+  type PodObject,
+  type PodSkipReason,
+} from "./kubernetes/pods.js";
+export type { ReflectorStats } from "./kubernetes/reflector.js";
+export {
+  DEFAULT_NATS_SERVER,
+  DISCOVERY_BACKENDS,
+  DiscoveryConfigError,
+  discoveryFromEnv,
+  kubernetesOptionsFromEnv,
+  natsOptionsFromEnv,
+  staticOptionsFromEnv,
+  type DiscoveryBackendName,
+} from "./env.js";

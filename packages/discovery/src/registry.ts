@@ -152,8 +152,15 @@ export abstract class WorkerRegistryBase implements WorkerRegistry {
     return iterator;
   }
 
-  /** Replaces the whole list: emits the difference, then marks the registry ready. */
+  /** Replaces the whole list after a (re)list: emits the difference, then marks the registry ready. */
   protected applyFullList(workers: readonly WorkerInfo[], source: string): void {
+    this.reconcile(workers, source);
+    this.counters.fullLists++;
+    this.markReady();
+  }
+
+  /** Makes the current list equal to `workers`, emitting only the differences. */
+  protected reconcile(workers: readonly WorkerInfo[], source: string): void {
     const next = new Map<bigint, WorkerInfo>();
     for (const worker of workers) {
       const existing = next.get(worker.id);
@@ -170,8 +177,6 @@ export abstract class WorkerRegistryBase implements WorkerRegistry {
       if (!next.has(id)) this.removeWorker(id, worker);
     }
     for (const worker of next.values()) this.upsertWorker(worker);
-    this.counters.fullLists++;
-    this.markReady();
   }
 
   /** Adds or replaces one worker; emits nothing when the snapshot is unchanged. */

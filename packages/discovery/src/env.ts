@@ -1,0 +1,109 @@
+import { KubernetesDiscovery, type KubernetesDiscoveryOptions } from "./kubernetes/backend.js";
+import { envValue, resolveNamespacePrefix } from "./namespace.js";
+import { NatsDiscovery, type NatsDiscoveryOptions } from "./nats/discovery.js";
+import type { WorkerRegistry } from "./registry.js";
+import { StaticDiscovery, type StaticDiscoveryOptions } from "./static/backend.js";
+import { WORKER_ROLES, type WorkerRole } from "./worker.js";
+
+/** Default NATS server when `NATS_SERVER` is unset. */
+export const DEFAULT_NATS_SERVER = "nats://localhost:4222";
+
+/** A configuration error naming the environment variable. */
+export class DiscoveryConfigError extends Error {}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = envValue(env, name);
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0) throw new DiscoveryConfigError(`${name}="${text}" is not a positive integer`);
+  return value;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[]): T | undefined {
+  const text = envValue(env, name);
+  if (text === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new DiscoveryConfigError(`${name}="${text}" must be one of ${allowed.join(", ")}`);
+  }
+  return text as T;
+}
+
+/**
+ * Kubernetes options from the environment: `POD_NAMESPACE` (required), `DYN_EPP_INFERENCE_POOL_NAME`,
+ * `DYN_NAMESPACE_PREFIX` / `DYN_NAMESPACE`, `DYN_KUBE_DISCOVERY_MODE` (`pod` | `container`),
+ * `DYN_EPP_WORKER_ROLE_LABEL`, `DYN_EPP_KV_EVENT_PORT`, `DYN_EPP_KV_EVENT_REPLAY_PORT`, `DYN_MODEL_NAME`,
+ * `DYN_KV_CACHE_BLOCK_SIZE`, `DYN_EPP_TOTAL_KV_BLOCKS`.
+ */
+export function kubernetesOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): KubernetesDiscoveryOptions {
+  const namespace = envValue(env, "POD_NAMESPACE");
+  if (namespace === undefined) throw new DiscoveryConfigError("POD_NAMESPACE is required for Kubernetes discovery");
+  const options: KubernetesDiscoveryOptions = {
+    namespace,
+    namespacePrefix: resolveNamespacePrefix(env),
+    mode: oneOf(env, "DYN_KUBE_DISCOVERY_MODE", ["pod", "container"] as const) ?? "pod",
+  };
+  const pool = envValue(env, "DYN_EPP_INFERENCE_POOL_NAME");
+  if (pool !== undefined) options.inferencePool = pool;
+  const roleLabel = envValue(env, "DYN_EPP_WORKER_ROLE_LABEL");
+  if (roleLabel !== undefined) options.roleLabel = roleLabel;
+  const model = envValue(env, "DYN_MODEL_NAME");
+  if (model !== undefined) options.modelName = model;
+  const numbers: [keyof KubernetesDiscoveryOptions, string][] = [
+    ["kvEventPort", "DYN_EPP_KV_EVENT_PORT"],
+    ["kvEventReplayPort", "DYN_EPP_KV_EVENT_REPLAY_PORT"],
+    ["blockSize", "DYN_KV_CACHE_BLOCK_SIZE"],
+    ["totalKvBlocks", "DYN_EPP_TOTAL_KV_BLOCKS"],
+  ];
+  for (const [key, name] of numbers) {
+    const value = positiveInt(env, name);
+    if (value !== undefined) Object.assign(options, { [key]: value });
+  }
+  return options;
+}
+
+/**
+ * NATS watcher options from the environment: `NATS_SERVER` (comma-separated URLs, default
+ * `nats://localhost:4222`), the namespace prefix, and `DYN_COMPONENT_NAME` as a component filter
+ * when set (all components otherwise, so prefill and decode components are both seen).
+ */
+export function natsOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsDiscoveryOptions {
+  const options: NatsDiscoveryOptions = {
+    servers: (envValue(env, "NATS_SERVER") ?? DEFAULT_NATS_SERVER).split(",").map((url) => url.trim()),
+    namespacePrefix: resolveNamespacePrefix(env),
+  };
+  const component = envValue(env, "DYN_COMPONENT_NAME");
+  if (component !== undefined) options.component = component;
+  return options;
+}
+
+/** Static options from the environment: `DYN_DISCOVERY_FILE` (watched) or `DYN_DISCOVERY_WORKERS` (inline YAML/JSON). */
+export function staticOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): StaticDiscoveryOptions {
+  const file = envValue(env, "DYN_DISCOVERY_FILE");
+  if (file !== undefined) return { file };
+  const text = envValue(env, "DYN_DISCOVERY_WORKERS");
+  if (text !== undefined) return { text, sourceName: "DYN_DISCOVERY_WORKERS" };
+  throw new DiscoveryConfigError("static discovery needs DYN_DISCOVERY_FILE or DYN_DISCOVERY_WORKERS");
+}
+
+/** Backend names accepted by `DYN_DISCOVERY_BACKEND` and the command line. */
+export const DISCOVERY_BACKENDS = ["static", "nats", "kubernetes"] as const;
+export type DiscoveryBackendName = (typeof DISCOVERY_BACKENDS)[number];
+
+/** The registry `DYN_DISCOVERY_BACKEND` (default `kubernetes`) selects, configured from the environment. */
+export function discoveryFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerRegistry {
+  const backend = oneOf(env, "DYN_DISCOVERY_BACKEND", DISCOVERY_BACKENDS) ?? "kubernetes";
+  switch (backend) {
+    case "static":
+      return new StaticDiscovery(staticOptionsFromEnv(env));
+    case "nats":
+      return new NatsDiscovery(natsOptionsFromEnv(env));
+    case "kubernetes":
+      return new KubernetesDiscovery(kubernetesOptionsFromEnv(env));
+  }
+}
+
+/** Parses a role name (`prefill`, `decode`, `both`). */
+export function parseRole(text: string): WorkerRole {
+  if (!(WORKER_ROLES as readonly string[]).includes(text)) throw new DiscoveryConfigError(`role "${text}" must be one of ${WORKER_ROLES.join(", ")}`);
+  return text as WorkerRole;
+}
