@@ -135,8 +135,12 @@ function planModel(model: JsonValue | undefined): Pick<ByteLevelBpePlan, "vocab"
   expect(model["byte_fallback"] !== true, "BPE byte_fallback");
   const vocab = model["vocab"];
   expect(isObject(vocab), "BPE without vocab");
-  const entries = Object.entries(vocab).filter((entry): entry is [string, number] => typeof entry[1] === "number");
-  return { vocab: new Map(entries), merges: planMerges(model), ignoreMerges: model["ignore_merges"] === true };
+  const ids = new Map<string, number>();
+  for (const token in vocab) {
+    const id = vocab[token];
+    if (typeof id === "number") ids.set(token, id);
+  }
+  return { vocab: ids, merges: planMerges(model), ignoreMerges: model["ignore_merges"] === true };
 }
 
 function planAddedTokens(addedTokens: JsonValue | undefined): AddedTokenSpec[] {

@@ -85,14 +85,20 @@ function message(raw: JsonValue, index: number, format: ContentFormat): JsonObje
     const calls = raw["tool_calls"];
     if (calls !== undefined && calls !== null) {
       if (!Array.isArray(calls)) throw new InvalidRequest(`${field}.tool_calls`, "expected an array");
-      out["tool_calls"] = calls.map((call, i) => toolCall(call, `${field}.tool_calls[${i}]`));
+      // An empty list is dropped so templates take their plain assistant path.
+      if (calls.length > 0) out["tool_calls"] = calls.map((call, i) => toolCall(call, `${field}.tool_calls[${i}]`));
     }
-    const reasoning = raw["reasoning_content"] ?? raw["reasoning"];
-    if (typeof reasoning === "string") out["reasoning_content"] = reasoning;
+    const reasoning = raw["reasoning"] ?? raw["reasoning_content"];
+    if (reasoning !== undefined && reasoning !== null) {
+      if (typeof reasoning !== "string") throw new InvalidRequest(`${field}.reasoning_content`, "expected a string");
+      out["reasoning"] = reasoning;
+      out["reasoning_content"] = reasoning;
+    }
   } else if (role === "tool" && raw["tool_call_id"] !== undefined) {
     out["tool_call_id"] = raw["tool_call_id"];
   }
   if (typeof raw["name"] === "string") out["name"] = raw["name"];
+  if (role === "developer") out["tools"] = raw["tools"] ?? null;
   return out;
 }
 

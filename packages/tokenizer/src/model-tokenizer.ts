@@ -46,7 +46,10 @@ function vocabularySize(tokenizer: JsonObject): number {
   let max = -1;
   const vocab = isJsonObject(tokenizer["model"]) ? tokenizer["model"]["vocab"] : undefined;
   if (isJsonObject(vocab)) {
-    for (const id of Object.values(vocab)) if (typeof id === "number" && id > max) max = id;
+    for (const token in vocab) {
+      const id = vocab[token];
+      if (typeof id === "number" && id > max) max = id;
+    }
   }
   const added = tokenizer["added_tokens"];
   if (Array.isArray(added)) {
