@@ -3,7 +3,6 @@ import { envValue, resolveNamespacePrefix } from "./namespace.js";
 import { NatsDiscovery, type NatsDiscoveryOptions } from "./nats/discovery.js";
 import type { WorkerRegistry } from "./registry.js";
 import { StaticDiscovery, type StaticDiscoveryOptions } from "./static/backend.js";
-import { WORKER_ROLES, type WorkerRole } from "./worker.js";
 
 /** Default NATS server when `NATS_SERVER` is unset. */
 export const DEFAULT_NATS_SERVER = "nats://localhost:4222";
@@ -100,10 +99,4 @@ export function discoveryFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerRe
     case "kubernetes":
       return new KubernetesDiscovery(kubernetesOptionsFromEnv(env));
   }
-}
-
-/** Parses a role name (`prefill`, `decode`, `both`). */
-export function parseRole(text: string): WorkerRole {
-  if (!(WORKER_ROLES as readonly string[]).includes(text)) throw new DiscoveryConfigError(`role "${text}" must be one of ${WORKER_ROLES.join(", ")}`);
-  return text as WorkerRole;
 }

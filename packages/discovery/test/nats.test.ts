@@ -5,8 +5,6 @@ import { connect } from "@nats-io/transport-node";
 import { NatsServer, waitFor } from "@dynamo/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  DEFAULT_INSTANCE_BUCKET,
-  DEFAULT_MODEL_CARD_BUCKET,
   NatsDiscovery,
   NatsWorkerRegistrar,
   formatWorkerId,
@@ -237,9 +235,5 @@ describe("NATS registry", () => {
       expect.stringMatching(/key is not/),
     ]);
     expect(names(d)).toEqual(["good"]);
-  });
-
-  it("uses the default bucket names", () => {
-    expect([DEFAULT_INSTANCE_BUCKET, DEFAULT_MODEL_CARD_BUCKET]).toEqual(["dynamo-instances", "dynamo-model-cards"]);
   });
 });

@@ -1,0 +1,158 @@
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { connect } from "@nats-io/transport-node";
+import { NatsServer, waitFor } from "@dynamo/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NatsWorkerRegistrar, formatWorkerId, podWorkerId, workerIdFromName } from "../src/index.js";
+import { FakeKubeApi, pod } from "./fake-kube-api.js";
+
+const BIN = fileURLToPath(new URL("../bin/dynamo-discovery.mjs", import.meta.url));
+const run = promisify(execFile);
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe("dynamo-discovery command", () => {
+  let dir: string;
+  let file: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "discovery-cli-"));
+    file = join(dir, "workers.yaml");
+    writeFileSync(
+      file,
+      [
+        "workers:",
+        "  - name: decode-0",
+        "    role: decode",
+        "    http: 127.0.0.1:8000",
+        "    dpSize: 2",
+        "    kvEvents: { endpoint: 'tcp://127.0.0.1:5557' }",
+        "    model: Qwen/Qwen3-0.6B",
+        "    blockSize: 16",
+        "  - name: big-id",
+        "    id: 18446744073709551615",
+        "    http: 127.0.0.1:8001",
+      ].join("\n"),
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("prints the static list as a table", async () => {
+    const { code, stdout } = await cli(["list", "--backend", "static", "--file", file]);
+    expect(code).toBe(0);
+    const lines = stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^ID\s+NAME\s+ROLE\s+NAMESPACE\s+HTTP\s+DP\s+KV EVENTS\s+MODEL\s+BLOCK$/);
+    expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 3))).toEqual([
+      [formatWorkerId(workerIdFromName("decode-0")), "decode-0", "decode"],
+      ["18446744073709551615", "big-id", "both"],
+    ].sort((a, b) => (BigInt(a[0]!) < BigInt(b[0]!) ? -1 : 1)));
+    expect(stdout).toContain("tcp://127.0.0.1:5557 +1");
+  });
+
+  it("prints JSON with decimal ids", async () => {
+    const { code, stdout } = await cli(["list", "--backend", "static", "--file", file, "--json"]);
+    expect(code).toBe(0);
+    const workers = JSON.parse(stdout) as { id: string; name: string; kvEvents?: { endpoints: string[] } }[];
+    expect(workers.map((w) => [w.name, w.id]).sort()).toEqual([
+      ["big-id", "18446744073709551615"],
+      ["decode-0", formatWorkerId(workerIdFromName("decode-0"))],
+    ]);
+    expect(workers.find((w) => w.name === "decode-0")?.kvEvents?.endpoints).toEqual(["tcp://127.0.0.1:5557", "tcp://127.0.0.1:5558"]);
+  });
+
+  it("exits 1 naming the line when the file is invalid, and 2 on a usage error", async () => {
+    const broken = join(dir, "broken.yaml");
+    writeFileSync(broken, "workers:\n  - name: a\n    http: localhost\n");
+    const invalid = await cli(["list", "--backend", "static", "--file", broken, "--timeout", "300"]);
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toContain(`${broken}:3:11: workers[0].http: must be host:port`);
+
+    const usage = await cli(["list", "--backend", "static"]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/needs --file/);
+  });
+
+  it("streams changes with watch until interrupted", async () => {
+    const watched = join(dir, "watched.yaml");
+    writeFileSync(watched, "- {name: first, http: '127.0.0.1:1'}\n");
+    const child = spawn(process.execPath, [BIN, "watch", "--backend", "static", "--file", watched], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    await waitFor(() => stdout.includes("first"), "the initial table", 20_000);
+    writeFileSync(watched, "- {name: first, http: '127.0.0.1:1'}\n- {name: second, http: '127.0.0.1:2'}\n");
+    await waitFor(() => stdout.includes("added"), "the change line", 10_000);
+    child.kill("SIGINT");
+    expect(await exited).toBe(0);
+    expect(stdout).toContain(`added ${formatWorkerId(workerIdFromName("second"))} second 127.0.0.1:2`);
+  });
+
+  it("lists the NATS registry", async () => {
+    const server = await NatsServer.start();
+    const nc = await connect({ servers: server.url });
+    const registrar = new NatsWorkerRegistrar({
+      connection: nc,
+      worker: {
+        id: workerIdFromName("nats-worker"),
+        name: "nats-worker",
+        role: "decode",
+        namespace: "vllm-agg-2",
+        component: "backend",
+        httpEndpoint: "127.0.0.1:8000",
+        rankHttpEndpoints: ["127.0.0.1:8000"],
+        dpSize: 1,
+        dpStartRank: 0,
+      },
+    });
+    try {
+      await registrar.register();
+      const { code, stdout } = await cli(["list", "--backend", "nats", "--url", server.url, "--namespace", "vllm-agg", "--json"]);
+      expect(code).toBe(0);
+      expect((JSON.parse(stdout) as { name: string; namespace: string }[]).map((w) => [w.name, w.namespace])).toEqual([["nats-worker", "vllm-agg-2"]]);
+    } finally {
+      await registrar.deregister();
+      await nc.close();
+      await server.dispose();
+    }
+  });
+
+  it("lists Kubernetes pods through a kubeconfig", async () => {
+    const api = await FakeKubeApi.start("serving");
+    try {
+      api.apply("pods", pod("engine-0", { ip: "10.2.0.1", labels: { "nvidia.com/dynamo-component-class": "worker", "nvidia.com/dynamo-namespace": "vllm-agg" } }));
+      const kubeconfig = join(dir, "kubeconfig.yaml");
+      writeFileSync(
+        kubeconfig,
+        [
+          "apiVersion: v1",
+          "kind: Config",
+          `clusters: [{name: fake, cluster: {server: "${api.url}", insecure-skip-tls-verify: true}}]`,
+          "users: [{name: tester, user: {}}]",
+          "contexts: [{name: fake, context: {cluster: fake, user: tester}}]",
+          "current-context: fake",
+        ].join("\n"),
+      );
+      const { code, stdout } = await cli(["list", "--backend", "kubernetes", "--namespace", "serving", "--kubeconfig", kubeconfig, "--json"], {
+        DYN_NAMESPACE_PREFIX: "",
+        DYN_NAMESPACE: "",
+      });
+      expect(code).toBe(0);
+      const [worker] = JSON.parse(stdout) as { id: string; httpEndpoint: string }[];
+      expect(worker).toMatchObject({ id: formatWorkerId(podWorkerId("engine-0")), httpEndpoint: "10.2.0.1:8000" });
+    } finally {
+      await api.close();
+    }
+  });
+});
