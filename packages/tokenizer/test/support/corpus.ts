@@ -187,3 +187,24 @@ export function parityCorpus(seed = 20240601): CorpusCase[] {
     ...mixedDocuments(random, 8),
   ];
 }
+
+/** Non-repeating mixed text (prose, code, scripts, numbers) of about `chars` characters. */
+export function variedText(seed: number, chars: number): string {
+  const random = prng(seed);
+  const parts: string[] = [];
+  let length = 0;
+  while (length < chars) {
+    const r = random();
+    const part =
+      r < 0.7
+        ? englishText(random, 20)
+        : r < 0.8
+          ? CODE[Math.floor(random() * CODE.length)]!
+          : r < 0.9
+            ? SCRIPTS[Math.floor(random() * SCRIPTS.length)]!
+            : `${Math.floor(random() * 1e9)} ${randomCodePoints(random, 8, 0x4e00, 0x9fff)} `;
+    parts.push(part);
+    length += part.length;
+  }
+  return parts.join("");
+}

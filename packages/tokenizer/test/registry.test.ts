@@ -1,0 +1,133 @@
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  DEFAULT_MODEL,
+  InvalidRequest,
+  ModelTokenizer,
+  TokenizerLoadError,
+  TokenizerRegistry,
+  UnknownModel,
+  embeddedModelDirectory,
+  readTokenizerSource,
+} from "../src/index.js";
+import { parityCorpus } from "./support/corpus.js";
+
+const chat = {
+  messages: [
+    { role: "system", content: "You are terse." },
+    { role: "user", content: "Summarise: 你好 👋 <|im_end|> done" },
+  ],
+  chat_template_kwargs: { enable_thinking: false },
+};
+
+describe("TokenizerRegistry on a worker pool", () => {
+  let registry: TokenizerRegistry;
+  let root: string;
+  let local: ModelTokenizer;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "tokenizer-registry-"));
+    const modelDir = join(root, "models", "acme", "tiny-chat");
+    await mkdir(modelDir, { recursive: true });
+    await cp(embeddedModelDirectory("qwen3"), modelDir, { recursive: true });
+    await writeFile(join(modelDir, "chat_template.jinja"), "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}");
+    await writeFile(join(modelDir, "generation_config.json"), '{"temperature": 0.6}');
+    registry = new TokenizerRegistry({ threads: 2, modelsDirectory: join(root, "models") });
+    local = new ModelTokenizer(await readTokenizerSource({ embedded: "qwen3" }));
+  });
+
+  afterAll(async () => {
+    await registry.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("serves unknown model names with the embedded Qwen3 default", async () => {
+    const tokenizer = await registry.get("some-org/unknown-model");
+    expect(tokenizer.model).toBe(DEFAULT_MODEL);
+    expect(tokenizer.info).toMatchObject({ implementation: "byte-level-bpe", vocabSize: 151669, eosToken: "<|im_end|>" });
+    expect(await registry.get("another-unknown")).toBe(tokenizer);
+  });
+
+  it("gives the same results on the pool as on the calling thread", async () => {
+    const tokenizer = await registry.get("Qwen/Qwen3-0.6B");
+    const pooled = await tokenizer.tokenizeRequest("chat", chat, { returnPrompt: true });
+    expect(pooled).toEqual(local.tokenizeRequest("chat", chat, { returnPrompt: true }));
+    expect(tokenizer.tokenizeRequestSync("chat", chat, { returnPrompt: true })).toEqual(pooled);
+    expect(tokenizer.renderChat(chat)).toBe(pooled.prompt);
+    const texts = parityCorpus().map((c) => c.text);
+    const encoded = await Promise.all(texts.map((text) => tokenizer.encode(text)));
+    encoded.forEach((ids, i) => expect(ids).toEqual(local.encode(texts[i]!)));
+    expect(tokenizer.encodeSync(texts[5]!, { addSpecialTokens: true })).toEqual(encoded[5]);
+  });
+
+  it("reports bad requests from workers as InvalidRequest naming the field", async () => {
+    const tokenizer = await registry.get(DEFAULT_MODEL);
+    const failure = tokenizer.tokenizeRequest("chat", { messages: [{ role: "user", content: 7 }] });
+    await expect(failure).rejects.toBeInstanceOf(InvalidRequest);
+    await expect(failure).rejects.toMatchObject({ field: "messages[0].content" });
+    await expect(tokenizer.tokenizeRequest("completions", { prompt: [1, 1 << 30] })).rejects.toThrow(
+      "prompt[1]: token id 1073741824 is outside the vocabulary",
+    );
+  });
+
+  it("marks multi-prompt completions as not injectable", async () => {
+    const tokenizer = await registry.get(DEFAULT_MODEL);
+    const batch = await tokenizer.tokenizeRequest("completions", { prompt: ["first prompt", "second"] }, { returnPrompt: true });
+    expect(batch).toEqual({ tokenIds: local.encode("first prompt"), injectable: false, prompt: "first prompt" });
+    const ids = await tokenizer.tokenizeRequest("completions", { prompt: [[], [9, 8, 7]] });
+    expect(ids).toEqual({ tokenIds: Uint32Array.of(9, 8, 7), injectable: false });
+  });
+
+  it("finds models under modelsDirectory, with chat_template.jinja and generation_config.json", async () => {
+    const tokenizer = await registry.get("acme/tiny-chat");
+    expect(tokenizer.model).toBe("acme/tiny-chat");
+    expect(tokenizer.info.generationConfig).toEqual({ temperature: 0.6 });
+    const result = await tokenizer.tokenizeRequest("chat", chat, { returnPrompt: true });
+    expect(result.prompt).toBe("[system] You are terse.\n[user] Summarise: 你好 👋 <|im_end|> done\n");
+    expect(result.tokenIds).toEqual(local.encode(result.prompt!));
+    expect((await registry.get("acme/../acme/tiny-chat/../../..")).model).toBe(DEFAULT_MODEL);
+    expect((await registry.get("acme/missing")).model).toBe(DEFAULT_MODEL);
+  });
+
+  it("loads registered embedded models, directories and in-memory files", async () => {
+    registry.register("meta-llama/Meta-Llama-3-8B-Instruct", { embedded: "llama3" });
+    const llama = await registry.get("meta-llama/Meta-Llama-3-8B-Instruct");
+    expect(llama.info).toMatchObject({ bosToken: "<|begin_of_text|>", vocabSize: 128256 });
+    expect((await llama.tokenizeRequest("chat", { messages: [{ role: "user", content: "Hi" }] })).tokenIds[0]).toBe(128000);
+
+    registry.register("from-directory", { directory: join(root, "models", "acme", "tiny-chat") });
+    expect((await registry.get("from-directory")).info.generationConfig).toEqual({ temperature: 0.6 });
+
+    const directory = embeddedModelDirectory("qwen3");
+    const tokenizer = JSON.parse(await readFile(join(directory, "tokenizer.json"), "utf8")) as object;
+    registry.register("in-memory", { files: { tokenizer, chatTemplate: "{{ messages[0].content | upper }}" } });
+    const inMemory = await registry.get("in-memory");
+    expect(await inMemory.tokenizeRequest("chat", { messages: [{ role: "user", content: "abc" }] }, { returnPrompt: true })).toEqual({
+      tokenIds: local.encode("ABC"),
+      injectable: true,
+      prompt: "ABC",
+    });
+  });
+
+  it("rejects bad files with TokenizerLoadError and loads a corrected registration", async () => {
+    registry.register("broken", { files: { tokenizer: '{"model": {"type": "BPE"' } });
+    await expect(registry.get("broken")).rejects.toBeInstanceOf(TokenizerLoadError);
+    registry.register("broken", { directory: join(root, "does-not-exist") });
+    await expect(registry.get("broken")).rejects.toThrow(/tokenizer.json not found/);
+    registry.register("broken", { embedded: "qwen3" });
+    expect((await registry.get("broken")).info.vocabSize).toBe(151669);
+  });
+});
+
+describe("TokenizerRegistry without a default model", () => {
+  it("fails unknown names with UnknownModel", async () => {
+    const registry = new TokenizerRegistry({ threads: 1, defaultModel: null });
+    try {
+      await expect(registry.get("nobody/knows")).rejects.toBeInstanceOf(UnknownModel);
+    } finally {
+      await registry.close();
+    }
+  });
+});
