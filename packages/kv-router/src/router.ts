@@ -346,8 +346,8 @@ export class KvRouter {
     const policy = this.planner.decode.policy.name;
     if (plan.kind === "rejected") {
       if (plan.reason === "overloaded" || plan.reason === "pinned_overloaded") this.counters.overloaded++;
-      const explain = { policy, decode: explainOf(plan.decode, undefined), prefill: plan.prefill && explainOf(plan.prefill, undefined) };
-      return this.reject(plan.reason, plan.message, explain);
+      const rejection = this.reject(plan.reason, plan.message);
+      return withLazyExplain(rejection, () => ({ policy, decode: explainOf(plan.decode, undefined), prefill: plan.prefill && explainOf(plan.prefill, undefined) }));
     }
     if (!booked && !request.queryOnly) return this.reject("duplicate_request", `request id ${requestId} is already booked`);
     const prefillSide = plan.kind === "disaggregated" ? plan.prefill.chosen : plan.decode.chosen;
@@ -359,7 +359,7 @@ export class KvRouter {
       if (plan.kind === "aggregated" && plan.fallback) this.counters.fallbacks++;
     }
     const overlapBlocks = prefillSide.overlapBlocks;
-    return {
+    const decision: Omit<RouteDecision, "explain"> = {
       kind: "routed",
       bookingId: requestId,
       mode: plan.kind,
@@ -372,17 +372,17 @@ export class KvRouter {
       isl,
       priority: request.priority,
       booked,
-      explain: {
-        policy,
-        decode: explainOf(plan.decode, plan.decode),
-        prefill: plan.kind === "disaggregated" ? explainOf(plan.prefill, plan.prefill) : plan.prefill && explainOf(plan.prefill, undefined),
-      },
     };
+    return withLazyExplain(decision, () => ({
+      policy,
+      decode: explainOf(plan.decode, plan.decode),
+      prefill: plan.kind === "disaggregated" ? explainOf(plan.prefill, plan.prefill) : plan.prefill && explainOf(plan.prefill, undefined),
+    }));
   }
 
-  private reject(reason: RouteRejectReason, message: string, explain?: RouteExplain): RouteRejection {
+  private reject(reason: RouteRejectReason, message: string): RouteRejection {
     this.counters.rejected++;
-    return { kind: "rejected", reason, message, explain };
+    return { kind: "rejected", reason, message };
   }
 
   /** The prompt has been processed (first token seen): its tokens leave the prefill backlog. */
@@ -425,6 +425,12 @@ export class KvRouter {
     const rank = p.ranks().find((r) => r.workerId === worker.workerId && r.dpRank === worker.dpRank);
     return rank && p.sequences.load(rank.key);
   }
+}
+
+/** Adds `explain` as an enumerable property built on first read (routing never pays for it). */
+function withLazyExplain<T extends object>(target: T, build: () => RouteExplain): T & { readonly explain: RouteExplain } {
+  let cached: RouteExplain | undefined;
+  return Object.defineProperty(target, "explain", { enumerable: true, get: () => (cached ??= build()) }) as T & { readonly explain: RouteExplain };
 }
 
 function rankOf(c: ScoredCandidate): WorkerRank {

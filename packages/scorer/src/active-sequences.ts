@@ -46,14 +46,32 @@ export interface RankLoad {
   readonly activeRequests: number;
 }
 
+/**
+ * Tracking keys of a prompt: each kept block hash split into a small-integer map key (low 30 bits) and
+ * the remaining 34 bits as `checks`, so lookups never hash a BigInt or box a double and stay exact.
+ */
+export interface TrackingKeys {
+  readonly keys: Int32Array;
+  readonly checks: Float64Array;
+}
+
 interface BlockRef {
+  readonly check: number;
+  /** Next block sharing the same 30-bit key. */
+  next: BlockRef | null;
   count: number;
   /** Sum of the owners' serial numbers: when one owner is left, this is its number. */
   ownerSum: number;
 }
 
-interface RankState {
-  readonly refs: Map<bigint, BlockRef>;
+/** A rank's bookkeeping, returned by `rankHandle` so hot loops skip the key lookup. */
+export interface RankHandle {
+  readonly key: string;
+}
+
+interface RankState extends RankHandle {
+  readonly refs: Map<number, BlockRef>;
+  uniqueBlocks: number;
   readonly members: Set<Tracked>;
   readonly decaying: Set<Tracked>;
   prefillTokens: number;
@@ -66,7 +84,7 @@ interface Tracked {
   readonly serial: number;
   readonly rankKey: string;
   readonly rank: RankState;
-  readonly hashes: BigUint64Array | null;
+  readonly hashes: TrackingKeys | null;
   readonly privateBlocks: number;
   readonly isl: number;
   readonly expectedOutputTokens: number | undefined;
@@ -107,7 +125,7 @@ export class ActiveSequences {
 
   addRank(key: string): void {
     if (!this.ranks.has(key)) {
-      this.ranks.set(key, { refs: new Map(), members: new Set(), decaying: new Set(), prefillTokens: 0, privateBlocks: 0, outputBlocks: 0 });
+      this.ranks.set(key, { key, refs: new Map(), uniqueBlocks: 0, members: new Set(), decaying: new Set(), prefillTokens: 0, privateBlocks: 0, outputBlocks: 0 });
     }
   }
 
@@ -139,14 +157,33 @@ export class ActiveSequences {
     return this.requests.has(requestId);
   }
 
-  load(key: string): RankLoad | undefined {
-    const rank = this.ranks.get(key);
-    if (!rank) return undefined;
-    return { activePrefillTokens: rank.prefillTokens, activeBlocks: this.activeBlocks(rank), activeRequests: rank.members.size };
+  /** Handle of a registered rank (valid until the rank is removed). */
+  rankHandle(key: string): RankHandle | undefined {
+    return this.ranks.get(key);
   }
 
-  private activeBlocks(rank: RankState): number {
-    let blocks = rank.refs.size * this.stride + rank.privateBlocks + rank.outputBlocks;
+  load(key: string): RankLoad | undefined {
+    const rank = this.ranks.get(key);
+    return rank && this.loadOf(rank);
+  }
+
+  loadOf(handle: RankHandle): RankLoad {
+    return { activePrefillTokens: this.activePrefillTokensOf(handle), activeBlocks: this.activeBlocksOf(handle), activeRequests: this.activeRequestsOf(handle) };
+  }
+
+  activePrefillTokensOf(handle: RankHandle): number {
+    return (handle as RankState).prefillTokens;
+  }
+
+  activeRequestsOf(handle: RankHandle): number {
+    return (handle as RankState).members.size;
+  }
+
+  /** Active blocks of the rank: unique prompt blocks + output blocks, less the OSL decay. */
+  activeBlocksOf(handle: RankHandle): number {
+    const rank = handle as RankState;
+    let blocks = rank.uniqueBlocks * this.stride + rank.privateBlocks + rank.outputBlocks;
+    if (rank.decaying.size === 0) return blocks;
     for (const r of rank.decaying) {
       const decay = Math.max(0, 1 - r.generated / Math.max(r.expectedOutputTokens!, 1));
       blocks -= (1 - decay) * (r.exclusive * this.stride + r.privateBlocks + r.outputBlocks);
@@ -155,30 +192,45 @@ export class ActiveSequences {
   }
 
   /**
-   * Blocks of a prompt (given by its full-block sequence hashes) not already active on the rank.
-   * The active set is prefix-closed (every request holds its whole chain), so the longest active
-   * prefix is found by binary search.
+   * Tracking keys of a prompt's full-block sequence hashes, one per kept block (every `stride`-th).
+   * Compute once per request and pass to `newBlocksOf` for every rank.
    */
-  newBlocks(key: string, sequenceHashes: BigUint64Array): number {
-    const kept = Math.floor(sequenceHashes.length / this.stride);
-    const refs = this.ranks.get(key)?.refs;
-    if (!refs || refs.size === 0 || kept === 0) return kept * this.stride;
-    const at = (j: number) => sequenceHashes[j * this.stride + this.stride - 1]!;
-    let lo = 0;
+  trackingKeys(sequenceHashes: BigUint64Array): TrackingKeys {
+    const words = new Uint32Array(sequenceHashes.buffer, sequenceHashes.byteOffset, sequenceHashes.length * 2);
+    const n = Math.floor(sequenceHashes.length / this.stride);
+    const keys = new Int32Array(n);
+    const checks = new Float64Array(n);
+    for (let j = 0; j < n; j++) {
+      const i = j * this.stride + this.stride - 1;
+      const lo = words[2 * i]!;
+      keys[j] = lo & 0x3fffffff;
+      checks[j] = words[2 * i + 1]! * 4 + (lo >>> 30);
+    }
+    return { keys, checks };
+  }
+
+  /**
+   * Blocks of a prompt (given by its `trackingKeys`) not already active on the rank. The active set is
+   * prefix-closed (every request holds its whole chain), so the longest active prefix is found by
+   * binary search.
+   */
+  newBlocks(key: string, keys: TrackingKeys): number {
+    const rank = this.ranks.get(key);
+    return rank ? this.newBlocksOf(rank, keys) : keys.keys.length * this.stride;
+  }
+
+  newBlocksOf(handle: RankHandle, tracking: TrackingKeys): number {
+    const kept = tracking.keys.length;
+    const refs = (handle as RankState).refs;
+    if (refs.size === 0 || kept === 0 || !findRef(refs, tracking, 0)) return kept * this.stride;
+    let lo = 1;
     let hi = kept;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (refs.has(at(mid))) lo = mid + 1;
+      if (findRef(refs, tracking, mid)) lo = mid + 1;
       else hi = mid;
     }
     return (kept - lo) * this.stride;
-  }
-
-  private keptHashes(hashes: BigUint64Array): BigUint64Array {
-    if (this.stride === 1) return hashes;
-    const kept = new BigUint64Array(Math.floor(hashes.length / this.stride));
-    for (let j = 0; j < kept.length; j++) kept[j] = hashes[j * this.stride + this.stride - 1]!;
-    return kept;
   }
 
   /** Books a request on a rank. Returns false (and reports) for a duplicate id or unknown rank. */
@@ -199,7 +251,7 @@ export class ActiveSequences {
       serial: this.nextSerial++,
       rankKey: key,
       rank,
-      hashes: spec.sequenceHashes ? this.keptHashes(spec.sequenceHashes) : null,
+      hashes: spec.sequenceHashes ? this.trackingKeys(spec.sequenceHashes) : null,
       privateBlocks: Math.max(0, spec.privateBlocks ?? 0),
       isl: spec.isl,
       expectedOutputTokens: spec.expectedOutputTokens,
@@ -215,11 +267,14 @@ export class ActiveSequences {
     if (this.trackOutputBlocks && tracked.expectedOutputTokens !== undefined) rank.decaying.add(tracked);
     rank.prefillTokens += tracked.prefillTokens;
     rank.privateBlocks += tracked.privateBlocks;
-    if (tracked.hashes) {
-      for (const h of tracked.hashes) {
-        const ref = rank.refs.get(h);
+    const tk = tracked.hashes;
+    if (tk) {
+      for (let j = 0; j < tk.keys.length; j++) {
+        const ref = findRef(rank.refs, tk, j);
         if (!ref) {
-          rank.refs.set(h, { count: 1, ownerSum: tracked.serial });
+          const head = rank.refs.get(tk.keys[j]!) ?? null;
+          rank.refs.set(tk.keys[j]!, { check: tk.checks[j]!, next: head, count: 1, ownerSum: tracked.serial });
+          rank.uniqueBlocks++;
           tracked.exclusive++;
           continue;
         }
@@ -272,14 +327,17 @@ export class ActiveSequences {
     if (!r) return false;
     this.markPrefillCompleted(requestId);
     const rank = r.rank;
-    if (r.hashes) {
-      for (const h of r.hashes) {
-        const ref = rank.refs.get(h);
+    const tk = r.hashes;
+    if (tk) {
+      for (let j = 0; j < tk.keys.length; j++) {
+        const ref = findRef(rank.refs, tk, j);
         if (!ref) continue;
         ref.count--;
         ref.ownerSum -= r.serial;
-        if (ref.count === 0) rank.refs.delete(h);
-        else if (ref.count === 1) this.bySerial.get(ref.ownerSum)!.exclusive++;
+        if (ref.count === 0) {
+          unlinkRef(rank.refs, tk.keys[j]!, ref);
+          rank.uniqueBlocks--;
+        } else if (ref.count === 1) this.bySerial.get(ref.ownerSum)!.exclusive++;
       }
     }
     rank.privateBlocks -= r.privateBlocks;
@@ -300,4 +358,23 @@ export class ActiveSequences {
     if (stale.length > 0) this.onExpire?.(stale);
     return stale;
   }
+}
+
+function findRef(refs: Map<number, BlockRef>, tk: TrackingKeys, j: number): BlockRef | null {
+  const check = tk.checks[j]!;
+  let ref = refs.get(tk.keys[j]!) ?? null;
+  while (ref !== null && ref.check !== check) ref = ref.next;
+  return ref;
+}
+
+function unlinkRef(refs: Map<number, BlockRef>, key: number, ref: BlockRef): void {
+  const head = refs.get(key)!;
+  if (head === ref) {
+    if (ref.next) refs.set(key, ref.next);
+    else refs.delete(key);
+    return;
+  }
+  let prev = head;
+  while (prev.next !== ref) prev = prev.next!;
+  prev.next = ref.next;
 }

@@ -4,6 +4,8 @@ export {
   EXPIRY_CHECK_INTERVAL_SECS,
   type ActiveSequencesOptions,
   type AddRequestSpec,
+  type RankHandle,
+  type TrackingKeys,
   type RankLoad,
 } from "./active-sequences.js";
 export { anyThresholdEnabled, busyWorkers, rankBusyReason, type BusyInputs, type BusyThresholds } from "./busy.js";

@@ -24,6 +24,9 @@ export interface ScoredCandidate {
   readonly diskOverlapBlocks: number;
   readonly load: RankLoad;
   readonly newBlocks: number;
+  /** The cost the policy compares (lower is better). */
+  readonly cost: number;
+  /** How the cost was made up. */
   readonly breakdown: CostBreakdown;
   /** Why this rank is over a busy threshold, or null. */
   readonly busyReason: string | null;
@@ -63,7 +66,7 @@ export class KvCostPolicy implements RoutingPolicy {
 
   choose(request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
     const costs = new Float64Array(candidates.length);
-    for (let i = 0; i < candidates.length; i++) costs[i] = candidates[i]!.breakdown.cost;
+    for (let i = 0; i < candidates.length; i++) costs[i] = candidates[i]!.cost;
     const s = selectByCost(costs, request.temperature, state.rng);
     const cost = +costs[s.index]!.toFixed(3);
     if (s.probability !== undefined) {

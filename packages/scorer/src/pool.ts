@@ -1,7 +1,7 @@
 import { workerRankKey } from "@dynamo/kv-indexer";
-import { ActiveSequences, type RankLoad } from "./active-sequences.js";
+import { ActiveSequences, type RankHandle, type RankLoad } from "./active-sequences.js";
 import { anyThresholdEnabled, busyWorkers, rankBusyReason, type BusyThresholds } from "./busy.js";
-import { DEFAULT_COST_PARAMS, computeCost, type CostParams } from "./cost.js";
+import { DEFAULT_COST_PARAMS, computeCost, type CostBreakdown, type CostInputs, type CostParams, type CostRequest } from "./cost.js";
 import { KvCostPolicy, type RankInfo, type RoutingPolicy, type ScoredCandidate } from "./policy.js";
 import type { Rng } from "./rng.js";
 
@@ -89,7 +89,48 @@ export interface Rejected extends EvaluationBase {
 
 export type Evaluation = Chosen | Rejected;
 
-const EMPTY_LOAD: RankLoad = { activePrefillTokens: 0, activeBlocks: 0, activeRequests: 0 };
+const NO_WORKERS: ReadonlySet<bigint> = new Set();
+
+interface CostContext {
+  readonly request: CostRequest;
+  readonly params: CostParams;
+}
+
+/** A scored rank; the load snapshot and the cost breakdown are built only when read (explain). */
+class Candidate implements ScoredCandidate {
+  constructor(
+    readonly rank: RankInfo,
+    private readonly inputs: CostInputs,
+    readonly cost: number,
+    readonly busyReason: string | null,
+    private readonly context: CostContext,
+  ) {}
+
+  get overlapBlocks(): number {
+    return this.inputs.deviceOverlapBlocks;
+  }
+
+  get hostOverlapBlocks(): number {
+    return this.inputs.hostOverlapBlocks;
+  }
+
+  get diskOverlapBlocks(): number {
+    return this.inputs.diskOverlapBlocks;
+  }
+
+  get newBlocks(): number {
+    return this.inputs.newBlocks;
+  }
+
+  get load(): RankLoad {
+    const { activePrefillTokens, activeBlocks, activeRequests } = this.inputs;
+    return { activePrefillTokens: activePrefillTokens ?? 0, activeBlocks, activeRequests };
+  }
+
+  get breakdown(): CostBreakdown {
+    return computeCost(this.context.request, this.inputs, this.context.params);
+  }
+}
 
 /**
  * A set of worker ranks with their in-flight load, scored by the cost function and chosen by a policy.
@@ -106,6 +147,7 @@ export class WorkerPool {
   private readonly tracking: { activeBlocks: boolean; prefillTokens: boolean; kvReuse: boolean };
   private readonly rng: Rng;
   private readonly workers = new Map<bigint, RankInfo[]>();
+  private readonly handles = new Map<RankInfo, RankHandle>();
   private rankList: RankInfo[] = [];
 
   constructor(options: WorkerPoolOptions) {
@@ -141,8 +183,14 @@ export class WorkerPool {
       ranks.push({ workerId: spec.workerId, dpRank: r, key, kvTotalBlocks: spec.kvTotalBlocks, maxNumBatchedTokens: spec.maxNumBatchedTokens });
     }
     const previous = this.workers.get(spec.workerId) ?? [];
-    for (const old of previous) if (!ranks.some((r) => r.key === old.key)) this.sequences.removeRank(old.key);
-    for (const r of ranks) this.sequences.addRank(r.key);
+    for (const old of previous) {
+      this.handles.delete(old);
+      if (!ranks.some((r) => r.key === old.key)) this.sequences.removeRank(old.key);
+    }
+    for (const r of ranks) {
+      this.sequences.addRank(r.key);
+      this.handles.set(r, this.sequences.rankHandle(r.key)!);
+    }
     this.workers.set(spec.workerId, ranks);
     this.rankList = [...this.workers.values()].flat();
   }
@@ -152,6 +200,7 @@ export class WorkerPool {
     const ranks = this.workers.get(workerId);
     if (!ranks) return [];
     this.workers.delete(workerId);
+    for (const r of ranks) this.handles.delete(r);
     this.rankList = [...this.workers.values()].flat();
     return ranks.flatMap((r) => this.sequences.removeRank(r.key));
   }
@@ -186,41 +235,58 @@ export class WorkerPool {
     const kvReuse = o.assumeKvReuse ?? this.tracking.kvReuse;
     const checkBusy = anyThresholdEnabled(this.busy);
     const fullBlocks = request.sequenceHashes.length;
+    const keys = this.tracking.activeBlocks && kvReuse ? this.sequences.trackingKeys(request.sequenceHashes) : undefined;
 
-    const loads: RankLoad[] = new Array(ranks.length);
-    const busyReasons: Array<string | null> = new Array(ranks.length);
-    for (let i = 0; i < ranks.length; i++) {
+    const n = ranks.length;
+    const handles: Array<RankHandle | undefined> = new Array(n);
+    const prefillTokens = new Float64Array(n);
+    const activeBlocks = new Float64Array(n);
+    const activeRequests = new Float64Array(n);
+    const busyReasons: Array<string | null> = new Array(n).fill(null);
+    for (let i = 0; i < n; i++) {
       const r = ranks[i]!;
-      const load = this.sequences.load(r.key) ?? EMPTY_LOAD;
-      loads[i] = load;
-      busyReasons[i] = checkBusy
-        ? rankBusyReason({ activeBlocks: load.activeBlocks, activePrefillTokens: load.activePrefillTokens, kvTotalBlocks: r.kvTotalBlocks, maxNumBatchedTokens: r.maxNumBatchedTokens }, this.busy)
-        : null;
+      const handle = this.handles.get(r);
+      handles[i] = handle;
+      if (!handle) continue;
+      prefillTokens[i] = this.sequences.activePrefillTokensOf(handle);
+      activeBlocks[i] = this.sequences.activeBlocksOf(handle);
+      activeRequests[i] = this.sequences.activeRequestsOf(handle);
+      if (checkBusy) {
+        busyReasons[i] = rankBusyReason({ activeBlocks: activeBlocks[i]!, activePrefillTokens: prefillTokens[i]!, kvTotalBlocks: r.kvTotalBlocks, maxNumBatchedTokens: r.maxNumBatchedTokens }, this.busy);
+      }
     }
-    const excluded = checkBusy ? busyWorkers(ranks.map((r, i) => ({ workerId: r.workerId, busy: busyReasons[i] !== null }))) : new Set<bigint>();
+    const excluded = checkBusy ? busyWorkers(ranks.map((r, i) => ({ workerId: r.workerId, busy: busyReasons[i] !== null }))) : NO_WORKERS;
     let minPrefill = Infinity;
-    for (let i = 0; i < ranks.length; i++) if (!excluded.has(ranks[i]!.workerId)) minPrefill = Math.min(minPrefill, loads[i]!.activePrefillTokens);
+    const anyExcluded = excluded.size > 0;
+    for (let i = 0; i < n; i++) if (!anyExcluded || !excluded.has(ranks[i]!.workerId)) minPrefill = Math.min(minPrefill, prefillTokens[i]!);
 
-    const candidates: ScoredCandidate[] = new Array(ranks.length);
+    const context: CostContext = {
+      request: { isl: request.isl, blockSize: this.blockSize, trackPrefillTokens: trackPrefill, minActivePrefillTokens: Number.isFinite(minPrefill) ? minPrefill : 0 },
+      params: cost,
+    };
+    const device = request.overlaps?.device;
+    const hostTier = request.overlaps?.host;
+    const diskTier = request.overlaps?.disk;
+    const candidates: ScoredCandidate[] = new Array(n);
     const eligible: ScoredCandidate[] = [];
-    const costRequest = { isl: request.isl, blockSize: this.blockSize, trackPrefillTokens: trackPrefill, minActivePrefillTokens: Number.isFinite(minPrefill) ? minPrefill : 0 };
-    for (let i = 0; i < ranks.length; i++) {
+    for (let i = 0; i < n; i++) {
       const r = ranks[i]!;
-      const load = loads[i]!;
-      const device = request.overlaps?.device?.get(r.key) ?? 0;
-      const hostDepth = request.overlaps?.host?.get(r.key) ?? 0;
-      const diskDepth = request.overlaps?.disk?.get(r.key) ?? 0;
-      const host = Math.max(0, hostDepth - device);
-      const disk = Math.max(0, diskDepth - Math.max(device, hostDepth));
-      const newBlocks = !this.tracking.activeBlocks ? 0 : kvReuse ? this.sequences.newBlocks(r.key, request.sequenceHashes) : fullBlocks;
-      const breakdown = computeCost(
-        costRequest,
-        { deviceOverlapBlocks: device, hostOverlapBlocks: host, diskOverlapBlocks: disk, activePrefillTokens: load.activePrefillTokens, activeBlocks: load.activeBlocks, newBlocks, activeRequests: load.activeRequests },
-        cost,
-      );
-      const c: ScoredCandidate = { rank: r, overlapBlocks: device, hostOverlapBlocks: host, diskOverlapBlocks: disk, load, newBlocks, breakdown, busyReason: busyReasons[i]! };
+      const handle = handles[i];
+      const deviceDepth = device?.get(r.key) ?? 0;
+      const hostDepth = hostTier?.get(r.key) ?? 0;
+      const diskDepth = diskTier?.get(r.key) ?? 0;
+      const inputs: CostInputs = {
+        deviceOverlapBlocks: deviceDepth,
+        hostOverlapBlocks: Math.max(0, hostDepth - deviceDepth),
+        diskOverlapBlocks: Math.max(0, diskDepth - Math.max(deviceDepth, hostDepth)),
+        activePrefillTokens: prefillTokens[i]!,
+        activeBlocks: activeBlocks[i]!,
+        newBlocks: keys ? (handle ? this.sequences.newBlocksOf(handle, keys) : keys.keys.length * this.sequences.stride) : this.tracking.activeBlocks ? fullBlocks : 0,
+        activeRequests: activeRequests[i]!,
+      };
+      const c = new Candidate(r, inputs, computeCost(context.request, inputs, cost).cost, busyReasons[i]!, context);
       candidates[i] = c;
-      if (!excluded.has(r.workerId)) eligible.push(c);
+      if (!anyExcluded || !excluded.has(r.workerId)) eligible.push(c);
     }
     if (eligible.length === 0) {
       const pinned = request.pinned !== undefined;

@@ -18,8 +18,8 @@ describe("ActiveSequences", () => {
     seq.addRequest("a", RANK, { sequenceHashes: hashes(1, 2, 3), isl: 48, prefillTokens: 48 });
     seq.addRequest("b", RANK, { sequenceHashes: hashes(1, 2, 4, 5), isl: 64, prefillTokens: 32 });
     expect(seq.load(RANK)).toEqual({ activeBlocks: 5, activePrefillTokens: 80, activeRequests: 2 });
-    expect(seq.newBlocks(RANK, hashes(1, 2, 3, 9))).toBe(1);
-    expect(seq.newBlocks(RANK, hashes(7, 8))).toBe(2);
+    expect(seq.newBlocks(RANK, seq.trackingKeys(hashes(1, 2, 3, 9)))).toBe(1);
+    expect(seq.newBlocks(RANK, seq.trackingKeys(hashes(7, 8)))).toBe(2);
     expect(seq.free("a")).toBe(true);
     expect(seq.load(RANK)).toEqual({ activeBlocks: 4, activePrefillTokens: 32, activeRequests: 1 });
     expect(seq.free("a")).toBe(false);
@@ -91,11 +91,26 @@ describe("ActiveSequences", () => {
     expect(short.expireStale()).toEqual(["x"]);
   });
 
+  it("keeps hashes that share their low 30 bits apart", () => {
+    const { seq } = tracker();
+    const a = BigUint64Array.from([5n, 7n]);
+    const b = BigUint64Array.from([5n + (1n << 40n), 7n + (1n << 30n)]);
+    seq.addRequest("a", RANK, { sequenceHashes: a, isl: 32, prefillTokens: 0 });
+    seq.addRequest("b", RANK, { sequenceHashes: b, isl: 32, prefillTokens: 0 });
+    expect(seq.load(RANK)!.activeBlocks).toBe(4);
+    expect(seq.newBlocks(RANK, seq.trackingKeys(BigUint64Array.from([5n + (1n << 63n)])))).toBe(1);
+    seq.free("a");
+    expect(seq.newBlocks(RANK, seq.trackingKeys(b))).toBe(0);
+    expect(seq.newBlocks(RANK, seq.trackingKeys(a))).toBe(2);
+    seq.free("b");
+    expect(seq.load(RANK)!.activeBlocks).toBe(0);
+  });
+
   it("keeps one hash every `stride` blocks and scales block counts by the stride", () => {
     const { seq } = tracker({ stride: 2 });
     seq.addRequest("a", RANK, { sequenceHashes: hashes(1, 2, 3, 4, 5), isl: 80, prefillTokens: 0 });
     expect(seq.load(RANK)!.activeBlocks).toBe(4);
-    expect(seq.newBlocks(RANK, hashes(1, 2, 3, 9, 10, 11))).toBe(4);
+    expect(seq.newBlocks(RANK, seq.trackingKeys(hashes(1, 2, 3, 9, 10, 11)))).toBe(4);
   });
 
   it("matches a naive per-hash model under random add/free/output sequences", () => {
