@@ -101,10 +101,14 @@ export async function requestReplay(
 class RankSubscription {
   private readonly socket: Subscriber;
   private lastSeq: bigint | null = null;
+  /** Batches up to this seq came from the replay fetched on connect: the same ones arriving live are duplicates. */
+  private replayedOnConnect: bigint | null = null;
   /** The connection dropped since the last message: the publisher may have restarted meanwhile. */
   private reconnected = false;
   private readonly loop: Promise<void>;
   private readonly watch: Promise<void>;
+  /** Message handling and connection-triggered replays run one after the other, in this chain. */
+  private serial: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(
@@ -116,9 +120,9 @@ class RankSubscription {
   ) {
     this.socket = new Subscriber({ linger: 0, reconnectInterval: owner.reconnectIntervalMs, receiveHighWaterMark: 0 });
     this.socket.subscribe(topic);
+    this.watch = this.watchConnection(); // before connecting, or the first events are missed
     this.socket.connect(endpoint);
     this.loop = this.run();
-    this.watch = this.watchDisconnects();
   }
 
   async close(): Promise<void> {
@@ -127,19 +131,47 @@ class RankSubscription {
     await Promise.all([this.loop, this.watch]);
   }
 
-  private async watchDisconnects(): Promise<void> {
+  private async watchConnection(): Promise<void> {
+    const events = this.socket.events;
     try {
-      for await (const event of this.socket.events) if (event.type === "disconnect") this.reconnected = true;
+      for await (const event of events) {
+        if (event.type === "disconnect") {
+          this.reconnected = true;
+          this.replayedOnConnect = null;
+        }
+        else if (event.type === "connect") void this.inOrder(() => this.catchUpOnConnect());
+      }
     } catch {
       // the socket was closed
     }
+  }
+
+  private inOrder(task: () => Promise<void>): Promise<void> {
+    const next = this.serial.then(task);
+    this.serial = next.catch((err: unknown) => this.owner.warn("handler", `${this.label()}: ${(err as Error).message}`));
+    return this.serial;
+  }
+
+  /** A quiet publisher may have sent everything before the subscription reached it: fetch what its replay buffer holds. */
+  private async catchUpOnConnect(): Promise<void> {
+    if (this.lastSeq !== null || this.replayEndpoint === undefined || this.closed) return;
+    const reply = await requestReplay(this.replayEndpoint, 0n, this.owner.replayTimeoutMs).catch(() => ({ batches: [] }));
+    if (this.lastSeq !== null || this.closed) return;
+    const batches: ReplayedBatch[] = [];
+    for (const b of reply.batches) {
+      if (batches.length > 0 && b.seq !== batches.at(-1)!.seq + 1n) break;
+      batches.push(b);
+    }
+    if (batches.length === 0) return;
+    this.deliverReplayed(batches);
+    this.lastSeq = this.replayedOnConnect = batches.at(-1)!.seq;
   }
 
   private async run(): Promise<void> {
     try {
       for await (const frames of this.socket) {
         if (this.closed) break;
-        await this.handle(frames);
+        await this.inOrder(() => this.handle(frames));
       }
     } catch (err) {
       if (!this.closed) this.owner.warn("socket", `${this.label()}: SUB socket failed: ${(err as Error).message}`);
@@ -160,6 +192,10 @@ class RankSubscription {
       return;
     }
     stats.messages++;
+    if (this.replayedOnConnect !== null) {
+      if (seq <= this.replayedOnConnect) return;
+      this.replayedOnConnect = null;
+    }
     const last = this.lastSeq;
     // After a reconnection a jump forward is as likely a restarted publisher as lost messages: treat it as a restart.
     const restarted = last !== null && seq !== last + 1n && (seq <= last || this.reconnected);
@@ -204,11 +240,15 @@ class RankSubscription {
       this.owner.warn("gap", `${this.label()}: batches ${from}..${until - 1n} lost and not replayable: clearing the rank`);
       this.owner.handler.onReset(this.rank, "gap_not_recovered");
     }
-    let previous = from - 1n;
+    this.deliverReplayed(batches);
+  }
+
+  private deliverReplayed(batches: readonly ReplayedBatch[]): void {
+    let previous: bigint | null = null;
     for (const batch of batches) {
-      if (batch.seq <= previous) continue;
+      if (previous !== null && batch.seq <= previous) continue;
       previous = batch.seq;
-      stats.replayedBatches++;
+      this.owner.stats.replayedBatches++;
       this.owner.handler.onBatch(this.rank, batch.payload, { seq: batch.seq, topic: batch.topic, replayed: true });
     }
   }

@@ -28,6 +28,10 @@ async function router(namespace: string) {
   return r.router;
 }
 
+function bridgeCaughtUp(w: SimulatedWorker): Promise<void> {
+  return waitFor(() => w.bridge.lastEventId(0) === w.reference.lastEventId(w.workerId), "the bridge to see every batch");
+}
+
 describe("NATS event plane", () => {
   it("carries a worker's vLLM stream into the router's index", async () => {
     const ns = freshNamespace();
@@ -44,6 +48,7 @@ describe("NATS event plane", () => {
     const ns = freshNamespace();
     const w = await worker(ns, 12n);
     await w.publish(50); // about 200 events: still in the 1 024-event buffer
+    await bridgeCaughtUp(w);
     const early = await router(ns);
     await w.publish(5);
     await converged(early, w);
@@ -51,6 +56,7 @@ describe("NATS event plane", () => {
     expect(canonicalState(early.index)).toEqual(canonicalState(w.reference.index));
 
     await w.publish(400); // far beyond the buffer
+    await bridgeCaughtUp(w);
     const late = await router(ns);
     await w.publish(5);
     await converged(late, w);

@@ -44,6 +44,7 @@ async function wire(shape: "with-topic" | "legacy" = "with-topic") {
   cleanups.push(() => pub.close(), () => sub.close());
   await sub.addWorker({ workerId: 3n, endpoint: pub.endpoint, replayEndpoint: pub.replayEndpoint });
   await pub.waitForSubscriber();
+  await waitFor(() => pub.replayRequests.length === 1, "the replay request sent on connect");
   return { pub, rec, sub };
 }
 
@@ -64,7 +65,7 @@ describe("ZmqEventSubscriber", () => {
     expect(rec.seqs()).toEqual([0n, 1n, 2n, 3n, 4n]);
     expect(rec.log[0]).toMatchObject({ rank: { workerId: 3n, dpRank: 0 }, replayed: false });
     expect(sub.stats).toMatchObject({ messages: 5, gaps: 0, malformedFrames: 0 });
-    expect(pub.replayRequests).toEqual([]);
+    expect(pub.replayRequests).toEqual([0n]); // on connect, for history sent before the subscription arrived
   });
 
   for (const shape of ["with-topic", "legacy"] as const) {
@@ -79,7 +80,7 @@ describe("ZmqEventSubscriber", () => {
       expect(rec.seqs()).toEqual([0n, 1n, 2n, 3n, 4n]);
       expect(rec.log.map((d) => d.kind === "batch" && d.replayed)).toEqual([false, true, true, false, false]);
       expect(Buffer.from((rec.log[1] as { payload: Uint8Array }).payload)).toEqual(Buffer.from(payload(1)));
-      expect(pub.replayRequests).toEqual([1n]);
+      expect(pub.replayRequests).toEqual([0n, 1n]);
       expect(sub.stats).toMatchObject({ gaps: 1, replayedBatches: 2, unrecoveredGaps: 0 });
     });
   }
@@ -116,7 +117,7 @@ describe("ZmqEventSubscriber", () => {
     await pub.send(2n, payload(2));
     await waitFor(() => rec.log.length === 3, "deliveries");
     expect(rec.seqs()).toEqual([0n, 1n, 2n]);
-    expect(pub.replayRequests).toEqual([0n]);
+    expect(pub.replayRequests).toEqual([0n, 0n]);
   });
 
   it("drops malformed frames, keeps going, and names the worker in the log", async () => {
@@ -216,5 +217,24 @@ describe("ZmqEventPublisher", () => {
     expect(after[0]).toBe("reset:publisher_restart");
     expect(after.slice(1)).toEqual(Array.from({ length: sent }, (_, i) => BigInt(i)));
     expect(sub.stats.publisherRestarts).toBe(1);
+  });
+});
+
+describe("ZmqEventSubscriber on a quiet publisher", () => {
+  it("fetches the replay buffer on connect when everything was published before the subscription", async () => {
+    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const replayEndpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const p = await ZmqEventPublisher.open({ endpoint, replayEndpoint, bind: true });
+    for (let i = 0; i < 4; i++) await p.publishPayload(payload(i));
+    const rec = new Recorder();
+    const sub = new ZmqEventSubscriber(rec, { log: quiet });
+    cleanups.push(() => p.close(), () => sub.close());
+    await sub.addWorker({ workerId: 2n, endpoint, replayEndpoint });
+    await waitFor(() => rec.log.length === 4, "the history");
+    expect(rec.seqs()).toEqual([0n, 1n, 2n, 3n]);
+    await p.publishPayload(payload(4));
+    await waitFor(() => rec.log.length === 5, "the next live batch");
+    expect(rec.log.map((d) => d.kind === "batch" && d.replayed)).toEqual([true, true, true, true, false]);
+    expect(sub.stats.gaps).toBe(0);
   });
 });

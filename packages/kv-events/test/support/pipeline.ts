@@ -56,12 +56,18 @@ export class SimulatedWorker {
     readonly endpoints: { endpoint: string; replayEndpoint: string },
   ) {}
 
-  static async start(server: NatsServer, namespace: string, workerId: bigint, seed = 1): Promise<SimulatedWorker> {
+  static async start(
+    server: NatsServer,
+    namespace: string,
+    workerId: bigint,
+    seed = 1,
+    shape: { eventsPerBatch?: number; capacityBlocks?: number } = {},
+  ): Promise<SimulatedWorker> {
     const endpoints = { endpoint: `tcp://127.0.0.1:${await freePort()}`, replayEndpoint: `tcp://127.0.0.1:${await freePort()}` };
     const zmq = await ZmqEventPublisher.open({ ...endpoints, bind: true });
     const nc = await connectNats(server);
     const bridge = await KvEventBridge.start({ nc, namespace, component: "backend", blockSize: BLOCK_SIZE, worker: { workerId, ...endpoints }, log: quiet });
-    const source = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: 256, eventsPerBatch: 4, seed });
+    const source = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: shape.capacityBlocks ?? 256, eventsPerBatch: shape.eventsPerBatch ?? 4, seed });
     return new SimulatedWorker(workerId, source, zmq, bridge, nc, endpoints);
   }
 
