@@ -17,7 +17,7 @@ export type GapListener = (slot: number, from: bigint, to: bigint) => void;
 
 export class EventIdTracker {
   // The last id per slot as a double while it is exact (the common case: no bigint arithmetic per
-  // event), otherwise in `lastBig`. NaN = nothing seen yet.
+  // event), otherwise NaN here and the value in `lastBig`. NaN and no `lastBig` = nothing seen yet.
   private lastNum = new Float64Array(16).fill(NaN);
   private readonly lastBig: (bigint | undefined)[] = [];
   private readonly missing: (MissingRange[] | undefined)[] = [];
@@ -28,7 +28,8 @@ export class EventIdTracker {
   accept(slot: number, id: bigint): boolean {
     if (slot >= this.lastNum.length) this.widen(slot);
     const last = this.lastNum[slot]!;
-    if (id <= SAFE && this.lastBig[slot] === undefined && Number(id) === last + 1) {
+    // NaN (nothing seen, or a value beyond 2^53) never equals anything: those take the slow path.
+    if (id <= SAFE && Number(id) === last + 1) {
       this.lastNum[slot] = last + 1;
       return true;
     }

@@ -122,7 +122,11 @@ export class Int3KeyTable {
       // Move j into the hole unless its home lies cyclically in (hole, j].
       const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
       if (stays) continue;
-      slots.copyWithin(hole << 2, at, at + 4);
+      const to = hole << 2;
+      slots[to] = slots[at]!;
+      slots[to + 1] = slots[at + 1]!;
+      slots[to + 2] = slots[at + 2]!;
+      slots[to + 3] = slots[at + 3]!;
       hole = j;
     }
     slots[(hole << 2) + 3] = EMPTY;
