@@ -18,8 +18,8 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const { registry, command, json, timeoutMs } = parsed;
   registry.on("problem", (problem) => console.error(`problem: ${describeProblem(problem)}`));
-  await registry.start();
   try {
+    await registry.start();
     await registry.whenReady(timeoutMs);
   } catch (error) {
     console.error(`dynamo-discovery: ${(error as Error).message}`);

@@ -82,6 +82,7 @@ describe("NATS registry", () => {
       bucket,
       retryMs: 200,
       sweepIntervalMs: 50,
+      streamCheckMs: 200,
       ...(component === undefined ? {} : { component }),
     });
     cleanups.push(() => d.stop());
@@ -180,6 +181,7 @@ describe("NATS registry", () => {
     const d = await watcher();
     await d.whenReady(5000);
     expect(names(d)).toEqual(["before-restart"]);
+    const { changes } = record(d);
 
     await server.restart();
     // The registrar's heartbeats resume; the watcher re-watches and sees registrations made after the restart.
@@ -190,6 +192,30 @@ describe("NATS registry", () => {
 
     await late.deregister();
     await waitFor(() => names(d).join() === "before-restart", "deregistration seen after the restart", 5000);
+    // The worker registered before the restart never flapped.
+    expect(changes.map((c) => `${c.type}:${c.worker.name}`)).toEqual(["added:after-restart", "removed:after-restart"]);
+  });
+
+  it("rides out a lost bucket (server state lost): live workers re-register without flapping, dead ones expire", async () => {
+    freshBucket();
+    const problems: DiscoveryProblem[] = [];
+    await registrar(worker("survivor"), undefined, problems);
+    const crashing = await connect({ servers: server.url });
+    await registrar(worker("crashed"), crashing);
+    const d = await watcher();
+    await d.whenReady(5000);
+    expect(names(d)).toEqual(["crashed", "survivor"]);
+    const { changes } = record(d);
+
+    await crashing.close();
+    const nc = await connection();
+    await (await new Kvm(nc).open(bucket)).destroy();
+    await waitFor(() => d.stats().fullLists >= 2, "the watch restarted on the recreated bucket", 5000);
+    await waitFor(() => names(d).join() === "survivor", "the crashed worker's lease to run out", LEASE_MS * 3);
+    await new Promise((r) => setTimeout(r, LEASE_MS));
+    expect(names(d)).toEqual(["survivor"]);
+    expect(changes.map((c) => `${c.type}:${c.worker.name}`)).toEqual(["removed:crashed"]);
+    expect(problems[0]?.message).toMatch(/heartbeat failed/);
   });
 
   it("matches namespaces by prefix (generation rollover) and filters by component", async () => {

@@ -26,6 +26,11 @@ export interface NatsDiscoveryOptions {
   retryMs?: number;
   /** How often leases are checked. Default 200 ms. */
   sweepIntervalMs?: number;
+  /**
+   * How often the bucket's stream is checked for having been deleted or recreated (server state lost,
+   * bucket destroyed), which silently ends a watch; the watch is then restarted. Default 2000 ms.
+   */
+  streamCheckMs?: number;
 }
 
 /**
@@ -44,6 +49,9 @@ export class NatsDiscovery extends WorkerRegistryBase {
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private streamCheckTimer: NodeJS.Timeout | undefined;
+  /** The watched bucket and the creation time of its stream when the watch started. */
+  private watched: { kv: KV; streamCreated: string } | undefined;
   private stopStatus: (() => void) | undefined;
   private readonly namespacePrefix: string;
   private readonly bucket: string;
@@ -72,6 +80,8 @@ export class NatsDiscovery extends WorkerRegistryBase {
     });
     this.sweepTimer = setInterval(() => this.expireLeases(), this.options.sweepIntervalMs ?? 200);
     this.sweepTimer.unref();
+    this.streamCheckTimer = setInterval(() => void this.checkStream(), this.options.streamCheckMs ?? 2000);
+    this.streamCheckTimer.unref();
     await this.watch();
   }
 
@@ -82,6 +92,7 @@ export class NatsDiscovery extends WorkerRegistryBase {
     this.iterator = undefined;
     clearTimeout(this.retryTimer);
     clearInterval(this.sweepTimer);
+    clearInterval(this.streamCheckTimer);
     this.stopStatus?.();
     if (this.ownsConnection) {
       await this.connection?.close();
@@ -101,23 +112,27 @@ export class NatsDiscovery extends WorkerRegistryBase {
     const generation = ++this.generation;
     this.iterator?.stop();
     this.iterator = undefined;
+    this.watched = undefined;
     clearTimeout(this.retryTimer);
     if (this.stopped || !this.connection) return;
     const filter = this.options.component === undefined ? ">" : `*.${this.options.component}.*`;
     try {
       const kv = await new Kvm(this.connection).open(this.bucket);
+      const streamCreated = (await kv.status()).streamInfo.created;
       const iterator = await kv.watch({ key: filter });
       if (generation !== this.generation) {
         iterator.stop();
         return;
       }
       this.iterator = iterator;
+      this.watched = { kv, streamCreated };
       void this.consume(kv, iterator, filter, generation);
     } catch (error) {
       if (generation !== this.generation) return;
-      if (/stream not found/i.test((error as Error).message)) {
-        // No worker has registered yet: that is a complete, empty list.
-        this.applyRegistrations(new Map());
+      if (isStreamNotFound(error)) {
+        // No worker has registered yet: that is a complete, empty list. Once ready, a vanished bucket
+        // (server state lost) changes nothing: workers re-register or their leases run out.
+        if (!this.ready) this.applyReplay(new Map());
       } else {
         this.reportProblem({ source: `nats:${this.bucket}`, message: `watch failed (retrying): ${(error as Error).message}`, cause: error });
       }
@@ -126,12 +141,12 @@ export class NatsDiscovery extends WorkerRegistryBase {
   }
 
   private async consume(kv: KV, iterator: QueuedIterator<KvWatchEntry>, filter: string, generation: number): Promise<void> {
-    const initial = new Map<bigint, Registration>();
+    const initial = new Map<bigint, Registration | "deleted">();
     let initialDone = false;
     const finishInitial = (): void => {
       if (initialDone || generation !== this.generation) return;
       initialDone = true;
-      this.applyRegistrations(initial);
+      this.applyReplay(initial);
     };
     // An empty bucket replays nothing, so the end of the initial replay is never signalled.
     void this.hasNoKeys(kv, filter).then((empty) => empty && finishInitial());
@@ -140,8 +155,7 @@ export class NatsDiscovery extends WorkerRegistryBase {
         if (generation !== this.generation) break;
         const decoded = this.decode(entry);
         if (!initialDone) {
-          if (decoded?.registration) initial.set(decoded.id, decoded.registration);
-          else if (decoded) initial.delete(decoded.id);
+          if (decoded) initial.set(decoded.id, decoded.registration ?? "deleted");
           if (entry.isUpdate) finishInitial();
         } else if (decoded?.registration) {
           this.upsertWorker(decoded.registration.worker);
@@ -157,6 +171,18 @@ export class NatsDiscovery extends WorkerRegistryBase {
       }
     }
     if (generation === this.generation) this.scheduleRetry(generation);
+  }
+
+  private async checkStream(): Promise<void> {
+    const watched = this.watched;
+    if (!watched || !this.connected) return;
+    let created: string | undefined;
+    try {
+      created = (await watched.kv.status()).streamInfo.created;
+    } catch (error) {
+      if (!isStreamNotFound(error)) return; // transient; the next check retries
+    }
+    if (this.watched === watched && created !== watched.streamCreated) void this.watch();
   }
 
   private async hasNoKeys(kv: KV, filter: string): Promise<boolean> {
@@ -194,11 +220,27 @@ export class NatsDiscovery extends WorkerRegistryBase {
     return { id: key.id, registration };
   }
 
-  private applyRegistrations(registrations: ReadonlyMap<bigint, Registration>): void {
+  /**
+   * Applies the replay at the start of a watch. Replayed entries are current (fresh leases); deleted
+   * entries remove their worker; a known worker the replay does not mention at all (its entry expired
+   * on the server, or the bucket was lost) keeps its lease and stays until that runs out, so a restart
+   * of the watch does not make workers flap.
+   */
+  private applyReplay(replay: ReadonlyMap<bigint, Registration | "deleted">): void {
     const now = Date.now();
-    this.leases.clear();
-    for (const [id, registration] of registrations) this.leases.set(id, now + registration.leaseTtlMs);
-    this.applyFullList([...registrations.values()].map((r) => r.worker), `nats:${this.bucket}`);
+    const workers: WorkerInfo[] = [];
+    for (const worker of this.list()) {
+      if (!replay.has(worker.id) && this.leases.has(worker.id)) workers.push(worker);
+    }
+    for (const [id, entry] of replay) {
+      if (entry === "deleted") {
+        this.leases.delete(id);
+        continue;
+      }
+      this.leases.set(id, now + entry.leaseTtlMs);
+      workers.push(entry.worker);
+    }
+    this.applyFullList(workers, `nats:${this.bucket}`);
   }
 
   private expireLeases(): void {
@@ -218,4 +260,8 @@ export class NatsDiscovery extends WorkerRegistryBase {
       if (generation === this.generation) void this.watch();
     }, this.options.retryMs ?? 1000);
   }
+}
+
+function isStreamNotFound(error: unknown): boolean {
+  return /stream not found/i.test((error as Error).message);
 }
