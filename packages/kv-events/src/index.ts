@@ -59,3 +59,4 @@ export {
 } from "./kv-event-subscriber.js";
 export { KvEventPublisher } from "./kv-event-publisher.js";
 export { connectEventPlane } from "./nats-connect.js";
+export { KV_EVENT_STREAM_MAX_AGE_MS, consumeKvEventStream, ensureKvEventStream } from "./jetstream.js";

@@ -1,5 +1,6 @@
 import { RadixIndex, workerRankKey, type RouterEvent, type WorkerRank, type WorkerRankKey } from "@dynamo/kv-indexer";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { ensureKvEventStream } from "./jetstream.js";
 import { KvEventPublisher } from "./kv-event-publisher.js";
 import { VllmEventIngest, type VllmPublisherQuirks } from "./ingest.js";
 import { RateLimitedLog, type LogSink } from "./log.js";
@@ -24,6 +25,8 @@ export interface KvEventBridgeOptions {
   readonly bufferSize?: number;
   readonly zmq?: ZmqEventSubscriberOptions;
   readonly log?: LogSink;
+  /** Durable mode: make sure the component's JetStream stream exists, so published events are kept. */
+  readonly durable?: boolean;
 }
 
 export interface KvEventBridgeStats {
@@ -72,6 +75,7 @@ export class KvEventBridge {
 
   /** Starts answering range queries, then subscribes to the worker's ZeroMQ stream. */
   static async start(options: KvEventBridgeOptions): Promise<KvEventBridge> {
+    if (options.durable) await ensureKvEventStream(options.nc, options.namespace, options.component);
     const bridge = new KvEventBridge(options);
     for (const dpRank of options.worker.dpRanks ?? [0]) {
       const subject = workerQuerySubject(options.namespace, options.component, options.worker.workerId, dpRank);

@@ -8,7 +8,9 @@ import {
   type StorageTier,
   type WorkerRankKey,
 } from "@dynamo/kv-indexer";
+import type { ConsumerMessages } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { consumeKvEventStream } from "./jetstream.js";
 import { RateLimitedLog, type LogSink } from "./log.js";
 import { ConcurrencyLimit, queryEventRange } from "./nats-request.js";
 import type { RangeAnswer } from "./recovery-protocol.js";
@@ -44,6 +46,11 @@ export interface KvEventSubscriberOptions {
   /** Apply errors of the primary (device-tier) index. */
   readonly onError?: (error: ApplyError) => void;
   readonly log?: LogSink;
+  /**
+   * Durable mode: read the component's JetStream stream through this router instance's durable
+   * consumer instead of a plain subscription, so a replica that joins late replays the kept events.
+   */
+  readonly durableConsumer?: string;
 }
 
 export interface KvEventSubscriberStats {
@@ -102,7 +109,7 @@ export class KvEventSubscriber {
   private readonly policy: RecoveryPolicy;
   private readonly limit: ConcurrencyLimit;
   private readonly log: RateLimitedLog;
-  private subscription: Subscription | undefined;
+  private subscription: Subscription | ConsumerMessages | undefined;
   private readonly idle = new Set<Promise<void>>();
 
   constructor(private readonly options: KvEventSubscriberOptions) {
@@ -115,10 +122,14 @@ export class KvEventSubscriber {
   /** Subscribes to the component's event subject. */
   static async start(options: KvEventSubscriberOptions): Promise<KvEventSubscriber> {
     const subscriber = new KvEventSubscriber(options);
-    subscriber.subscription = options.nc.subscribe(kvEventSubject(options.namespace, options.component), {
-      callback: (_err, msg) => subscriber.receive(msg.string()),
-    });
-    await options.nc.flush();
+    const { nc, namespace, component, durableConsumer } = options;
+    const receive = (text: string) => subscriber.receive(text);
+    if (durableConsumer === undefined) {
+      subscriber.subscription = nc.subscribe(kvEventSubject(namespace, component), { callback: (_err, msg) => receive(msg.string()) });
+      await nc.flush();
+    } else {
+      subscriber.subscription = await consumeKvEventStream(nc, namespace, component, durableConsumer, receive);
+    }
     return subscriber;
   }
 
@@ -204,7 +215,9 @@ export class KvEventSubscriber {
   }
 
   async close(): Promise<void> {
-    this.subscription?.unsubscribe();
+    const subscription = this.subscription;
+    if (subscription && "unsubscribe" in subscription) subscription.unsubscribe();
+    else await subscription?.close();
     for (const state of this.ranks.values()) this.abandonRecovery(state);
     await this.settled();
   }

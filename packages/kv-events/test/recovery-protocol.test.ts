@@ -8,6 +8,9 @@ import {
   decodeRangeQuery,
   encodeRangeAnswer,
   encodeRangeQuery,
+  kvEventStreamName,
+  kvEventSubject,
+  workerQuerySubject,
 } from "../src/index.js";
 
 const w = { workerId: 5n, dpRank: 0 };
@@ -75,5 +78,13 @@ describe("RingBuffer", () => {
     b.clear();
     expect(b.length).toBe(0);
     expect(() => new RingBuffer(0)).toThrow(RangeError);
+  });
+});
+
+describe("subjects", () => {
+  it("follows Dynamo's naming", () => {
+    expect(kvEventSubject("dynamo", "backend")).toBe("namespace.dynamo.component.backend.kv-events");
+    expect(workerQuerySubject("dynamo", "backend", 18446744073709551615n, 2)).toBe("namespace.dynamo.component.backend.worker_kv_indexer_query_dp2.18446744073709551615");
+    expect(kvEventStreamName("dynamo", "backend")).toBe("namespace-dynamo-component-backend-kv-events");
   });
 });

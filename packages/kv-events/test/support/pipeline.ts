@@ -61,12 +61,12 @@ export class SimulatedWorker {
     namespace: string,
     workerId: bigint,
     seed = 1,
-    shape: { eventsPerBatch?: number; capacityBlocks?: number } = {},
+    shape: { eventsPerBatch?: number; capacityBlocks?: number; durable?: boolean } = {},
   ): Promise<SimulatedWorker> {
     const endpoints = { endpoint: `tcp://127.0.0.1:${await freePort()}`, replayEndpoint: `tcp://127.0.0.1:${await freePort()}` };
     const zmq = await ZmqEventPublisher.open({ ...endpoints, bind: true });
     const nc = await connectNats(server);
-    const bridge = await KvEventBridge.start({ nc, namespace, component: "backend", blockSize: BLOCK_SIZE, worker: { workerId, ...endpoints }, log: quiet });
+    const bridge = await KvEventBridge.start({ nc, namespace, component: "backend", blockSize: BLOCK_SIZE, worker: { workerId, ...endpoints }, log: quiet, durable: shape.durable ?? false });
     const source = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: shape.capacityBlocks ?? 256, eventsPerBatch: shape.eventsPerBatch ?? 4, seed });
     return new SimulatedWorker(workerId, source, zmq, bridge, nc, endpoints);
   }
@@ -88,9 +88,10 @@ export class SimulatedWorker {
   }
 }
 
-export async function startRouter(server: NatsServer, namespace: string): Promise<{ router: KvEventSubscriber; nc: NatsConnection }> {
+export async function startRouter(server: NatsServer, namespace: string, durableConsumer?: string): Promise<{ router: KvEventSubscriber; nc: NatsConnection }> {
   const nc = await connectNats(server);
   const router = await KvEventSubscriber.start({
+    ...(durableConsumer === undefined ? {} : { durableConsumer }),
     nc,
     namespace,
     component: "backend",
