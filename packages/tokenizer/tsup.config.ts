@@ -1,7 +1,8 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  // The pool worker is its own entry: worker threads load dist/pool-worker.js by file name.
+  entry: ["src/index.ts", "src/pool-worker.ts"],
   format: ["esm"],
   dts: true,
   sourcemap: true,

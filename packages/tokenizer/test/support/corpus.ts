@@ -1,3 +1,5 @@
+import { seededRng } from "@dynamo/scorer";
+
 /**
  * A deterministic parity corpus: text that stresses every stage of a byte-level BPE tokenizer
  * (added-token splitting, normalisation, the split regex, byte mapping, merges).
@@ -6,18 +8,6 @@
 export interface CorpusCase {
   readonly name: string;
   readonly text: string;
-}
-
-/** Small deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const WORDS = (
@@ -168,7 +158,7 @@ function mixedDocuments(random: () => number, count: number): CorpusCase[] {
 
 /** The whole corpus (about 80 cases, a few hundred kB). */
 export function parityCorpus(seed = 20240601): CorpusCase[] {
-  const random = prng(seed);
+  const random = seededRng(seed);
   const group = (name: string, texts: readonly string[]) => texts.map((text, i) => ({ name: `${name} ${i}`, text }));
   return [
     { name: "empty", text: "" },
@@ -190,7 +180,7 @@ export function parityCorpus(seed = 20240601): CorpusCase[] {
 
 /** Non-repeating mixed text (prose, code, scripts, numbers) of about `chars` characters. */
 export function variedText(seed: number, chars: number): string {
-  const random = prng(seed);
+  const random = seededRng(seed);
   const parts: string[] = [];
   let length = 0;
   while (length < chars) {
