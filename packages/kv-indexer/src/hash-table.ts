@@ -4,7 +4,7 @@
  *
  * Used for 64-bit hashes split into two int32 halves (`lo`, `hi`) plus a small integer `tag`
  * (a parent node id, or 0). Linear probing with backward-shift deletion (no tombstones), load factor
- * at most 1/2. No allocation per operation; grows by doubling.
+ * at most 3/4. No allocation per operation; grows by doubling.
  */
 
 const EMPTY = -1;
@@ -18,7 +18,7 @@ export class Int3KeyTable {
 
   constructor(initialCapacity = MIN_CAPACITY) {
     let capacity = MIN_CAPACITY;
-    while (capacity < initialCapacity * 2) capacity *= 2;
+    while (capacity * 3 < initialCapacity * 4) capacity *= 2;
     this.slots = new Int32Array(capacity * 4).fill(EMPTY);
     this.mask = capacity - 1;
   }
@@ -48,7 +48,7 @@ export class Int3KeyTable {
 
   /** Inserts or overwrites; returns the previous value or -1. `value` must be >= 0. */
   set(tag: number, lo: number, hi: number, value: number): number {
-    if ((this.count + 1) * 2 > this.capacity) this.grow();
+    if ((this.count + 1) * 4 > this.capacity * 3) this.grow();
     const slots = this.slots;
     const mask = this.mask;
     let i = slotOf(tag, lo, hi, mask);

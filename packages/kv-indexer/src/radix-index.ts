@@ -3,7 +3,7 @@ import type { RouterEvent, StorageTier, StoredData, WorkerRank } from "./events.
 import type { ApplyError, ApplyErrorKind, ApplyOutcome, EventGap, EventIndex, OverlapScores } from "./index-api.js";
 import { PrefixTree, ROOT, StoreStatus } from "./prefix-tree.js";
 import { findOverlap } from "./overlap-scores.js";
-import { HalvesScratch, highHalf, joinHalves, lowHalf } from "./u64-halves.js";
+import { HalvesScratch, joinHalves } from "./u64-halves.js";
 import { WorkerSlots } from "./worker-slots.js";
 
 export interface RadixIndexOptions {
@@ -33,6 +33,7 @@ export class RadixIndex implements EventIndex {
   private readonly storageTier: StorageTier;
   private readonly engineScratch = new HalvesScratch();
   private readonly localScratch = new HalvesScratch();
+  private readonly parentScratch = new HalvesScratch();
 
   constructor(options: RadixIndexOptions = {}) {
     this.onError = options.onError;
@@ -153,8 +154,9 @@ export class RadixIndex implements EventIndex {
     let parentLo = 0;
     let parentHi = 0;
     if (parent !== null) {
-      parentLo = lowHalf(parent);
-      parentHi = highHalf(parent);
+      const words = this.parentScratch.loadOne(parent);
+      parentLo = words[0]!;
+      parentHi = words[1]!;
     }
     const status = this.tree.storeRun(slot, parent !== null, parentLo, parentHi, this.engineScratch.load(data.blockHashes), this.localScratch.load(data.tokensHashes), 0, count);
     if (status === StoreStatus.Stored) return "applied";

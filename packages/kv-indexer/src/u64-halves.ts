@@ -28,6 +28,16 @@ export class HalvesScratch {
     }
     return this.words;
   }
+
+  /** Halves of one value at words 0 and 1. */
+  loadOne(value: bigint): Int32Array {
+    if (LITTLE_ENDIAN) this.values[0] = value;
+    else {
+      this.words[0] = lowHalf(value);
+      this.words[1] = highHalf(value);
+    }
+    return this.words;
+  }
 }
 
 export function lowHalf(value: bigint): number {
