@@ -190,7 +190,8 @@ export class KvRouter {
 
   /** Configuration from `DYN_*` variables (see README); `options` override the environment. */
   static fromEnv(env: Environment = process.env, options: KvRouterOptions = {}): KvRouter {
-    return new KvRouter({ ...settingsFromEnv(env), ...options });
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+    return new KvRouter({ ...settingsFromEnv(env), ...given });
   }
 
   constructor(options: KvRouterOptions = {}) {
@@ -305,6 +306,9 @@ export class KvRouter {
       (request.tokens ? computeBlockHashes(request.tokens, st.blockSize, { loraName: request.loraName, cacheSalt: request.cacheSalt }) : undefined);
     if (!local) return this.reject("invalid_request", "request carries neither tokens nor localHashes");
     const isl = request.isl ?? request.tokens?.length ?? local.length * st.blockSize;
+    if (!(Number.isFinite(isl) && isl >= 0)) return this.reject("invalid_request", `isl must be a finite number ≥ 0, got ${isl}`);
+    const osl = request.expectedOutputTokens;
+    if (osl !== undefined && !(Number.isFinite(osl) && osl >= 0)) return this.reject("invalid_request", `expectedOutputTokens must be a finite number ≥ 0, got ${osl}`);
     const requestId = request.requestId ?? `b${this.nextBooking++}`;
     if (this.bookings.has(requestId)) return this.reject("duplicate_request", `request id ${requestId} is already booked`);
 

@@ -29,6 +29,31 @@ describe("KvRouter", () => {
     expect(kv.route({ tokens: prompt(2, 9, 9), requestId: "req-1" })).toMatchObject({ kind: "rejected", reason: "duplicate_request" });
   });
 
+  it("rejects malformed requests without booking anything", () => {
+    const kv = router();
+    kv.addWorker({ workerId: 1n });
+    expect(kv.route({})).toMatchObject({ kind: "rejected", reason: "invalid_request" });
+    expect(kv.route({ tokens: prompt(2, 1, 1), isl: Number.NaN })).toMatchObject({ kind: "rejected", reason: "invalid_request" });
+    expect(kv.route({ tokens: prompt(2, 1, 1), expectedOutputTokens: -5 })).toMatchObject({ kind: "rejected", reason: "invalid_request" });
+    expect(kv.activeBookings).toBe(0);
+    expect(kv.counters.rejected).toBe(3);
+  });
+
+  it("puts role-both workers in both pools and keyed tracking hashes still deduplicate", () => {
+    const kv = router({ trackingHash: "keyed-xxh3-v1" });
+    kv.addWorker({ workerId: 1n, role: "both" });
+    const a = routed(kv.route({ tokens: prompt(4, 3, 1) }));
+    expect(a).toMatchObject({ mode: "disaggregated", prefillWorker: { workerId: 1n }, worker: { workerId: 1n } });
+    const agg = router({ trackingHash: "keyed-xxh3-v1" });
+    agg.addWorker({ workerId: 1n });
+    routed(agg.route({ tokens: prompt(4, 3, 1) }));
+    routed(agg.route({ tokens: prompt(4, 3, 1) }));
+    expect(agg.load({ workerId: 1n, dpRank: 0 })).toMatchObject({ activeRequests: 2, activeBlocks: 4 });
+    agg.addWorker({ workerId: 1n, role: "prefill" });
+    expect(agg.activeBookings).toBe(0);
+    expect(agg.load({ workerId: 1n, dpRank: 0 }, "prefill")).toMatchObject({ activeRequests: 0 });
+  });
+
   it("keeps prefill-complete, output and free idempotent", () => {
     const kv = router({ trackOutputBlocks: true });
     kv.addWorker({ workerId: 1n });

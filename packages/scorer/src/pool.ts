@@ -96,39 +96,33 @@ interface CostContext {
   readonly params: CostParams;
 }
 
-/** A scored rank; the load snapshot and the cost breakdown are built only when read (explain). */
-class Candidate implements ScoredCandidate {
+/** A scored rank (also the cost function's input); load snapshot and breakdown are built when read. */
+class Candidate implements ScoredCandidate, CostInputs {
+  cost = 0;
+
   constructor(
     readonly rank: RankInfo,
-    private readonly inputs: CostInputs,
-    readonly cost: number,
+    readonly deviceOverlapBlocks: number,
+    readonly hostOverlapBlocks: number,
+    readonly diskOverlapBlocks: number,
+    readonly activePrefillTokens: number,
+    readonly activeBlocks: number,
+    readonly newBlocks: number,
+    readonly activeRequests: number,
     readonly busyReason: string | null,
     private readonly context: CostContext,
   ) {}
 
   get overlapBlocks(): number {
-    return this.inputs.deviceOverlapBlocks;
-  }
-
-  get hostOverlapBlocks(): number {
-    return this.inputs.hostOverlapBlocks;
-  }
-
-  get diskOverlapBlocks(): number {
-    return this.inputs.diskOverlapBlocks;
-  }
-
-  get newBlocks(): number {
-    return this.inputs.newBlocks;
+    return this.deviceOverlapBlocks;
   }
 
   get load(): RankLoad {
-    const { activePrefillTokens, activeBlocks, activeRequests } = this.inputs;
-    return { activePrefillTokens: activePrefillTokens ?? 0, activeBlocks, activeRequests };
+    return { activePrefillTokens: this.activePrefillTokens, activeBlocks: this.activeBlocks, activeRequests: this.activeRequests };
   }
 
   get breakdown(): CostBreakdown {
-    return computeCost(this.context.request, this.inputs, this.context.params);
+    return computeCost(this.context.request, this, this.context.params);
   }
 }
 
@@ -275,16 +269,19 @@ export class WorkerPool {
       const deviceDepth = device?.get(r.key) ?? 0;
       const hostDepth = hostTier?.get(r.key) ?? 0;
       const diskDepth = diskTier?.get(r.key) ?? 0;
-      const inputs: CostInputs = {
-        deviceOverlapBlocks: deviceDepth,
-        hostOverlapBlocks: Math.max(0, hostDepth - deviceDepth),
-        diskOverlapBlocks: Math.max(0, diskDepth - Math.max(deviceDepth, hostDepth)),
-        activePrefillTokens: prefillTokens[i]!,
-        activeBlocks: activeBlocks[i]!,
-        newBlocks: keys ? (handle ? this.sequences.newBlocksOf(handle, keys) : keys.keys.length * this.sequences.stride) : this.tracking.activeBlocks ? fullBlocks : 0,
-        activeRequests: activeRequests[i]!,
-      };
-      const c = new Candidate(r, inputs, computeCost(context.request, inputs, cost).cost, busyReasons[i]!, context);
+      const c = new Candidate(
+        r,
+        deviceDepth,
+        Math.max(0, hostDepth - deviceDepth),
+        Math.max(0, diskDepth - Math.max(deviceDepth, hostDepth)),
+        prefillTokens[i]!,
+        activeBlocks[i]!,
+        keys ? (handle ? this.sequences.newBlocksOf(handle, keys) : keys.keys.length * this.sequences.stride) : this.tracking.activeBlocks ? fullBlocks : 0,
+        activeRequests[i]!,
+        busyReasons[i]!,
+        context,
+      );
+      c.cost = computeCost(context.request, c, cost).cost;
       candidates[i] = c;
       if (!anyExcluded || !excluded.has(r.workerId)) eligible.push(c);
     }
