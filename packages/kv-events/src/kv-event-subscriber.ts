@@ -8,6 +8,7 @@ import {
   type StorageTier,
   type WorkerRankKey,
 } from "@dynamo/kv-indexer";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { consumeKvEventStream } from "./jetstream.js";
@@ -80,7 +81,6 @@ interface RankState {
   held: RouterEvent[];
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * The router side of the NATS event plane: applies router events to a `RadixIndex` per storage tier
@@ -111,6 +111,8 @@ export class KvEventSubscriber {
   private readonly log: RateLimitedLog;
   private subscription: Subscription | ConsumerMessages | undefined;
   private readonly idle = new Set<Promise<void>>();
+  /** Aborted by `close()`: ends recovery backoffs at once. */
+  private readonly closing = new AbortController();
 
   constructor(private readonly options: KvEventSubscriberOptions) {
     this.policy = { ...DEFAULT_RECOVERY_POLICY, ...options.recovery };
@@ -219,6 +221,7 @@ export class KvEventSubscriber {
     if (subscription && "unsubscribe" in subscription) subscription.unsubscribe();
     else await subscription?.close();
     for (const state of this.ranks.values()) this.abandonRecovery(state);
+    this.closing.abort();
     await this.settled();
   }
 
@@ -287,7 +290,13 @@ export class KvEventSubscriber {
     const subject = workerQuerySubject(this.options.namespace, this.options.component, state.workerId, state.dpRank);
     let start = from;
     for (let attempt = 0; attempt <= this.policy.maxRetries; attempt++) {
-      if (attempt > 0) await sleep(this.policy.initialBackoffMs * 2 ** (attempt - 1));
+      if (attempt > 0) {
+        try {
+          await sleep(this.policy.initialBackoffMs * 2 ** (attempt - 1), undefined, { signal: this.closing.signal });
+        } catch {
+          return; // closed
+        }
+      }
       if (state.generation !== generation) return;
       let answer: RangeAnswer;
       try {

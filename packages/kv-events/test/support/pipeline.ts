@@ -21,11 +21,16 @@ export function canonicalState(index: RadixIndex, workerId?: bigint): string[] {
 /** A directly fed index: what the router must end up with. */
 export class ReferenceIndex {
   readonly index = new RadixIndex();
-  private readonly translators = new Map<bigint, VllmEventTranslator>();
+  private readonly translators = new Map<string, VllmEventTranslator>();
 
   feed(workerId: bigint, batch: VllmEventBatch): void {
-    let t = this.translators.get(workerId);
-    if (!t) this.translators.set(workerId, (t = new VllmEventTranslator({ workerId, dpRank: 0, blockSize: BLOCK_SIZE, log: quiet })));
+    this.feedRank(workerId, 0, batch);
+  }
+
+  feedRank(workerId: bigint, dpRank: number, batch: VllmEventBatch): void {
+    const key = `${workerId}/${dpRank}`;
+    let t = this.translators.get(key);
+    if (!t) this.translators.set(key, (t = new VllmEventTranslator({ workerId, dpRank, blockSize: BLOCK_SIZE, log: quiet })));
     for (const event of t.translateBatch({ ...batch, unknownEvents: 0, invalidEvents: 0 })) this.index.apply(event);
   }
 
