@@ -50,7 +50,7 @@ export interface CostRequest {
   /** Prompt length in tokens. */
   readonly isl: number;
   readonly blockSize: number;
-  /** False: prompt-side load is not counted at all (raw prefill = 0). */
+  /** False: no prompt-side term (raw prefill = 0); the overlap credit offsets decode blocks instead. */
   readonly trackPrefillTokens: boolean;
   /** Least `activePrefillTokens` over the eligible candidates (for the credit decay). */
   readonly minActivePrefillTokens: number;
@@ -86,7 +86,12 @@ export function computeCost(request: CostRequest, c: CostInputs, params: CostPar
     params.diskCacheHitWeight * c.diskOverlapBlocks;
   const prefillBlocks = Math.max(0, rawPrefillBlocks - overlapCredit);
   const decodeBlocks = c.activeBlocks + c.newBlocks;
-  const cost = params.prefillLoadScale * prefillBlocks + decodeBlocks + params.decodeActiveRequestWeight * c.activeRequests;
+  const requestCost = params.decodeActiveRequestWeight * c.activeRequests;
+  // Without prompt-side tracking there is no prefill term to credit; the overlap credit then offsets
+  // the decode blocks instead (Dynamo's decode-only router case).
+  const cost = request.trackPrefillTokens
+    ? params.prefillLoadScale * prefillBlocks + decodeBlocks + requestCost
+    : Math.max(0, decodeBlocks - overlapCredit) + requestCost;
   return { rawPrefillBlocks, overlapCredit, prefillBlocks, decodeBlocks, cost };
 }
 

@@ -86,7 +86,8 @@ describe("cost function", () => {
     expect(b.cost).toBe(2 * 18 + 7 + 1.5 * 3);
     const off = computeCost({ ...request, trackPrefillTokens: false }, c, DEFAULT_COST_PARAMS);
     expect(off.rawPrefillBlocks).toBe(0);
-    expect(off.cost).toBe(7);
+    expect(off.cost).toBe(7 - 4); // decode-only case: credit offsets decode blocks
+    expect(computeCost({ ...request, trackPrefillTokens: false }, c, { ...DEFAULT_COST_PARAMS, overlapScoreCredit: 0 }).cost).toBe(7);
   });
 });
 
