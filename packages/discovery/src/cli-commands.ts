@@ -1,5 +1,4 @@
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import {
   DISCOVERY_BACKENDS,
   DiscoveryConfigError,
@@ -7,10 +6,7 @@ import {
   natsOptionsFromEnv,
   type DiscoveryBackendName,
 } from "./env.js";
-import { KubernetesDiscovery } from "./kubernetes/backend.js";
-import { NatsDiscovery } from "./nats/discovery.js";
 import type { WorkerRegistry } from "./registry.js";
-import { StaticDiscovery } from "./static/backend.js";
 import { formatWorkerId } from "./worker-id.js";
 import type { WorkerChange, WorkerInfo } from "./worker.js";
 
@@ -41,8 +37,11 @@ export interface CliCommand {
   registry: WorkerRegistry;
 }
 
-/** Parses arguments (environment values fill what the flags leave out); throws `DiscoveryConfigError` on misuse. */
-export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): CliCommand {
+/**
+ * Parses arguments (environment values fill what the flags leave out) and builds the registry; throws
+ * `DiscoveryConfigError` on misuse. Backends are loaded on demand, so `--backend static` starts fast.
+ */
+export async function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<CliCommand> {
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
@@ -77,15 +76,18 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
 
   let registry: WorkerRegistry;
   switch (backend) {
-    case "static":
+    case "static": {
       if (values.file === undefined) throw new DiscoveryConfigError("--backend static needs --file");
+      const { StaticDiscovery } = await import("./static/backend.js");
       registry = new StaticDiscovery({ file: values.file, pollIntervalMs: 1000 });
       break;
+    }
     case "nats": {
       const options = natsOptionsFromEnv(
         overlay({ NATS_SERVER: values.url, DYN_NAMESPACE_PREFIX: values.namespace, DYN_COMPONENT_NAME: values.component }),
       );
       if (values.bucket !== undefined) options.bucket = values.bucket;
+      const { NatsDiscovery } = await import("./nats/discovery.js");
       registry = new NatsDiscovery(options);
       break;
     }
@@ -98,6 +100,10 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
           DYN_KUBE_DISCOVERY_MODE: values.mode,
         }),
       );
+      const [{ KubeConfig }, { KubernetesDiscovery }] = await Promise.all([
+        import("@kubernetes/client-node"),
+        import("./kubernetes/backend.js"),
+      ]);
       if (values.kubeconfig !== undefined) {
         const kubeConfig = new KubeConfig();
         kubeConfig.loadFromFile(values.kubeconfig);

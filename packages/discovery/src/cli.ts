@@ -10,7 +10,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   let parsed;
   try {
-    parsed = parseCommandLine(argv, process.env);
+    parsed = await parseCommandLine(argv, process.env);
   } catch (error) {
     if (!(error instanceof DiscoveryConfigError) && !(error instanceof TypeError)) throw error;
     console.error(`dynamo-discovery: ${error.message}\n\n${USAGE}`);

@@ -1,8 +1,7 @@
-import { KubernetesDiscovery, type KubernetesDiscoveryOptions } from "./kubernetes/backend.js";
+import type { KubernetesDiscoveryOptions } from "./kubernetes/backend.js";
 import { envValue, resolveNamespacePrefix } from "./namespace.js";
-import { NatsDiscovery, type NatsDiscoveryOptions } from "./nats/discovery.js";
-import type { WorkerRegistry } from "./registry.js";
-import { StaticDiscovery, type StaticDiscoveryOptions } from "./static/backend.js";
+import type { NatsDiscoveryOptions } from "./nats/discovery.js";
+import type { StaticDiscoveryOptions } from "./static/backend.js";
 
 /** Default NATS server when `NATS_SERVER` is unset. */
 export const DEFAULT_NATS_SERVER = "nats://localhost:4222";
@@ -18,7 +17,8 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return value;
 }
 
-function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[]): T | undefined {
+/** An environment value that must be one of `allowed`; throws naming the variable otherwise. */
+export function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[]): T | undefined {
   const text = envValue(env, name);
   if (text === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(text)) {
@@ -87,16 +87,3 @@ export function staticOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Stat
 /** Backend names accepted by `DYN_DISCOVERY_BACKEND` and the command line. */
 export const DISCOVERY_BACKENDS = ["static", "nats", "kubernetes"] as const;
 export type DiscoveryBackendName = (typeof DISCOVERY_BACKENDS)[number];
-
-/** The registry `DYN_DISCOVERY_BACKEND` (default `kubernetes`) selects, configured from the environment. */
-export function discoveryFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerRegistry {
-  const backend = oneOf(env, "DYN_DISCOVERY_BACKEND", DISCOVERY_BACKENDS) ?? "kubernetes";
-  switch (backend) {
-    case "static":
-      return new StaticDiscovery(staticOptionsFromEnv(env));
-    case "nats":
-      return new NatsDiscovery(natsOptionsFromEnv(env));
-    case "kubernetes":
-      return new KubernetesDiscovery(kubernetesOptionsFromEnv(env));
-  }
-}

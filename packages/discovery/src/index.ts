@@ -55,9 +55,9 @@ export {
   DEFAULT_NATS_SERVER,
   DISCOVERY_BACKENDS,
   DiscoveryConfigError,
-  discoveryFromEnv,
   kubernetesOptionsFromEnv,
   natsOptionsFromEnv,
   staticOptionsFromEnv,
   type DiscoveryBackendName,
 } from "./env.js";
+export { discoveryFromEnv } from "./from-env.js";
