@@ -132,9 +132,9 @@ export class KvEventBridge {
       const maxBytes = Math.max(4096, Math.floor((this.options.nc.info?.max_payload ?? 1 << 20) * 0.8));
       for (const chunk of encodeRangeAnswer(answer, maxBytes)) this.options.nc.publish(reply, chunk);
     } catch (err) {
-      if (!(err instanceof RangeProtocolError)) throw err;
-      this.stats.badQueries++;
-      this.log.warn("query", `kv-events bridge: worker ${this.options.worker.workerId} dp_rank ${dpRank}: bad range query: ${err.message}`);
+      const what = err instanceof RangeProtocolError ? "bad range query" : "could not answer a range query";
+      if (err instanceof RangeProtocolError) this.stats.badQueries++;
+      this.log.warn("query", `kv-events bridge: worker ${this.options.worker.workerId} dp_rank ${dpRank}: ${what}: ${(err as Error).message}`);
     }
   }
 

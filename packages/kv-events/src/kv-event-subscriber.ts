@@ -248,6 +248,9 @@ export class KvEventSubscriber {
 
   /** Applies an event to the index of its tier; other tiers' events advance the device index's ids as no-ops. */
   private apply(event: RouterEvent): void {
+    if (event.data.type === "cleared") {
+      for (const index of this.lowerTiers.values()) index.clearWorkerRank(event.workerId, event.dpRank);
+    }
     if (event.storageTier === "device") {
       this.index.apply(event);
       return;

@@ -39,6 +39,8 @@ export interface ZmqEventSubscriberOptions {
   readonly replayTimeoutMs?: number;
   /** Reconnect interval of the SUB sockets. Default 100 ms. */
   readonly reconnectIntervalMs?: number;
+  /** Messages a SUB socket queues before ZeroMQ drops (gaps are then replayed). Default 100 000. */
+  readonly receiveHighWaterMark?: number;
   readonly log?: LogSink;
 }
 
@@ -118,7 +120,7 @@ class RankSubscription {
     topic: string,
     private readonly owner: ZmqEventSubscriber,
   ) {
-    this.socket = new Subscriber({ linger: 0, reconnectInterval: owner.reconnectIntervalMs, receiveHighWaterMark: 0 });
+    this.socket = new Subscriber({ linger: 0, reconnectInterval: owner.reconnectIntervalMs, receiveHighWaterMark: owner.receiveHighWaterMark });
     this.socket.subscribe(topic);
     this.watch = this.watchConnection(); // before connecting, or the first events are missed
     this.socket.connect(endpoint);
@@ -272,6 +274,7 @@ export class ZmqEventSubscriber {
   };
   readonly replayTimeoutMs: number;
   readonly reconnectIntervalMs: number;
+  readonly receiveHighWaterMark: number;
   private readonly subscriptions = new Map<bigint, RankSubscription[]>();
   private readonly log: RateLimitedLog;
 
@@ -281,6 +284,7 @@ export class ZmqEventSubscriber {
   ) {
     this.replayTimeoutMs = options.replayTimeoutMs ?? 2_000;
     this.reconnectIntervalMs = options.reconnectIntervalMs ?? 100;
+    this.receiveHighWaterMark = options.receiveHighWaterMark ?? 100_000;
     this.log = new RateLimitedLog(options.log);
   }
 

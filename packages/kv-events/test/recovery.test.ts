@@ -120,3 +120,16 @@ it("a simulated worker's bridge answers queries for the rank it serves", async (
   expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
   expect(w.bridge.stats.answered.tree_dump).toBe(1);
 });
+
+it("keeps lower storage tiers in their own indexes without breaking the device index's event ids", async () => {
+  const ns = freshNamespace();
+  const r = await subscriber(ns, { maxRetries: 0 });
+  r.handle(store(0, null, 1n));
+  r.handle(RouterEvents.stored(W, 1n, null, [{ blockHash: 50n, tokensHash: 51n }], "host_pinned"));
+  r.handle(store(2, 1n, 2n));
+  expect(r.stats.gaps).toBe(0);
+  expect(canonicalState(r.index)).toEqual([`40/0 - 1 1001`, `40/0 1 2 1002`]);
+  expect(canonicalState(r.tierIndex("host_pinned"))).toEqual([`40/0 - 50 51`]);
+  r.handle(RouterEvents.cleared(W, 3n));
+  expect(r.index.size + r.tierIndex("host_pinned").size).toBe(0);
+});
