@@ -11,6 +11,7 @@ export {
 } from "./config.js";
 export {
   KvRouter,
+  type ActiveSequenceEvent,
   type CandidateExplain,
   type KvRouterCounters,
   type KvRouterHooks,

@@ -5,7 +5,9 @@ import {
   RadixIndex,
   computeBlockHashes,
   computeSequenceHashes,
+  parseWorkerRankKey,
   requiredBlocks,
+  workerRankKey,
   type ApplyError,
   type ApplyOutcome,
   type EventGap,
@@ -24,9 +26,33 @@ import {
   type Rng,
   type RoutingPolicy,
   type ScoredCandidate,
+  type SequenceChange,
   type TierOverlaps,
 } from "@dynamo/scorer";
 import { resolveSettings, settingsFromEnv, type Environment, type KvRouterSettings, type RouterMode } from "./config.js";
+
+/** A bookkeeping change exchanged between router replicas (Dynamo's `ActiveSequenceEvent`). */
+export interface ActiveSequenceEvent {
+  readonly requestId: string;
+  readonly worker: WorkerRank;
+  /** Which of the router's pools the booking lives in. */
+  readonly pool: "decode" | "prefill";
+  /** Id of the sending router; receivers drop their own events. */
+  readonly routerId: bigint;
+  readonly data:
+    | {
+        readonly type: "add_request";
+        /** Sequence hashes of the prompt's full blocks (null: blocks counted without deduplication). */
+        readonly tokenSequence: BigUint64Array | null;
+        readonly privateBlocks: number;
+        readonly isl: number;
+        /** Uncached prompt tokens booked as prefill backlog (`initial_effective_prefill_tokens`). */
+        readonly prefillTokens: number;
+        readonly expectedOutputTokens?: number;
+      }
+    | { readonly type: "mark_prefill_completed" }
+    | { readonly type: "free" };
+}
 
 /** Runtime hooks that are not configuration values. */
 export interface KvRouterHooks {
@@ -40,6 +66,8 @@ export interface KvRouterHooks {
   /** Index apply errors and bookkeeping problems; never thrown. */
   readonly onError?: (message: string) => void;
   readonly onGap?: (gap: EventGap) => void;
+  /** With `replicaSync`: every local booking change, to publish to the other replicas. */
+  readonly onActiveSequenceEvent?: (event: ActiveSequenceEvent) => void;
 }
 
 export type KvRouterOptions = Partial<KvRouterSettings> & KvRouterHooks;
@@ -185,6 +213,9 @@ export class KvRouter {
   private readonly bookings = new Map<string, Booking>();
   private readonly trackingKey: bigint | undefined;
   private readonly hooks: KvRouterHooks;
+  /** Random id of this router, carried by its replica-sync events. */
+  readonly routerId: bigint = randomBytes(8).readBigUInt64LE();
+  private applyingReplicaEvent = false;
   private nextBooking = 1;
   private ready: boolean;
 
@@ -195,8 +226,8 @@ export class KvRouter {
   }
 
   constructor(options: KvRouterOptions = {}) {
-    const { rng, now, policyFactory, onWarning, onError, onGap, ...settings } = options;
-    this.hooks = { rng, now, policyFactory, onWarning, onError, onGap };
+    const { rng, now, policyFactory, onWarning, onError, onGap, onActiveSequenceEvent, ...settings } = options;
+    this.hooks = { rng, now, policyFactory, onWarning, onError, onGap, onActiveSequenceEvent };
     const st = resolveSettings(settings, onWarning);
     this.settings = Object.freeze(st);
     const indexOn = st.overlapScoreCredit > 0;
@@ -242,6 +273,7 @@ export class KvRouter {
         now,
         onError,
         onExpire: (ids) => this.dropBookings(ids),
+        onChange: st.replicaSync && onActiveSequenceEvent ? (change) => this.publish(prefill ? "prefill" : "decode", change) : undefined,
       });
     this.planner = new DisaggPlanner({ prefill: pool(true), decode: pool(false), enforceDisagg: st.enforceDisagg });
     this.ready = st.minInitialWorkers === 0;
@@ -416,6 +448,47 @@ export class KvRouter {
   /** Frees bookings older than `DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS`; returns their ids. */
   expireStale(): string[] {
     return [...new Set([...this.planner.prefill.sequences.expireStale(), ...this.planner.decode.sequences.expireStale()])];
+  }
+
+  private publish(pool: "decode" | "prefill", change: SequenceChange): void {
+    if (this.applyingReplicaEvent) return;
+    const { workerId, dpRank } = parseWorkerRankKey(change.rankKey);
+    const data: ActiveSequenceEvent["data"] =
+      change.type === "add"
+        ? {
+            type: "add_request",
+            tokenSequence: change.spec.sequenceHashes ?? null,
+            privateBlocks: change.spec.privateBlocks ?? 0,
+            isl: change.spec.isl,
+            prefillTokens: change.spec.prefillTokens,
+            expectedOutputTokens: change.spec.expectedOutputTokens,
+          }
+        : { type: change.type === "free" ? "free" : "mark_prefill_completed" };
+    this.hooks.onActiveSequenceEvent?.({ requestId: change.requestId, worker: { workerId, dpRank }, pool, routerId: this.routerId, data });
+  }
+
+  /**
+   * Applies another replica's booking change (best effort: unknown workers or ids are reported and
+   * skipped). Events carrying this router's own id are dropped. Returns whether anything changed.
+   */
+  applyReplicaEvent(event: ActiveSequenceEvent): boolean {
+    if (event.routerId === this.routerId) return false;
+    const sequences = (event.pool === "prefill" ? this.planner.prefill : this.planner.decode).sequences;
+    const d = event.data;
+    this.applyingReplicaEvent = true;
+    try {
+      if (d.type === "free") return sequences.free(event.requestId);
+      if (d.type === "mark_prefill_completed") return sequences.markPrefillCompleted(event.requestId);
+      return sequences.addRequest(event.requestId, workerRankKey(event.worker.workerId, event.worker.dpRank), {
+        sequenceHashes: d.tokenSequence,
+        privateBlocks: d.privateBlocks,
+        isl: d.isl,
+        prefillTokens: d.prefillTokens,
+        expectedOutputTokens: d.expectedOutputTokens,
+      });
+    } finally {
+      this.applyingReplicaEvent = false;
+    }
   }
 
   /** Number of live bookings. */

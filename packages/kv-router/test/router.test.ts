@@ -2,7 +2,7 @@ import { computeBlockHashes } from "@dynamo/kv-indexer";
 import { seededRng, type RoutingPolicy } from "@dynamo/scorer";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
-import { KvRouter, type KvRouterOptions, type RouteResult } from "../src/index.js";
+import { KvRouter, type ActiveSequenceEvent, type KvRouterOptions, type RouteResult } from "../src/index.js";
 import { BS, prompt, storedEvent } from "./helpers.js";
 
 const router = (options: KvRouterOptions = {}) => new KvRouter({ blockSize: BS, rng: seededRng(11), ...options });
@@ -52,6 +52,34 @@ describe("KvRouter", () => {
     agg.addWorker({ workerId: 1n, role: "prefill" });
     expect(agg.activeBookings).toBe(0);
     expect(agg.load({ workerId: 1n, dpRank: 0 }, "prefill")).toMatchObject({ activeRequests: 0 });
+  });
+
+  it("shares bookings between replicas when replica sync is on", () => {
+    const inbox: { a: ActiveSequenceEvent[]; b: ActiveSequenceEvent[] } = { a: [], b: [] };
+    const a = router({ replicaSync: true, onActiveSequenceEvent: (e) => inbox.b.push(e) });
+    const b = router({ replicaSync: true, onActiveSequenceEvent: (e) => inbox.a.push(e) });
+    for (const r of [a, b]) for (let w = 1; w <= 2; w++) r.addWorker({ workerId: BigInt(w) });
+    const first = routed(a.route({ tokens: prompt(4, 1, 1), requestId: "x" }));
+    expect(inbox.b.map((e) => e.data.type)).toEqual(["add_request"]);
+    for (const e of inbox.b.splice(0)) expect(b.applyReplicaEvent(e)).toBe(true);
+    expect(b.load(first.worker)).toEqual({ activeBlocks: 4, activePrefillTokens: 4 * BS, activeRequests: 1 });
+    // B now sees A's booking, so an identical uncached request goes to the other worker.
+    const second = routed(b.route({ tokens: prompt(4, 2, 2), requestId: "y" }));
+    expect(second.worker.workerId).not.toBe(first.worker.workerId);
+    for (const e of inbox.a.splice(0)) a.applyReplicaEvent(e);
+    a.markPrefillComplete("x");
+    a.free("x");
+    expect(inbox.b.map((e) => e.data.type)).toEqual(["mark_prefill_completed", "free"]);
+    for (const e of inbox.b.splice(0)) b.applyReplicaEvent(e);
+    expect(b.load(first.worker)).toEqual({ activeBlocks: 0, activePrefillTokens: 0, activeRequests: 0 });
+    expect(inbox.a).toEqual([]); // applying replica events publishes nothing
+    const own = { requestId: "z", worker: first.worker, pool: "decode" as const, routerId: a.routerId, data: { type: "free" as const } };
+    expect(a.applyReplicaEvent(own)).toBe(false);
+    const quiet: ActiveSequenceEvent[] = [];
+    const off = router({ onActiveSequenceEvent: (e) => quiet.push(e) });
+    off.addWorker({ workerId: 1n });
+    routed(off.route({ tokens: prompt(2, 1, 1) }));
+    expect(quiet).toEqual([]);
   });
 
   it("keeps prefill-complete, output and free idempotent", () => {

@@ -20,7 +20,15 @@ export interface ActiveSequencesOptions {
   readonly onError?: (message: string) => void;
   /** Told which requests `expireStale` freed (also when it runs inside `addRequest`). */
   readonly onExpire?: (requestIds: readonly string[]) => void;
+  /** Told about every applied change (for replica sync); exceptions it throws are ignored. */
+  readonly onChange?: (change: SequenceChange) => void;
 }
+
+/** One applied change to the bookkeeping, as replicas exchange them. */
+export type SequenceChange =
+  | { readonly type: "add"; readonly requestId: string; readonly rankKey: string; readonly spec: AddRequestSpec }
+  | { readonly type: "prefill_completed"; readonly requestId: string; readonly rankKey: string }
+  | { readonly type: "free"; readonly requestId: string; readonly rankKey: string };
 
 export const DEFAULT_ACTIVE_REQUEST_EXPIRY_SECS = 3600;
 export const EXPIRY_CHECK_INTERVAL_SECS = 30;
@@ -105,6 +113,7 @@ export class ActiveSequences {
   private readonly now: () => number;
   private readonly onError: (message: string) => void;
   private readonly onExpire: ((requestIds: readonly string[]) => void) | undefined;
+  private readonly onChange: ((change: SequenceChange) => void) | undefined;
   private readonly ranks = new Map<string, RankState>();
   private readonly requests = new Map<string, Tracked>();
   private readonly bySerial = new Map<number, Tracked>();
@@ -120,6 +129,7 @@ export class ActiveSequences {
     this.now = options.now ?? Date.now;
     this.onError = options.onError ?? (() => undefined);
     this.onExpire = options.onExpire;
+    this.onChange = options.onChange;
     this.lastExpiryCheck = this.now();
   }
 
@@ -283,15 +293,28 @@ export class ActiveSequences {
         ref.ownerSum += tracked.serial;
       }
     }
+    this.notify({ type: "add", requestId, rankKey: key, spec });
     return true;
+  }
+
+  private notify(change: SequenceChange): void {
+    if (!this.onChange) return;
+    try {
+      this.onChange(change);
+    } catch {
+      // A failing listener must not break the bookkeeping.
+    }
   }
 
   /** The request's prompt tokens leave the prefill backlog; its blocks stay. Idempotent. */
   markPrefillCompleted(requestId: string): boolean {
     const r = this.requests.get(requestId);
     if (!r) return false;
-    r.rank.prefillTokens -= r.prefillTokens;
-    r.prefillTokens = 0;
+    if (r.prefillTokens !== 0) {
+      r.rank.prefillTokens -= r.prefillTokens;
+      r.prefillTokens = 0;
+      this.notify({ type: "prefill_completed", requestId, rankKey: r.rankKey });
+    }
     return true;
   }
 
@@ -325,8 +348,8 @@ export class ActiveSequences {
   free(requestId: string): boolean {
     const r = this.requests.get(requestId);
     if (!r) return false;
-    this.markPrefillCompleted(requestId);
     const rank = r.rank;
+    rank.prefillTokens -= r.prefillTokens;
     const tk = r.hashes;
     if (tk) {
       for (let j = 0; j < tk.keys.length; j++) {
@@ -346,6 +369,7 @@ export class ActiveSequences {
     rank.decaying.delete(r);
     this.requests.delete(requestId);
     this.bySerial.delete(r.serial);
+    this.notify({ type: "free", requestId, rankKey: r.rankKey });
     return true;
   }
 

@@ -1,5 +1,5 @@
 import { workerRankKey } from "@dynamo/kv-indexer";
-import { ActiveSequences, type RankHandle, type RankLoad } from "./active-sequences.js";
+import { ActiveSequences, type RankHandle, type RankLoad, type SequenceChange } from "./active-sequences.js";
 import { anyThresholdEnabled, busyWorkers, rankBusyReason, type BusyThresholds } from "./busy.js";
 import { DEFAULT_COST_PARAMS, computeCost, type CostBreakdown, type CostInputs, type CostParams, type CostRequest } from "./cost.js";
 import { KvCostPolicy, type RankInfo, type RoutingPolicy, type ScoredCandidate } from "./policy.js";
@@ -35,6 +35,8 @@ export interface WorkerPoolOptions {
   readonly onError?: (message: string) => void;
   /** Told which booked requests went stale and were freed. */
   readonly onExpire?: (requestIds: readonly string[]) => void;
+  /** Told about every bookkeeping change (replica sync). */
+  readonly onChange?: (change: SequenceChange) => void;
 }
 
 /** Per-request changes to the pool's settings (e.g. the decode side of a disaggregated request). */
@@ -164,6 +166,7 @@ export class WorkerPool {
       now: options.now,
       onError: options.onError,
       onExpire: options.onExpire,
+      onChange: options.onChange,
     });
   }
 
