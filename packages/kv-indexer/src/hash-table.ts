@@ -34,58 +34,31 @@ export class Int3KeyTable {
 
   /** The value stored under the key, or -1. */
   get(tag: number, lo: number, hi: number): number {
-    const slots = this.slots;
-    const mask = this.mask;
-    let i = slotOf(tag, lo, hi, mask);
-    for (;;) {
-      const at = i << 2;
-      const value = slots[at + 3]!;
-      if (value === EMPTY) return EMPTY;
-      if (slots[at + 1] === lo && slots[at + 2] === hi && slots[at] === tag) return value;
-      i = (i + 1) & mask;
-    }
+    return this.slots[(this.locate(tag, lo, hi) << 2) + 3]!;
   }
 
   /** Inserts or overwrites; returns the previous value or -1. `value` must be >= 0. */
   set(tag: number, lo: number, hi: number, value: number): number {
     if ((this.count + 1) * 4 > this.capacity * 3) this.grow();
+    const at = this.locate(tag, lo, hi) << 2;
     const slots = this.slots;
-    const mask = this.mask;
-    let i = slotOf(tag, lo, hi, mask);
-    for (;;) {
-      const at = i << 2;
-      const old = slots[at + 3]!;
-      if (old === EMPTY) {
-        slots[at] = tag;
-        slots[at + 1] = lo;
-        slots[at + 2] = hi;
-        slots[at + 3] = value;
-        this.count++;
-        return EMPTY;
-      }
-      if (slots[at + 1] === lo && slots[at + 2] === hi && slots[at] === tag) {
-        slots[at + 3] = value;
-        return old;
-      }
-      i = (i + 1) & mask;
+    const old = slots[at + 3]!;
+    if (old === EMPTY) {
+      slots[at] = tag;
+      slots[at + 1] = lo;
+      slots[at + 2] = hi;
+      this.count++;
     }
+    slots[at + 3] = value;
+    return old;
   }
 
   /** Removes the key; returns its value or -1 when absent. */
   delete(tag: number, lo: number, hi: number): number {
-    const slots = this.slots;
-    const mask = this.mask;
-    let i = slotOf(tag, lo, hi, mask);
-    for (;;) {
-      const at = i << 2;
-      const value = slots[at + 3]!;
-      if (value === EMPTY) return EMPTY;
-      if (slots[at + 1] === lo && slots[at + 2] === hi && slots[at] === tag) {
-        this.removeSlot(i);
-        return value;
-      }
-      i = (i + 1) & mask;
-    }
+    const i = this.locate(tag, lo, hi);
+    const value = this.slots[(i << 2) + 3]!;
+    if (value !== EMPTY) this.removeSlot(i);
+    return value;
   }
 
   clear(): void {
@@ -107,6 +80,18 @@ export class Int3KeyTable {
 
   hiAt(i: number): number {
     return this.slots[(i << 2) + 2]!;
+  }
+
+  /** The slot holding the key, or the empty slot ending its probe run. */
+  private locate(tag: number, lo: number, hi: number): number {
+    const slots = this.slots;
+    const mask = this.mask;
+    let i = slotOf(tag, lo, hi, mask);
+    for (;;) {
+      const at = i << 2;
+      if (slots[at + 3] === EMPTY || (slots[at + 1] === lo && slots[at + 2] === hi && slots[at] === tag)) return i;
+      i = (i + 1) & mask;
+    }
   }
 
   /** Backward-shift deletion: pull later members of the probe run into the hole so lookups stay exact. */
