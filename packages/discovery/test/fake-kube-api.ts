@@ -31,6 +31,8 @@ export class FakeKubeApi {
   /** Label selectors of the pod watches, in order. */
   readonly podWatchSelectors: string[] = [];
   goneAs: "event" | "status" = "event";
+  /** When set, every watch is answered with an empty stream that ends at once. */
+  endWatchesAtOnce = false;
   private resourceVersion = 100;
   private compactedBelow = 0;
   private readonly objects: Record<Resource, Map<string, KubeJson>> = { pods: new Map(), inferencepools: new Map() };
@@ -160,6 +162,10 @@ export class FakeKubeApi {
       return;
     }
     response.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+    if (this.endWatchesAtOnce) {
+      response.end();
+      return;
+    }
     response.flushHeaders();
     const watcher: Watcher = { resource, matches, response };
     for (const entry of this.log) {

@@ -135,6 +135,18 @@ describe("KubernetesDiscovery against a fake API server", () => {
     });
   }
 
+  it("paces re-watches against a server that ends every watch at once", async () => {
+    addPod("a");
+    api.endWatchesAtOnce = true;
+    const d = await start({ retryMs: 100 });
+    const before = api.requests.watches.pods;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(api.requests.watches.pods - before).toBeLessThanOrEqual(6);
+    api.endWatchesAtOnce = false;
+    addPod("b");
+    await waitFor(() => d.list().length === 2, "changes once watches stay open", 5000);
+  });
+
   it("container mode: one worker per Ready container, `main` keeps the pod's id", async () => {
     addPod("multi", {
       ip: "10.0.0.5",

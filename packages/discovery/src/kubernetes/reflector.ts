@@ -36,7 +36,8 @@ export interface ReflectorStats {
   gone: number;
 }
 
-type WatchOutcome = { kind: "closed" } | { kind: "gone" } | { kind: "failed"; error: unknown };
+/** `closed` carries whether the watch delivered anything (an empty watch closing at once is not progress). */
+type WatchOutcome = { kind: "closed"; delivered: boolean } | { kind: "gone" } | { kind: "failed"; error: unknown };
 
 /**
  * List, then watch from the list's resourceVersion; when a watch ends, watch again from the last
@@ -87,6 +88,9 @@ export class Reflector<T extends KubeObject> {
       } else if (outcome.kind === "failed") {
         this.options.onProblem(`watch ${this.options.what} failed (retrying): ${describe(outcome.error)}`, outcome.error);
         await this.pause();
+      } else if (!outcome.delivered) {
+        // A server that ends every watch at once must not be re-asked in a tight loop.
+        await this.pause();
       }
     }
   }
@@ -95,6 +99,7 @@ export class Reflector<T extends KubeObject> {
     this.stats.watches++;
     return new Promise<WatchOutcome>((resolve) => {
       let gone = false;
+      let delivered = false;
       let errorEvent: unknown;
       const query: Record<string, string | number | boolean | undefined> = {
         resourceVersion,
@@ -105,6 +110,7 @@ export class Reflector<T extends KubeObject> {
       };
       const onEvent = (type: string, object: T & { code?: number }): void => {
         if (this.stopped) return;
+        delivered = true;
         if (type === "ERROR") {
           if (object?.code === 410) gone = true;
           else errorEvent = new Error(`error event ${JSON.stringify(object)}`);
@@ -119,7 +125,7 @@ export class Reflector<T extends KubeObject> {
         if (gone) resolve({ kind: "gone" });
         else if (errorEvent) resolve({ kind: "failed", error: errorEvent });
         else if (error && !isAbort(error)) resolve({ kind: statusCode(error) === 410 ? "gone" : "failed", error });
-        else resolve({ kind: "closed" });
+        else resolve({ kind: "closed", delivered });
       };
       this.options.watch
         .watch(this.options.path, query, onEvent, onDone)
