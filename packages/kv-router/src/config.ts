@@ -284,7 +284,6 @@ function unsupported(st: KvRouterSettings): string[] {
   if (st.policyConfig !== undefined) out.push("DYN_ROUTER_POLICY_CONFIG: policy classes from YAML are not supported; leave it unset");
   if (st.useRemoteIndexer) out.push("DYN_USE_REMOTE_INDEXER: a remote indexer is not supported; expected false");
   if (st.sharedCacheType.toLowerCase() !== "none") out.push("DYN_SHARED_CACHE_TYPE: only none is supported by this router");
-  if (st.sessionAffinityTtlSecs !== undefined) out.push("DYN_ROUTER_SESSION_AFFINITY_TTL_SECS: session affinity is not supported; leave it unset");
   if (st.conditionalDisagg) out.push("DYN_ROUTER_CONDITIONAL_DISAGG: conditional disaggregation is not supported; expected false");
   return out;
 }

@@ -104,6 +104,8 @@ export interface RouteRequest {
   readonly expectedOutputTokens?: number;
   /** Booking id; generated when absent. A duplicate id is rejected. */
   readonly requestId?: string;
+  /** Session id (`X-Dynamo-Session-ID`): with session affinity on, the session sticks to its decode worker. */
+  readonly sessionId?: string;
   /** Evaluate only: nothing is booked or recorded. */
   readonly queryOnly?: boolean;
   /** Per-request overrides (`router_config_override`); `overlapScoreWeight` follows the deprecated rule. */
@@ -212,6 +214,7 @@ export class KvRouter {
   private readonly planner: DisaggPlanner;
   private readonly bookings = new Map<string, Booking>();
   private readonly trackingKey: bigint | undefined;
+  private readonly sessions: SessionAffinity | undefined;
   private readonly hooks: KvRouterHooks;
   /** Random id of this router, carried by its replica-sync events. */
   readonly routerId: bigint = randomBytes(8).readBigUInt64LE();
@@ -277,6 +280,7 @@ export class KvRouter {
       });
     this.planner = new DisaggPlanner({ prefill: pool(true), decode: pool(false), enforceDisagg: st.enforceDisagg });
     this.ready = st.minInitialWorkers === 0;
+    if (st.sessionAffinityTtlSecs !== undefined) this.sessions = new SessionAffinity(st.sessionAffinityTtlSecs * 1000, now ?? Date.now);
   }
 
   /** Registers a worker (or updates its ranks / capacity). */
@@ -354,8 +358,12 @@ export class KvRouter {
       expectedOutputTokens: request.expectedOutputTokens,
       overrides: this.requestOverrides(request.overrides),
     };
-    const plan = this.planner.plan(planRequest);
+    const sticky = request.pinned ? undefined : this.sessions?.lookup(request.sessionId);
+    let plan = this.planner.plan(sticky ? { ...planRequest, pinned: sticky } : planRequest);
+    // A session's worker is a preference: when it cannot take the request, route normally.
+    if (sticky && plan.kind === "rejected" && (plan.reason === "pinned_unavailable" || plan.reason === "pinned_overloaded")) plan = this.planner.plan(planRequest);
     const booked = plan.kind !== "rejected" && !request.queryOnly && this.planner.book(requestId, plan, planRequest);
+    if (booked && plan.kind !== "rejected") this.sessions?.remember(request.sessionId, rankOf(plan.decode.chosen));
     return this.decide(plan, booked, requestId, isl, local, request);
   }
 
@@ -501,6 +509,40 @@ export class KvRouter {
     const p = pool === "decode" ? this.planner.decode : this.planner.prefill;
     const rank = p.ranks().find((r) => r.workerId === worker.workerId && r.dpRank === worker.dpRank);
     return rank && p.sequences.load(rank.key);
+  }
+}
+
+/** Sticky sessions: session id → the decode worker rank it last used, for `ttlMs` after its last use. */
+class SessionAffinity {
+  private readonly entries = new Map<string, { worker: WorkerRank; expiresAt: number }>();
+  private lastSweep: number;
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly now: () => number,
+  ) {
+    this.lastSweep = now();
+  }
+
+  lookup(sessionId: string | undefined): WorkerRank | undefined {
+    if (!sessionId) return undefined;
+    const entry = this.entries.get(sessionId);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= this.now()) {
+      this.entries.delete(sessionId);
+      return undefined;
+    }
+    return entry.worker;
+  }
+
+  remember(sessionId: string | undefined, worker: WorkerRank): void {
+    if (!sessionId) return;
+    const now = this.now();
+    this.entries.set(sessionId, { worker, expiresAt: now + this.ttlMs });
+    if (now - this.lastSweep >= 30_000) {
+      this.lastSweep = now;
+      for (const [id, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(id);
+    }
   }
 }
 

@@ -82,6 +82,27 @@ describe("KvRouter", () => {
     expect(quiet).toEqual([]);
   });
 
+  it("keeps a session on its worker while the affinity lasts and the worker can take it", () => {
+    let now = 0;
+    const kv = router({ sessionAffinityTtlSecs: 60, now: () => now, busyThreshold: 0.5 });
+    kv.addWorker({ workerId: 1n, kvTotalBlocks: 100 });
+    kv.addWorker({ workerId: 2n, kvTotalBlocks: 100 });
+    const first = routed(kv.route({ tokens: prompt(4, 1, 1), sessionId: "s1" }));
+    // Without affinity the next request would go to the idle worker; the session keeps it on the first.
+    const again = routed(kv.route({ tokens: prompt(4, 2, 2), sessionId: "s1" }));
+    expect(again.worker).toEqual(first.worker);
+    const s2 = routed(kv.route({ tokens: prompt(4, 3, 3), sessionId: "s2" }));
+    expect(s2.worker).not.toEqual(first.worker);
+    now += 61_000;
+    for (const d of [first, again, s2]) kv.free(d.bookingId);
+    const other = first.worker.workerId === 1n ? 2n : 1n;
+    kv.applyEvent(storedEvent(other, 0, 0n, prompt(4, 4, 0)));
+    expect(routed(kv.route({ tokens: prompt(4, 4, 0), sessionId: "s1" })).worker.workerId).toBe(other);
+    kv.addWorker({ workerId: other, kvTotalBlocks: 4 }); // now over the busy threshold
+    const stickyBusy = routed(kv.route({ tokens: prompt(2, 5, 5), sessionId: "s1" }));
+    expect(stickyBusy.worker.workerId).toBe(first.worker.workerId);
+  });
+
   it("keeps prefill-complete, output and free idempotent", () => {
     const kv = router({ trackOutputBlocks: true });
     kv.addWorker({ workerId: 1n });
