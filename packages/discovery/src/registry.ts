@@ -195,13 +195,28 @@ export abstract class WorkerRegistryBase implements WorkerRegistry {
   protected markReady(): void {
     if (this.isReady) return;
     this.isReady = true;
-    for (const listener of [...this.listeners.ready]) listener();
+    for (const listener of [...this.listeners.ready]) this.callListener("ready", () => listener());
   }
 
   protected reportProblem(problem: DiscoveryProblem): void {
     this.counters.problems++;
     this.lastProblem = problem;
-    for (const listener of [...this.listeners.problem]) listener(problem);
+    for (const listener of [...this.listeners.problem]) {
+      try {
+        listener(problem);
+      } catch {
+        // A failing problem listener has nowhere to be reported to.
+      }
+    }
+  }
+
+  /** A throwing listener must not stop the others nor leave the list half-applied: it becomes a problem. */
+  private callListener(event: keyof RegistryEvents, call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.reportProblem({ source: `listener:${event}`, message: `listener threw: ${(error as Error).message}`, cause: error });
+    }
   }
 
   private removeWorker(id: bigint, worker: WorkerInfo): void {
@@ -211,7 +226,7 @@ export abstract class WorkerRegistryBase implements WorkerRegistry {
 
   private emitChange(change: WorkerChange): void {
     this.counters.changes++;
-    for (const listener of [...this.listeners.change]) listener(change);
+    for (const listener of [...this.listeners.change]) this.callListener("change", () => listener(change));
   }
 }
 

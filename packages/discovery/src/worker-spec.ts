@@ -71,7 +71,7 @@ export const workerSpecSchema = z
   .object({
     name: z.string().min(1),
     id: workerIdInput.optional(),
-    role: z.enum(WORKER_ROLES as [string, ...string[]]).optional(),
+    role: z.enum(WORKER_ROLES).optional(),
     namespace: z.string().optional(),
     component: z.string().optional(),
     http: hostPort,
@@ -149,7 +149,7 @@ export function workerFromSpec(spec: ParsedWorkerSpec, context: WorkerSpecContex
   const worker: WorkerInfo = {
     id: spec.id ?? workerIdFromName(spec.name),
     name: spec.name,
-    role: (spec.role as WorkerInfo["role"] | undefined) ?? "both",
+    role: spec.role ?? "both",
     namespace: spec.namespace ?? "",
     component: spec.component ?? "",
     httpEndpoint: rankHttpEndpoints[0]!,

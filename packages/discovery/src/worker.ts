@@ -1,7 +1,7 @@
-/** What a worker serves: the prefill phase, the decode phase, or both (aggregated). */
-export type WorkerRole = "prefill" | "decode" | "both";
+/** Roles a worker can have: the prefill phase, the decode phase, or both (aggregated). */
+export const WORKER_ROLES = ["prefill", "decode", "both"] as const;
 
-export const WORKER_ROLES: readonly WorkerRole[] = ["prefill", "decode", "both"];
+export type WorkerRole = (typeof WORKER_ROLES)[number];
 
 /** Tokenizer files a model card must carry. */
 export const REQUIRED_MODEL_CARD_FILES = ["tokenizer.json", "tokenizer_config.json"] as const;

@@ -117,3 +117,21 @@ describe("StaticDiscovery", () => {
     expect(seen).toEqual(["added:a", "added:b"]);
   });
 });
+
+describe("listener failures", () => {
+  it("report a throwing change listener as a problem and still deliver the change to the others", async () => {
+    const registry = new StaticDiscovery({ text: "[{name: a, http: 'h:1'}]", sourceName: "inline" });
+    const problems: string[] = [];
+    const delivered: string[] = [];
+    registry.on("change", () => {
+      throw new Error("listener bug");
+    });
+    registry.on("change", (change) => delivered.push(change.worker.name));
+    registry.on("problem", (problem) => problems.push(`${problem.source}: ${problem.message}`));
+    await registry.start();
+    expect(delivered).toEqual(["a"]);
+    expect(problems).toEqual(["listener:change: listener threw: listener bug"]);
+    expect(registry.ready).toBe(true);
+    expect(registry.list().map((w) => w.name)).toEqual(["a"]);
+  });
+});

@@ -98,6 +98,9 @@ export class StaticDiscovery extends WorkerRegistryBase {
       }
       if (text === this.lastText || text === this.lastFailure) return;
       this.applyText(text, file, dirname(file));
+    }).catch((error: unknown) => {
+      // Keeps the chain alive: a rejected link would skip every later reload.
+      this.reportProblem({ source: file, message: `reload failed: ${(error as Error).message}`, cause: error });
     });
     return this.reloading;
   }
