@@ -57,10 +57,14 @@ export class ZmqEventPublisher {
     const publisher = new ZmqEventPublisher(options);
     const rank = options.dpRank ?? 0;
     const endpoint = endpointForRank(options.endpoint, rank);
-    if (options.bind ?? publisherBinds(endpoint)) await publisher.pub.bind(endpoint);
-    else publisher.pub.connect(endpoint);
+    if (options.bind ?? publisherBinds(endpoint)) {
+      await bindWithRetry(publisher.pub, endpoint);
+    } else {
+      publisher.pub.connect(endpoint);
+    }
     if (publisher.router && options.replayEndpoint !== undefined) {
-      await publisher.router.bind(endpointForRank(options.replayEndpoint, rank));
+      const replay = endpointForRank(options.replayEndpoint, rank);
+      await bindWithRetry(publisher.router, replay);
       publisher.replayLoop = publisher.serveReplay(publisher.router);
     }
     return publisher;
@@ -122,5 +126,19 @@ export class ZmqEventPublisher {
     }
     const end = encodeSeq(REPLAY_END_SEQ);
     await router.send(withTopic ? [identity, empty, empty, end, empty] : [identity, empty, end, empty]);
+  }
+}
+
+/** Binds, retrying for up to 2 s while the address is still held (a publisher restarting on its old port). */
+async function bindWithRetry(socket: Publisher | Router, endpoint: string): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  for (;;) {
+    try {
+      await socket.bind(endpoint);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EADDRINUSE" || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 }

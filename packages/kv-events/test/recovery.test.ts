@@ -1,9 +1,9 @@
-import { NatsServer, freePort, waitFor } from "@dynamo/testkit";
+import { NatsServer, waitFor } from "@dynamo/testkit";
 import { RouterEvents, type RouterEvent } from "@dynamo/kv-indexer";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { KvEventBridge, KvEventPublisher, KvEventSubscriber, SyntheticVllmWorker, ZmqEventPublisher, type RecoveryPolicy } from "../src/index.js";
-import { BLOCK_SIZE, ReferenceIndex, SimulatedWorker, canonicalState, connectNats, freshNamespace, quiet } from "./support/pipeline.js";
+import { BLOCK_SIZE, ReferenceIndex, SimulatedWorker, canonicalState, connectNats, freePortRun, freshNamespace, quiet } from "./support/pipeline.js";
 
 let server: NatsServer;
 beforeAll(async () => {
@@ -83,8 +83,8 @@ describe("KvEventSubscriber recovery fallbacks (no bridge answering)", () => {
 describe("multi-rank workers and discovery sync", () => {
   it("bridges every DP rank of a worker and restores each rank from its own dump", async () => {
     const ns = freshNamespace();
-    const base = await freePort();
-    const replayBase = await freePort();
+    const base = await freePortRun(2);
+    const replayBase = await freePortRun(2);
     const worker = { workerId: 41n, endpoint: `tcp://127.0.0.1:${base}`, replayEndpoint: `tcp://127.0.0.1:${replayBase}`, dpRanks: [0, 1] };
     const pubs = await Promise.all([0, 1].map((dpRank) => ZmqEventPublisher.open({ endpoint: worker.endpoint, replayEndpoint: worker.replayEndpoint, dpRank, bind: true })));
     cleanups.push(async () => Promise.all(pubs.map((p) => p.close())));

@@ -12,6 +12,7 @@ import {
   type ZmqBatchInfo,
   type ZmqResetReason,
 } from "../src/index.js";
+import { freePortRun } from "./support/pipeline.js";
 import { WirePublisher } from "./support/wire-publisher.js";
 
 type Delivery = { kind: "batch"; rank: WorkerRank; seq: bigint; replayed: boolean; payload: Uint8Array } | { kind: "reset"; rank: WorkerRank; reason: ZmqResetReason };
@@ -141,7 +142,7 @@ describe("ZmqEventSubscriber", () => {
   });
 
   it("subscribes to every DP rank at port + rank", async () => {
-    const base = await freePort();
+    const base = await freePortRun(12);
     const pubs = await Promise.all([0, 1].map((dpRank) => ZmqEventPublisher.open({ endpoint: `tcp://127.0.0.1:${base}`, replayEndpoint: `tcp://127.0.0.1:${base + 10}`, dpRank, bind: true })));
     const rec = new Recorder();
     const sub = new ZmqEventSubscriber(rec, { log: quiet });

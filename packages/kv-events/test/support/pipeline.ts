@@ -1,7 +1,8 @@
+import { createServer } from "node:net";
 import { NatsServer, freePort, waitFor } from "@dynamo/testkit";
 import { RadixIndex, type StoredData } from "@dynamo/kv-indexer";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { KvEventBridge, connectEventPlane, KvEventSubscriber, SyntheticVllmWorker, VllmEventTranslator, ZmqEventPublisher, type VllmEventBatch } from "../../src/index.js";
+import { KvEventBridge, connectEventPlane, encodeVllmEventBatch, KvEventSubscriber, SyntheticVllmWorker, VllmEventTranslator, ZmqEventPublisher, type VllmEventBatch } from "../../src/index.js";
 
 export const BLOCK_SIZE = 16;
 export const quiet = (): void => undefined;
@@ -86,6 +87,23 @@ export class SimulatedWorker {
     }
   }
 
+  /** Generates and encodes `n` batches (feeding the reference) without sending them. */
+  prepare(n: number): Uint8Array[] {
+    return Array.from({ length: n }, () => {
+      const batch = this.source.nextBatch(Date.now() / 1000);
+      this.reference.feed(this.workerId, batch);
+      return encodeVllmEventBatch({ ...batch, dataParallelRank: 0 });
+    });
+  }
+
+  /** Sends prepared payloads. */
+  async send(payloads: readonly Uint8Array[]): Promise<void> {
+    for (const payload of payloads) {
+      await this.zmq.publishPayload(payload);
+      this.published++;
+    }
+  }
+
   async close(): Promise<void> {
     await this.bridge.close();
     await this.zmq.close();
@@ -122,5 +140,23 @@ async function waitForDescribed(condition: () => boolean, describe: () => string
     await waitFor(condition, "convergence", timeoutMs);
   } catch {
     throw new Error(`timed out after ${timeoutMs} ms waiting for ${describe()}`);
+  }
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** A free port whose next `count - 1` ports are free too (DP ranks listen on port + rank). */
+export async function freePortRun(count: number): Promise<number> {
+  for (;;) {
+    const base = await freePort();
+    let free = true;
+    for (let i = 1; i < count && free; i++) free = await portIsFree(base + i);
+    if (free) return base;
   }
 }
