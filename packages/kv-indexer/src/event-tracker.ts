@@ -52,11 +52,6 @@ export class EventIdTracker {
     if (nextExpected !== undefined && nextExpected > 0n) this.setLast(slot, nextExpected - 1n);
   }
 
-  /** Missing ranges still outstanding for the slot. */
-  missingRanges(slot: number): ReadonlyArray<Readonly<MissingRange>> {
-    return this.missing[slot] ?? [];
-  }
-
   private acceptSlow(slot: number, id: bigint): boolean {
     const last = this.lastId(slot);
     if (last === undefined) {

@@ -61,11 +61,6 @@ export class Int3KeyTable {
     return value;
   }
 
-  clear(): void {
-    this.slots.fill(EMPTY);
-    this.count = 0;
-  }
-
   valueAt(i: number): number {
     return this.slots[(i << 2) + 3]!;
   }

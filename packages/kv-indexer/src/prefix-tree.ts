@@ -4,7 +4,8 @@ import { Int3KeyTable } from "./hash-table.js";
  * The prefix tree behind `RadixIndex` and `ApproxIndex`, on plain integers only.
  *
  * - Worker ranks are dense slot ids (see `WorkerSlots`); 64-bit hashes are pairs of int32 halves
- *   `(lo, hi)`, read from an `Int32Array` view of a `BigUint64Array` (`lo = a[2i]`, `hi = a[2i + 1]`).
+ *   `(lo, hi)`, read from an `Int32Array` holding them in pairs (`lo = a[2i]`, `hi = a[2i + 1]`, see
+ *   `HalvesScratch`).
  * - Nodes live in one `Int32Array`, `stride` words each (32 bytes with up to 32 slots), reused through a
  *   free list: parent, local (tokens) hash, first child, next and previous sibling, holder count and the
  *   set of slots holding the node as a bitset of `words` int32 words. Engine hashes live only in the
@@ -55,7 +56,6 @@ export class PrefixTree {
   private readonly lookups: (Int3KeyTable | undefined)[] = [];
   private readonly aliases: (Map<number, number> | undefined)[] = [];
   private entries = 0;
-  private live = 1;
 
   /** Blocks applied by the last `storeRun` call. */
   lastStoreApplied = 0;
@@ -74,11 +74,6 @@ export class PrefixTree {
   /** Total (slot, engine hash) entries. */
   get size(): number {
     return this.entries;
-  }
-
-  /** Nodes in use, the root included. */
-  get nodeCount(): number {
-    return this.live;
   }
 
   /** Entries held by one slot (its lookup-table size). */
@@ -329,7 +324,6 @@ export class PrefixTree {
       if (this.highWater === this.capacity) this.resize(this.capacity * 2, this.stride);
       node = this.highWater++;
     }
-    this.live++;
     const nodes = this.nodes;
     const stride = this.stride;
     const base = node * stride;
@@ -362,7 +356,6 @@ export class PrefixTree {
     }
     nodes[node * stride + NEXT_SIBLING] = this.freeHead;
     this.freeHead = node;
-    this.live--;
   }
 
   /** Unhooks a node from its parent (it keeps its own children). */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { MAX_MISSING_RANGES } from "../src/event-tracker.js";
 import { RadixIndex, RouterEvents, type EventGap, type WorkerRank } from "../src/index.js";
 
 const w: WorkerRank = { workerId: 5n, dpRank: 0 };
@@ -102,5 +103,18 @@ describe("event-id tracking", () => {
     expect(untracked.apply(storedWithId(w, 3n))).toBe("applied");
     expect(untracked.apply(storedWithId(w, 3n))).toBe("applied");
     expect(untracked.lastEventId(5n, 0)).toBeUndefined();
+  });
+});
+
+describe("missing-range memory", () => {
+  it(`remembers at most ${MAX_MISSING_RANGES} missing ranges per rank, forgetting the oldest`, () => {
+    const { index, gaps } = tracked();
+    index.apply(storedWithId(w, 0n));
+    // Ids 2, 4, 6, ...: every odd id is a one-id gap.
+    for (let i = 1; i <= MAX_MISSING_RANGES + 2; i++) index.apply(storedWithId(w, BigInt(2 * i)));
+    expect(gaps).toHaveLength(MAX_MISSING_RANGES + 2);
+    expect(index.apply(storedWithId(w, 1n))).toBe("duplicate");
+    expect(index.apply(storedWithId(w, 3n))).toBe("duplicate");
+    expect(index.apply(storedWithId(w, 5n))).toBe("applied");
   });
 });
