@@ -1,5 +1,5 @@
 import { AddedTokenSplitter, type AddedTokenSpec } from "./added-tokens.js";
-import { BYTE_TO_CODE_POINT, byteLevelTokenBytes } from "./byte-level.js";
+import { BYTE_TO_CODE_POINT } from "./byte-level.js";
 import { MergeTable, mergeSymbols } from "./bpe.js";
 import type { TokenEncoder } from "./encoder.js";
 import type { JsonObject, JsonValue } from "./model-files.js";
@@ -17,7 +17,10 @@ interface ByteLevelBpePlan {
   readonly normalizers: readonly UnicodeForm[];
   readonly splitPatterns: readonly RegExp[];
   readonly vocab: ReadonlyMap<string, number>;
-  readonly merges: ReadonlyArray<readonly [string, string]>;
+  /** One past the largest model id. */
+  readonly modelVocabSize: number;
+  /** `model.merges` entries, checked while the merge table is built. */
+  readonly merges: readonly JsonValue[];
   readonly ignoreMerges: boolean;
   readonly addedTokens: readonly AddedTokenSpec[];
   readonly prefixIds: readonly number[];
@@ -112,35 +115,37 @@ function planPostProcessor(processor: JsonValue | undefined): { prefixIds: numbe
   return plan;
 }
 
-function planMerges(model: JsonObject): Array<readonly [string, string]> {
-  const merges = model["merges"];
-  expect(Array.isArray(merges), "BPE without merges");
-  return merges.map((merge) => {
-    if (typeof merge === "string") {
-      const space = merge.indexOf(" ", 1);
-      expect(space > 0, `merge "${merge}"`);
-      return [merge.slice(0, space), merge.slice(space + 1)] as const;
-    }
-    expect(Array.isArray(merge) && merge.length === 2, "merge entry");
-    const [left, right] = merge;
-    expect(typeof left === "string" && typeof right === "string", "merge entry");
-    return [left, right] as const;
-  });
+/** A merge as `"left right"` (older files) or `["left", "right"]`. */
+function mergePair(merge: JsonValue): readonly [string, string] {
+  if (typeof merge === "string") {
+    const space = merge.indexOf(" ", 1);
+    expect(space > 0, `merge "${merge}"`);
+    return [merge.slice(0, space), merge.slice(space + 1)];
+  }
+  expect(Array.isArray(merge) && merge.length === 2, "merge entry");
+  const [left, right] = merge;
+  expect(typeof left === "string" && typeof right === "string", "merge entry");
+  return [left, right];
 }
 
-function planModel(model: JsonValue | undefined): Pick<ByteLevelBpePlan, "vocab" | "merges" | "ignoreMerges"> {
+function planModel(model: JsonValue | undefined): Pick<ByteLevelBpePlan, "vocab" | "modelVocabSize" | "merges" | "ignoreMerges"> {
   expect(isObject(model) && model["type"] === "BPE", "model is not BPE");
   expect(model["dropout"] === null || model["dropout"] === undefined, "BPE dropout");
   expect(!model["continuing_subword_prefix"] && !model["end_of_word_suffix"], "BPE subword prefix/suffix");
   expect(model["byte_fallback"] !== true, "BPE byte_fallback");
   const vocab = model["vocab"];
   expect(isObject(vocab), "BPE without vocab");
+  const merges = model["merges"];
+  expect(Array.isArray(merges), "BPE without merges");
   const ids = new Map<string, number>();
+  let maxId = -1;
   for (const token in vocab) {
     const id = vocab[token];
-    if (typeof id === "number") ids.set(token, id);
+    if (typeof id !== "number") continue;
+    ids.set(token, id);
+    if (id > maxId) maxId = id;
   }
-  return { vocab: ids, merges: planMerges(model), ignoreMerges: model["ignore_merges"] === true };
+  return { vocab: ids, modelVocabSize: maxId + 1, merges, ignoreMerges: model["ignore_merges"] === true };
 }
 
 function planAddedTokens(addedTokens: JsonValue | undefined): AddedTokenSpec[] {
@@ -209,32 +214,46 @@ const CACHE_MAX_ENTRIES = 100_000;
 
 export class ByteLevelBpeEncoder implements TokenEncoder {
   readonly implementation = "byte-level-bpe";
+  readonly vocabSize: number;
   private readonly byteIds = new Int32Array(256);
   private readonly merges: MergeTable;
-  /** Whole-word vocabulary by text, used when `ignore_merges` is set. */
-  private readonly wholeWords: Map<string, number> | null;
+  private readonly normalizers: readonly UnicodeForm[];
+  private readonly splitPatterns: readonly RegExp[];
+  private readonly prefixIds: readonly number[];
+  private readonly suffixIds: readonly number[];
+  /** With `ignore_merges`, a piece that is itself a vocabulary entry is that token (no merging). */
+  private readonly wholeTokens: { readonly vocab: ReadonlyMap<string, number>; readonly maxLength: number } | null;
   private readonly rawSplitter: AddedTokenSplitter;
   private readonly normalizedSplitter: AddedTokenSplitter | null;
   private readonly cache = new Map<string, Uint32Array>();
+  private bytes = new Uint8Array(1024);
   private symbols = new Int32Array(1024);
   private readonly utf8 = new TextEncoder();
 
-  constructor(private readonly plan: ByteLevelBpePlan) {
+  constructor(plan: ByteLevelBpePlan) {
     for (let byte = 0; byte < 256; byte++) {
-      const id = plan.vocab.get(String.fromCodePoint(BYTE_TO_CODE_POINT[byte]!));
+      const id = plan.vocab.get(String.fromCharCode(BYTE_TO_CODE_POINT[byte]!));
       expect(id !== undefined, `byte ${byte} missing from the vocabulary`);
       this.byteIds[byte] = id;
     }
     this.merges = new MergeTable(plan.merges.length);
-    plan.merges.forEach(([left, right], rank) => {
+    for (let rank = 0; rank < plan.merges.length; rank++) {
+      const [left, right] = mergePair(plan.merges[rank]!);
       const leftId = plan.vocab.get(left);
       const rightId = plan.vocab.get(right);
       const mergedId = plan.vocab.get(left + right);
       if (leftId !== undefined && rightId !== undefined && mergedId !== undefined) {
         this.merges.add(leftId, rightId, rank, mergedId);
       }
-    });
-    this.wholeWords = plan.ignoreMerges ? wholeWordVocabulary(plan.vocab) : null;
+    }
+    this.vocabSize = plan.addedTokens.reduce((size, token) => Math.max(size, token.id + 1), plan.modelVocabSize);
+    this.normalizers = plan.normalizers;
+    this.splitPatterns = plan.splitPatterns;
+    this.prefixIds = plan.prefixIds;
+    this.suffixIds = plan.suffixIds;
+    let maxLength = 0;
+    if (plan.ignoreMerges) for (const token of plan.vocab.keys()) maxLength = Math.max(maxLength, token.length);
+    this.wholeTokens = plan.ignoreMerges ? { vocab: plan.vocab, maxLength } : null;
     this.rawSplitter = new AddedTokenSplitter(plan.addedTokens.filter((token) => !token.normalized));
     const normalizedTokens = plan.addedTokens
       .filter((token) => token.normalized)
@@ -244,29 +263,25 @@ export class ByteLevelBpeEncoder implements TokenEncoder {
 
   encode(text: string, addSpecialTokens: boolean): Uint32Array {
     const out = new IdBuffer((text.length >> 2) + 8);
-    if (addSpecialTokens) out.pushAll(this.plan.prefixIds);
+    if (addSpecialTokens) out.pushAll(this.prefixIds);
     const pushId = (id: number) => out.push(id);
-    const encodeText = (segment: string) => this.encodeNormalized(segment, out);
+    const encodeText = (segment: string) => this.splitAt(0, segment, out);
     this.rawSplitter.split(
       text,
       (segment) => {
-        const normalized = applyNormalizers(this.plan.normalizers, segment);
+        const normalized = applyNormalizers(this.normalizers, segment);
         if (this.normalizedSplitter === null) encodeText(normalized);
         else this.normalizedSplitter.split(normalized, encodeText, pushId);
       },
       pushId,
     );
-    if (addSpecialTokens) out.pushAll(this.plan.suffixIds);
+    if (addSpecialTokens) out.pushAll(this.suffixIds);
     return out.result();
-  }
-
-  private encodeNormalized(text: string, out: IdBuffer): void {
-    this.splitAt(0, text, out);
   }
 
   /** Applies split pattern `level` (isolating matches and the gaps between them) down to BPE pieces. */
   private splitAt(level: number, text: string, out: IdBuffer): void {
-    const pattern = this.plan.splitPatterns[level];
+    const pattern = this.splitPatterns[level];
     if (pattern === undefined) {
       this.encodePiece(text, out);
       return;
@@ -287,58 +302,43 @@ export class ByteLevelBpeEncoder implements TokenEncoder {
   }
 
   private encodePiece(piece: string, out: IdBuffer): void {
-    const cached = this.cache.get(piece);
-    if (cached !== undefined) {
-      out.pushAll(cached);
-      return;
+    let ids = this.cache.get(piece);
+    if (ids === undefined) {
+      ids = this.bpe(piece);
+      if (piece.length <= CACHE_MAX_PIECE) {
+        if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
+        this.cache.set(piece, ids);
+      }
     }
-    const whole = this.wholeWords?.get(piece);
-    const ids = whole !== undefined ? Uint32Array.of(whole) : this.mergePiece(piece);
     out.pushAll(ids);
-    if (piece.length <= CACHE_MAX_PIECE) {
-      if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
-      this.cache.set(piece, ids);
-    }
   }
 
-  private mergePiece(piece: string): Uint32Array {
-    const maxBytes = piece.length * 3;
-    if (this.symbols.length < maxBytes) this.symbols = new Int32Array(maxBytes * 2);
+  private bpe(piece: string): Uint32Array {
+    const length = this.utf8Bytes(piece);
+    const bytes = this.bytes;
+    if (this.wholeTokens !== null && length <= this.wholeTokens.maxLength) {
+      let token = "";
+      for (let i = 0; i < length; i++) token += String.fromCharCode(BYTE_TO_CODE_POINT[bytes[i]!]!);
+      const id = this.wholeTokens.vocab.get(token);
+      if (id !== undefined) return Uint32Array.of(id);
+    }
+    if (this.symbols.length < length) this.symbols = new Int32Array(length * 2);
     const symbols = this.symbols;
-    let length = 0;
-    let ascii = true;
-    for (let i = 0; i < piece.length; i++) {
-      const code = piece.charCodeAt(i);
-      if (code >= 0x80) {
-        ascii = false;
-        break;
-      }
-      symbols[length++] = this.byteIds[code]!;
-    }
-    if (!ascii) {
-      const bytes = this.utf8.encode(piece);
-      length = bytes.length;
-      for (let i = 0; i < length; i++) symbols[i] = this.byteIds[bytes[i]!]!;
-    }
+    for (let i = 0; i < length; i++) symbols[i] = this.byteIds[bytes[i]!]!;
     const merged = mergeSymbols(this.merges, symbols, length);
     return Uint32Array.from(symbols.subarray(0, merged));
   }
-}
 
-/** Vocabulary entries whose bytes are valid UTF-8, keyed by the text they stand for. */
-function wholeWordVocabulary(vocab: ReadonlyMap<string, number>): Map<string, number> {
-  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  const words = new Map<string, number>();
-  for (const [token, id] of vocab) {
-    const bytes = byteLevelTokenBytes(token);
-    if (bytes === null) continue;
-    try {
-      words.set(decoder.decode(bytes), id);
-    } catch {
-      // not valid UTF-8 on its own: never a whole pre-tokenized piece
+  /** Writes the piece's UTF-8 bytes to `this.bytes`; returns their count. */
+  private utf8Bytes(piece: string): number {
+    if (this.bytes.length < piece.length * 3) this.bytes = new Uint8Array(piece.length * 6);
+    for (let i = 0; i < piece.length; i++) {
+      const code = piece.charCodeAt(i);
+      if (code >= 0x80) return this.utf8.encodeInto(piece, this.bytes).written;
+      this.bytes[i] = code;
     }
+    return piece.length;
   }
-  return words;
 }
 
 /** The fast encoder for this `tokenizer.json`, or the reason it cannot reproduce it exactly. */

@@ -13,17 +13,3 @@ function byteToCodePoint(): Uint16Array {
 }
 
 export const BYTE_TO_CODE_POINT = byteToCodePoint();
-
-const CODE_POINT_TO_BYTE = new Map<number, number>(Array.from(BYTE_TO_CODE_POINT, (cp, byte) => [cp, byte]));
-
-/** The bytes a byte-level vocabulary entry stands for, or null when it has a character outside the alphabet. */
-export function byteLevelTokenBytes(token: string): Uint8Array | null {
-  const bytes = new Uint8Array(token.length);
-  let length = 0;
-  for (const char of token) {
-    const byte = CODE_POINT_TO_BYTE.get(char.codePointAt(0)!);
-    if (byte === undefined) return null;
-    bytes[length++] = byte;
-  }
-  return bytes.subarray(0, length);
-}

@@ -12,6 +12,8 @@ export type EncoderPreference = "auto" | EncoderImplementation;
 /** Text → token ids, as the Rust `tokenizers` crate's `encode(text, add_special_tokens)`. */
 export interface TokenEncoder {
   readonly implementation: EncoderImplementation;
+  /** One past the largest token id (vocabulary and added tokens). */
+  readonly vocabSize: number;
   encode(text: string, addSpecialTokens: boolean): Uint32Array;
 }
 
@@ -19,8 +21,13 @@ class TokenizersJsEncoder implements TokenEncoder {
   readonly implementation = "tokenizers-js";
   private readonly tokenizer: TokenizersJs;
 
+  readonly vocabSize: number;
+
   constructor(tokenizerJson: JsonObject, config: JsonObject) {
     this.tokenizer = new TokenizersJs(tokenizerJson, config);
+    let maxId = -1;
+    for (const id of this.tokenizer.get_vocab(true).values()) if (id > maxId) maxId = id;
+    this.vocabSize = maxId + 1;
   }
 
   encode(text: string, addSpecialTokens: boolean): Uint32Array {

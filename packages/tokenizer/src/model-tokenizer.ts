@@ -4,7 +4,6 @@ import { parseCompletionsRequest } from "./completions-request.js";
 import { createEncoder, type EncoderImplementation, type EncoderPreference, type TokenEncoder } from "./encoder.js";
 import { InvalidRequest } from "./errors.js";
 import { parseModelFiles, specialTokenContent, type JsonObject, type TokenizerFiles } from "./model-files.js";
-import { isJsonObject } from "./request-fields.js";
 
 /** Which OpenAI endpoint the body was sent to. */
 export type RequestKind = "chat" | "completions";
@@ -42,22 +41,6 @@ export interface TokenizerInfo {
   readonly generationConfig?: JsonObject;
 }
 
-function vocabularySize(tokenizer: JsonObject): number {
-  let max = -1;
-  const vocab = isJsonObject(tokenizer["model"]) ? tokenizer["model"]["vocab"] : undefined;
-  if (isJsonObject(vocab)) {
-    for (const token in vocab) {
-      const id = vocab[token];
-      if (typeof id === "number" && id > max) max = id;
-    }
-  }
-  const added = tokenizer["added_tokens"];
-  if (Array.isArray(added)) {
-    for (const token of added) if (isJsonObject(token) && typeof token["id"] === "number" && token["id"] > max) max = token["id"];
-  }
-  return max + 1;
-}
-
 function keepLast(ids: Uint32Array, count: number | undefined): Uint32Array {
   return count === undefined || ids.length <= count ? ids : ids.slice(ids.length - count);
 }
@@ -79,7 +62,7 @@ export class ModelTokenizer {
     this.info = {
       implementation: choice.encoder.implementation,
       ...(choice.fallbackReason !== undefined && { fallbackReason: choice.fallbackReason }),
-      vocabSize: vocabularySize(parsed.tokenizer),
+      vocabSize: choice.encoder.vocabSize,
       hasChatTemplate: this.templates.available,
       bosToken: specialTokenContent(parsed.config["bos_token"]),
       eosToken: specialTokenContent(parsed.config["eos_token"]),

@@ -3,10 +3,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TokenizerRegistry, type Tokenizer } from "../src/index.js";
 import { variedText } from "./support/corpus.js";
 
-// Generous bounds: the machine running tests is small and shared.
 const WINDOW_MS = 3000;
 const IN_FLIGHT = 8;
-const MAX_P99_DELAY_MS = 40;
+const RESOLUTION_MS = 5;
+
+/** How long tokenizing every in-flight prompt once blocks the thread that does it (median of 3). */
+function inlineBatchMs(tokenizer: Tokenizer, prompts: readonly string[]): number {
+  const times = [0, 1, 2].map(() => {
+    const started = performance.now();
+    for (const prompt of prompts) tokenizer.tokenizeRequestSync("completions", { prompt });
+    return performance.now() - started;
+  });
+  return times.sort((a, b) => a - b)[1]!;
+}
 
 describe("event loop while the pool tokenizes", () => {
   let registry: TokenizerRegistry;
@@ -23,8 +32,11 @@ describe("event loop while the pool tokenizes", () => {
     await registry.close();
   });
 
-  it("keeps the caller's event-loop delay low with 32k-token prompts in flight continuously", async () => {
-    const histogram = monitorEventLoopDelay({ resolution: 10 });
+  // Relative bound, so it holds on a loaded machine: tokenizing on this thread would delay its timers
+  // by about a whole batch; on the pool they are late by a fraction of that.
+  it("keeps the caller's event-loop delay far below the work done on its behalf", async () => {
+    const batchMs = inlineBatchMs(tokenizer, prompts);
+    const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
     histogram.enable();
     const deadline = performance.now() + WINDOW_MS;
     let completed = 0;
@@ -38,9 +50,9 @@ describe("event loop while the pool tokenizes", () => {
     };
     await Promise.all(prompts.map(lane));
     histogram.disable();
-    const p99 = histogram.percentile(99) / 1e6;
+    const delayP99 = histogram.percentile(99) / 1e6 - RESOLUTION_MS;
     expect(smallest).toBeGreaterThanOrEqual(32_000);
     expect(completed).toBeGreaterThanOrEqual(IN_FLIGHT);
-    expect(p99).toBeLessThan(MAX_P99_DELAY_MS);
+    expect(delayP99, `p99 delay ${delayP99.toFixed(1)} ms, inline batch ${batchMs.toFixed(1)} ms`).toBeLessThan(batchMs / 2);
   });
 });

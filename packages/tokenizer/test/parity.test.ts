@@ -17,15 +17,17 @@ function firstDifference(actual: ArrayLike<number>, expected: ArrayLike<number>)
   return null;
 }
 
-const setups: Array<[Fixture, EncoderPreference]> = [
-  ["qwen3", "byte-level-bpe"],
-  ["llama3", "byte-level-bpe"],
-  ["llama3-bos", "byte-level-bpe"],
-  ["qwen3", "tokenizers-js"],
-  ["llama3", "tokenizers-js"],
+/** The fallback library is checked without post-processing only: special tokens are the fast path's own code. */
+const setups: Array<[Fixture, EncoderPreference, boolean[]]> = [
+  ["qwen3", "byte-level-bpe", [false, true]],
+  ["llama3", "byte-level-bpe", [false, true]],
+  ["llama3-bos", "byte-level-bpe", [false, true]],
+  ["tiny", "byte-level-bpe", [false]],
+  ["qwen3", "tokenizers-js", [false]],
+  ["llama3", "tokenizers-js", [false]],
 ];
 
-describe.each(setups)("%s with %s matches the Rust tokenizers crate", (fixture, encoder) => {
+describe.each(setups)("%s with %s matches the Rust tokenizers crate", (fixture, encoder, specialTokenModes) => {
   let tokenizer: ModelTokenizer;
   let reference: Reference;
 
@@ -39,7 +41,7 @@ describe.each(setups)("%s with %s matches the Rust tokenizers crate", (fixture, 
     expect(tokenizer.info.implementation).toBe(encoder);
   });
 
-  it.each([false, true])("on every corpus case (addSpecialTokens %s)", async (addSpecialTokens) => {
+  it.each(specialTokenModes)("on every corpus case (addSpecialTokens %s)", async (addSpecialTokens) => {
     const mismatches: string[] = [];
     for (const { name, text } of corpus) {
       const expected = await reference.encode(text, addSpecialTokens);
@@ -74,7 +76,7 @@ describe.each(["qwen3", "llama3"] as const)("%s fast path on random text", (fixt
         const text = parts.join("");
         expect(Array.from(tokenizer.encode(text))).toEqual(await reference.encode(text, false));
       }),
-      { numRuns: 300, seed: 42 },
+      { numRuns: 200, seed: 42 },
     );
   });
 });

@@ -1,4 +1,4 @@
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +13,7 @@ import {
   readTokenizerSource,
 } from "../src/index.js";
 import { parityCorpus } from "./support/corpus.js";
+import { fixtureFiles } from "./support/fixtures.js";
 
 const chat = {
   messages: [
@@ -100,14 +101,16 @@ describe("TokenizerRegistry on a worker pool", () => {
     registry.register("from-directory", { directory: join(root, "models", "acme", "tiny-chat") });
     expect((await registry.get("from-directory")).info.generationConfig).toEqual({ temperature: 0.6 });
 
-    const directory = embeddedModelDirectory("qwen3");
-    const tokenizer = JSON.parse(await readFile(join(directory, "tokenizer.json"), "utf8")) as object;
-    registry.register("in-memory", { files: { tokenizer, chatTemplate: "{{ messages[0].content | upper }}" } });
+    const tiny = await fixtureFiles("tiny");
+    const tokenizer = JSON.parse(tiny.tokenizer) as object;
+    registry.register("in-memory", { files: { tokenizer, chatTemplate: "{{ messages[0].content | upper }}<|end|>" } });
     const inMemory = await registry.get("in-memory");
-    expect(await inMemory.tokenizeRequest("chat", { messages: [{ role: "user", content: "abc" }] }, { returnPrompt: true })).toEqual({
-      tokenIds: local.encode("ABC"),
+    expect(inMemory.info.vocabSize).toBe(302);
+    const body = { messages: [{ role: "user", content: "hello" }] };
+    expect(await inMemory.tokenizeRequest("chat", body, { returnPrompt: true })).toEqual({
+      tokenIds: Uint32Array.of(72, 69, 76, 76, 79, 300),
       injectable: true,
-      prompt: "ABC",
+      prompt: "HELLO<|end|>",
     });
   });
 
@@ -116,8 +119,8 @@ describe("TokenizerRegistry on a worker pool", () => {
     await expect(registry.get("broken")).rejects.toBeInstanceOf(TokenizerLoadError);
     registry.register("broken", { directory: join(root, "does-not-exist") });
     await expect(registry.get("broken")).rejects.toThrow(/tokenizer.json not found/);
-    registry.register("broken", { embedded: "qwen3" });
-    expect((await registry.get("broken")).info.vocabSize).toBe(151669);
+    registry.register("broken", { files: await fixtureFiles("tiny") });
+    expect((await registry.get("broken")).info.vocabSize).toBe(302);
   });
 });
 

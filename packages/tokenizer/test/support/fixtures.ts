@@ -1,8 +1,9 @@
 import { createRequire } from "node:module";
 import type { Tokenizer as NativeTokenizer } from "@anush008/tokenizers";
 import { readTokenizerSource, type TokenizerFileTexts } from "../../src/index.js";
+import { BYTE_TO_CODE_POINT } from "../../src/byte-level.js";
 
-export type Fixture = "qwen3" | "llama3" | "llama3-bos";
+export type Fixture = "qwen3" | "llama3" | "llama3-bos" | "tiny";
 
 /**
  * Meta's Llama 3 Instruct `tokenizer.json` prepends `<|begin_of_text|>` in its post-processor (the
@@ -28,7 +29,42 @@ const LLAMA3_BOS_POST_PROCESSOR = {
   ],
 };
 
+const TINY_MERGES = ["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "Ġwor l", "Ġworl d", "t h", "Ġ th", "Ġth e", "Ġ Ġ"];
+
+/**
+ * A GPT-2 style tokenizer small enough to load instantly: the 256 byte tokens, a few merges (old
+ * `"a b"` form), a ByteLevel pre-tokenizer that applies the GPT-2 regex itself, two added tokens.
+ */
+function tinyTokenizer(): TokenizerFileTexts {
+  const vocab: Record<string, number> = {};
+  BYTE_TO_CODE_POINT.forEach((codePoint, byte) => (vocab[String.fromCharCode(codePoint)] = byte));
+  TINY_MERGES.forEach((merge, i) => (vocab[merge.replace(" ", "")] = 256 + i));
+  const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const added = (id: number, content: string) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
+  const tokenizer = {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: [added(300, "<|end|>"), added(301, "<|user|>")],
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: byteLevel,
+    decoder: byteLevel,
+    model: { type: "BPE", dropout: null, unk_token: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: TINY_MERGES },
+  };
+  return { tokenizer: JSON.stringify(tokenizer), tokenizerConfig: JSON.stringify({ eos_token: "<|end|>", bos_token: null }) };
+}
+
 export async function fixtureFiles(fixture: Fixture): Promise<TokenizerFileTexts> {
+  if (fixture === "tiny") return tinyTokenizer();
   if (fixture !== "llama3-bos") return readTokenizerSource({ embedded: fixture });
   const files = await readTokenizerSource({ embedded: "llama3" });
   const tokenizer = JSON.parse(files.tokenizer) as Record<string, unknown>;
