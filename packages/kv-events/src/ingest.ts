@@ -16,6 +16,8 @@ export interface VllmEventIngestOptions {
   readonly blockSize: number;
   /** Quirks of a worker's publisher (default: none). */
   readonly quirks?: (workerId: bigint) => VllmPublisherQuirks;
+  /** Id of each rank's first router event. Default 0. */
+  readonly firstEventId?: bigint;
   readonly log?: LogSink;
 }
 
@@ -52,6 +54,7 @@ export class VllmEventIngest implements ZmqBatchHandler {
         blockSize: this.options.blockSize,
         zeroParentIsRoot: quirks.zeroParentIsRoot ?? false,
         defaultCacheSalt: quirks.defaultCacheSalt ?? null,
+        firstEventId: this.options.firstEventId ?? 0n,
         ...(this.options.log ? { log: this.options.log } : {}),
       });
       this.translators.set(key, translator);

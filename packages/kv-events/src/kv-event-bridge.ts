@@ -25,6 +25,12 @@ export interface KvEventBridgeOptions {
   readonly bufferSize?: number;
   readonly zmq?: ZmqEventSubscriberOptions;
   readonly log?: LogSink;
+  /**
+   * Id of each rank's first router event. Default 0. A bridge that may restart under the same worker id
+   * should start above every id it published before (e.g. `BigInt(Date.now()) * 1000n`): routers then see
+   * a gap, and recover the restarted bridge's state from its dump, instead of taking its events for duplicates.
+   */
+  readonly firstEventId?: bigint;
   /** Durable mode: make sure the component's JetStream stream exists, so published events are kept. */
   readonly durable?: boolean;
 }
@@ -67,7 +73,7 @@ export class KvEventBridge {
     this.log = new RateLimitedLog(options.log);
     const quirks = options.quirks ?? {};
     this.ingest = new VllmEventIngest(
-      { blockSize: options.blockSize, quirks: () => quirks, ...(options.log ? { log: options.log } : {}) },
+      { blockSize: options.blockSize, quirks: () => quirks, firstEventId: options.firstEventId ?? 0n, ...(options.log ? { log: options.log } : {}) },
       (event, rank) => this.forward(event, rank),
     );
     this.zmq = new ZmqEventSubscriber(this.ingest, { ...(options.log ? { log: options.log } : {}), ...options.zmq });

@@ -1,7 +1,7 @@
 import { NatsServer, waitFor } from "@dynamo/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { SyntheticVllmWorker, ZmqEventPublisher, kvEventSubject, workerQuerySubject } from "../src/index.js";
-import { BLOCK_SIZE, ReferenceIndex, SimulatedWorker, canonicalState, converged, freshNamespace, startRouter } from "./support/pipeline.js";
+import { KvEventBridge, SyntheticVllmWorker, ZmqEventPublisher, kvEventSubject, workerQuerySubject } from "../src/index.js";
+import { BLOCK_SIZE, ReferenceIndex, SimulatedWorker, canonicalState, converged, freshNamespace, quiet, startRouter } from "./support/pipeline.js";
 
 let server: NatsServer;
 beforeAll(async () => {
@@ -116,6 +116,32 @@ describe("NATS event plane", () => {
     await waitFor(() => r.recovering === 0 && r.index.lastEventId(w.workerId, 0) === expectedLast, "the new stream to reach the router");
     expect(canonicalState(r.index)).toEqual(canonicalState(afterRestart.index));
     expect(r.index.size).toBeGreaterThan(0);
+  });
+
+  it("recovers a restarted bridge's state from its dump when the new bridge numbers above the old ids", async () => {
+    const ns = freshNamespace();
+    const r = await router(ns);
+    const w = await worker(ns, 18n);
+    await w.publish(20);
+    await converged(r, w);
+    await w.bridge.close();
+    const restarted = await KvEventBridge.start({
+      nc: w.nc,
+      namespace: ns,
+      component: "backend",
+      blockSize: BLOCK_SIZE,
+      worker: { workerId: 18n, ...w.endpoints },
+      firstEventId: 1_000_000n,
+      log: quiet,
+    });
+    cleanups.push(() => restarted.close());
+    await w.publish(5);
+    await waitFor(
+      () => restarted.lastEventId(0) !== null && r.recovering === 0 && r.index.lastEventId(18n, 0) === restarted.lastEventId(0) && restarted.ingest.translator({ workerId: 18n, dpRank: 0 }).nextEventId - 1_000_000n === w.reference.lastEventId(18n)! + 1n,
+      "the router to follow the restarted bridge",
+    );
+    expect(r.stats.recoveredFromDump).toBe(1);
+    expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
   });
 
   it("counts and drops malformed payloads and messages at every stage, and carries on", async () => {
