@@ -28,9 +28,11 @@ export class EventIdTracker {
   accept(slot: number, id: bigint): boolean {
     if (slot >= this.lastNum.length) this.widen(slot);
     const last = this.lastNum[slot]!;
-    // NaN (nothing seen, or a value beyond 2^53) never equals anything: those take the slow path.
-    if (id <= SAFE && Number(id) === last + 1) {
-      this.lastNum[slot] = last + 1;
+    // Doubles are exact up to 2^53 - 1, and a larger id never converts to a number at or below it.
+    // NaN (nothing seen, or a last id beyond 2^53) never equals anything: those take the slow path.
+    const next = Number(id);
+    if (next === last + 1 && next <= Number.MAX_SAFE_INTEGER) {
+      this.lastNum[slot] = next;
       return true;
     }
     return this.acceptSlow(slot, id);

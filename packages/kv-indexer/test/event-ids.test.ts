@@ -79,6 +79,16 @@ describe("event-id tracking", () => {
     expect(index.lastEventId(5n, 0)).toBe(2n ** 64n - 1n);
   });
 
+  it("stays exact across 2^53, where ids stop fitting a double", () => {
+    const { index, gaps } = tracked();
+    const edge = 2n ** 53n;
+    index.resetEventIds(5n, 0, edge - 2n);
+    for (const id of [edge - 2n, edge - 1n, edge, edge + 1n]) expect(index.apply(storedWithId(w, id))).toBe("applied");
+    expect(index.apply(storedWithId(w, edge + 3n))).toBe("applied");
+    expect(gaps).toEqual([["5/0", edge + 2n, edge + 2n]]);
+    expect(index.apply(storedWithId(w, edge))).toBe("duplicate");
+  });
+
   it("resetEventIds forgets the history, optionally expecting a given next id", () => {
     const { index, gaps } = tracked();
     for (const id of [0n, 1n, 2n, 3n]) index.apply(storedWithId(w, id));
