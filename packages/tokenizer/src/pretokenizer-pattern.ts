@@ -10,8 +10,8 @@ const WHITE_SPACE = "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028
 /** General categories accepted in `\p{..}` by both engines with the same meaning. */
 const GENERAL_CATEGORY = /^(?:[LMNPSZC]|L[ultmo]|M[nce]|N[dlo]|P[cdseifo]|S[mcko]|Z[slp]|C[cfson])$/;
 
-/** JavaScript regex syntax characters: the only ones that may be escaped with a backslash in `u` mode. */
-const SYNTAX_CHARS = new Set("^$\\.*+?()[]{}|/-");
+/** Characters escaped with a backslash in `u` mode (the only escapable ones, `-` only inside classes). */
+const SYNTAX_CHARS = new Set("^$\\.*+?()[]{}|/");
 
 let caseVariantsCache: Map<string, string[]> | undefined;
 
@@ -31,8 +31,8 @@ function caseVariants(char: string): string[] {
   return variants;
 }
 
-function literal(char: string): string {
-  return SYNTAX_CHARS.has(char) ? `\\${char}` : char;
+function literal(char: string, inClass: boolean): string {
+  return SYNTAX_CHARS.has(char) || (inClass && char === "-") ? `\\${char}` : char;
 }
 
 class PatternTranslator {
@@ -137,7 +137,7 @@ class PatternTranslator {
       }
       default:
         if (/[0-9A-Za-z]/.test(next)) return false;
-        this.out += literal(next);
+        this.out += literal(next, inClass);
         return true;
     }
   }
@@ -163,7 +163,7 @@ class PatternTranslator {
         if (!this.escape(true)) return false;
         continue;
       }
-      this.out += char === "-" ? "-" : literal(char);
+      this.out += char === "-" ? "-" : literal(char, true); // an unescaped "-" is a range
       this.pos++;
     }
     return false;
@@ -192,7 +192,7 @@ class PatternTranslator {
         continue;
       }
       const variants = caseVariants(char);
-      translated += variants.length > 1 ? `[${variants.map(literal).join("")}]` : literal(char);
+      translated += variants.length > 1 ? `[${variants.map((v) => literal(v, true)).join("")}]` : literal(char, false);
     }
     this.out += `(?:${translated})`;
     this.pos = close + 1;

@@ -34,6 +34,7 @@ describe("translateSplitPattern", () => {
 
   it("translates escapes", () => {
     expect(pieces("\\x{1F600}+|\\u00e9|\\x41|\\'", "😀😀éA'")).toEqual(["😀😀", "é", "A", "'"]);
+    expect(pieces("a\\-b|[\\-x]+", "a-b-x")).toEqual(["a-b", "-x"]);
   });
 
   it.each(["\\G", "(?>a)", "a++", "a?+", "\\w+", "\\d", ".", "^a", "[[:alpha:]]", "[a&&b]", "(?<name>a)", "\\p{Han}", "(?i)a", "[\\S]"])(
