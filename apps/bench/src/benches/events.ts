@@ -1,6 +1,7 @@
 import { RadixIndex, type RouterEvent } from "@dynamo/kv-indexer";
 import {
   KvEventBridge,
+  KvEventPublisher,
   KvEventSubscriber,
   SyntheticVllmWorker,
   VllmEventIngest,
@@ -142,12 +143,36 @@ async function throughNats(ctx: BenchContext, w: Workload, server: NatsServer): 
   return rate(w, ms);
 }
 
+/** Router events already translated → KvEventPublisher → nats-server → router subscriber → index (the NATS plane alone). */
+async function natsPlaneOnly(ctx: BenchContext, w: Workload, server: NatsServer): Promise<Throughput> {
+  const translator = new VllmEventTranslator({ workerId: 2n, dpRank: 0, blockSize: BLOCK_SIZE, log: quiet });
+  const events = w.payloads.flatMap((p) => translator.translatePayload(p));
+  const routerNc = await connectEventPlane(server.url);
+  const publisherNc = await connectEventPlane(server.url);
+  const router = await KvEventSubscriber.start({ nc: routerNc, namespace: "bench-plane", component: "backend", log: quiet });
+  const publisher = new KvEventPublisher(publisherNc, "bench-plane", "backend");
+  const last = events.at(-1)!.eventId;
+  const started = performance.now();
+  for (let i = 0; i < events.length; i++) {
+    publisher.publish(events[i]!);
+    if ((i & 511) === 511) {
+      await yieldToLoop();
+      ctx.progress.update("nats plane publish", i, events.length);
+    }
+  }
+  await waitUntil(() => router.index.lastEventId(2n, 0) === last && router.recovering === 0, "the router subscriber");
+  const ms = performance.now() - started;
+  await router.close();
+  await Promise.all([publisherNc.close(), routerNc.close()]);
+  return rate(w, ms);
+}
+
 export const bench: Bench = {
   name: "events",
   description:
     "vLLM KV-event ingestion: msgpack decode, translation into router events (router hashes recomputed from token ids) and " +
     "application to the radix index on one thread; then end to end through ZeroMQ on loopback, and through the NATS bridge " +
-    `(ZeroMQ → bridge → nats-server → router). Synthetic worker, block size ${BLOCK_SIZE}, ${EVENTS_PER_BATCH} events per batch.`,
+    `(ZeroMQ → bridge → nats-server → router; \`natsEventsPerSec\`), and the NATS plane alone (router events published as JSON → router). Synthetic worker, block size ${BLOCK_SIZE}, ${EVENTS_PER_BATCH} events per batch.`,
   async run(ctx) {
     const batches = Number(ctx.args.find((a) => a.startsWith("--batches="))?.slice("--batches=".length) ?? 25_000);
     ctx.progress.note(`encoding ${batches} batches in both encodings`);
@@ -158,7 +183,9 @@ export const bench: Bench = {
     const zmq = await throughZmq(ctx, legacy);
     const server = await NatsServer.start({ jetstream: false });
     let nats: Throughput;
+    let plane: Throughput;
     try {
+      plane = await natsPlaneOnly(ctx, legacy, server);
       nats = await throughNats(ctx, legacy, server);
     } finally {
       await server.dispose();
@@ -171,6 +198,7 @@ export const bench: Bench = {
       ["decode + translate (map)", mapStages.translate],
       ["decode + translate + apply (map)", mapStages.apply],
       ["ZeroMQ loopback → apply", zmq],
+      ["router events → NATS → router apply", plane],
       ["ZeroMQ → bridge → NATS → router apply", nats],
     ];
     const charts: Chart[] = [
@@ -201,6 +229,7 @@ export const bench: Bench = {
         zmqBlocksPerSec: zmq.blocksPerSec,
         natsEventsPerSec: nats.eventsPerSec,
         natsBlocksPerSec: nats.blocksPerSec,
+        natsPlaneEventsPerSec: plane.eventsPerSec,
       },
       markdown,
       charts,
