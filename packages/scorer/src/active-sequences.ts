@@ -1,3 +1,5 @@
+import { ADDED_NEW, BlockCounts } from "./block-counts.js";
+
 /**
  * In-flight load per worker rank (Dynamo's ActiveSequences): prompt blocks reference-counted by
  * sequence hash so that blocks shared by active requests on one rank count once, prompt tokens still in
@@ -59,17 +61,8 @@ export interface RankLoad {
  * the remaining 34 bits as `checks`, so lookups never hash a BigInt or box a double and stay exact.
  */
 export interface TrackingKeys {
-  readonly keys: Int32Array;
-  readonly checks: Float64Array;
-}
-
-interface BlockRef {
-  readonly check: number;
-  /** Next block sharing the same 30-bit key. */
-  next: BlockRef | null;
-  count: number;
-  /** Sum of the owners' serial numbers: when one owner is left, this is its number. */
-  ownerSum: number;
+  readonly keys: readonly number[];
+  readonly checks: readonly number[];
 }
 
 /** A rank's bookkeeping, returned by `rankHandle` so hot loops skip the key lookup. */
@@ -78,8 +71,7 @@ export interface RankHandle {
 }
 
 interface RankState extends RankHandle {
-  readonly refs: Map<number, BlockRef>;
-  uniqueBlocks: number;
+  readonly blocks: BlockCounts;
   readonly members: Set<Tracked>;
   readonly decaying: Set<Tracked>;
   prefillTokens: number;
@@ -117,6 +109,8 @@ export class ActiveSequences {
   private readonly ranks = new Map<string, RankState>();
   private readonly requests = new Map<string, Tracked>();
   private readonly bySerial = new Map<number, Tracked>();
+  /** Which ranks hold each request-first block (by 30-bit key), so a lookup skips every other rank. */
+  private readonly firstBlockHolders = new Map<number, Array<{ readonly check: number; readonly rank: RankState; count: number }>>();
   private nextSerial = 1;
   private lastExpiryCheck: number;
 
@@ -135,7 +129,7 @@ export class ActiveSequences {
 
   addRank(key: string): void {
     if (!this.ranks.has(key)) {
-      this.ranks.set(key, { key, refs: new Map(), uniqueBlocks: 0, members: new Set(), decaying: new Set(), prefillTokens: 0, privateBlocks: 0, outputBlocks: 0 });
+      this.ranks.set(key, { key, blocks: new BlockCounts(), members: new Set(), decaying: new Set(), prefillTokens: 0, privateBlocks: 0, outputBlocks: 0 });
     }
   }
 
@@ -192,7 +186,7 @@ export class ActiveSequences {
   /** Active blocks of the rank: unique prompt blocks + output blocks, less the OSL decay. */
   activeBlocksOf(handle: RankHandle): number {
     const rank = handle as RankState;
-    let blocks = rank.uniqueBlocks * this.stride + rank.privateBlocks + rank.outputBlocks;
+    let blocks = rank.blocks.size * this.stride + rank.privateBlocks + rank.outputBlocks;
     if (rank.decaying.size === 0) return blocks;
     for (const r of rank.decaying) {
       const decay = Math.max(0, 1 - r.generated / Math.max(r.expectedOutputTokens!, 1));
@@ -208,8 +202,9 @@ export class ActiveSequences {
   trackingKeys(sequenceHashes: BigUint64Array): TrackingKeys {
     const words = new Uint32Array(sequenceHashes.buffer, sequenceHashes.byteOffset, sequenceHashes.length * 2);
     const n = Math.floor(sequenceHashes.length / this.stride);
-    const keys = new Int32Array(n);
-    const checks = new Float64Array(n);
+    // Plain arrays: small typed arrays would each allocate an off-heap buffer on this hot path.
+    const keys = new Array<number>(n);
+    const checks = new Array<number>(n);
     for (let j = 0; j < n; j++) {
       const i = j * this.stride + this.stride - 1;
       const lo = words[2 * i]!;
@@ -229,15 +224,46 @@ export class ActiveSequences {
     return rank ? this.newBlocksOf(rank, keys) : keys.keys.length * this.stride;
   }
 
+  /**
+   * The ranks whose active set contains the prompt's first kept block: on every other rank all of the
+   * prompt's blocks are new. Lets callers probe only these ranks.
+   */
+  ranksHoldingFirstBlock(tracking: TrackingKeys): RankHandle[] {
+    if (tracking.keys.length === 0) return [];
+    const entries = this.firstBlockHolders.get(tracking.keys[0]!);
+    if (!entries) return [];
+    const check = tracking.checks[0]!;
+    return entries.filter((e) => e.check === check).map((e) => e.rank);
+  }
+
+  private trackFirstBlock(rank: RankState, tk: TrackingKeys, delta: 1 | -1): void {
+    if (tk.keys.length === 0) return;
+    const key = tk.keys[0]!;
+    const check = tk.checks[0]!;
+    let entries = this.firstBlockHolders.get(key);
+    const at = entries?.findIndex((e) => e.check === check && e.rank === rank) ?? -1;
+    if (delta === 1) {
+      if (at >= 0) entries![at]!.count++;
+      else if (entries) entries.push({ check, rank, count: 1 });
+      else this.firstBlockHolders.set(key, (entries = [{ check, rank, count: 1 }]));
+      return;
+    }
+    if (at < 0) return;
+    if (--entries![at]!.count > 0) return;
+    entries!.splice(at, 1);
+    if (entries!.length === 0) this.firstBlockHolders.delete(key);
+  }
+
   newBlocksOf(handle: RankHandle, tracking: TrackingKeys): number {
     const kept = tracking.keys.length;
-    const refs = (handle as RankState).refs;
-    if (refs.size === 0 || kept === 0 || !findRef(refs, tracking, 0)) return kept * this.stride;
+    const blocks = (handle as RankState).blocks;
+    const { keys, checks } = tracking;
+    if (blocks.size === 0 || kept === 0 || !blocks.has(keys[0]!, checks[0]!)) return kept * this.stride;
     let lo = 1;
     let hi = kept;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (findRef(refs, tracking, mid)) lo = mid + 1;
+      if (blocks.has(keys[mid]!, checks[mid]!)) lo = mid + 1;
       else hi = mid;
     }
     return (kept - lo) * this.stride;
@@ -279,18 +305,11 @@ export class ActiveSequences {
     rank.privateBlocks += tracked.privateBlocks;
     const tk = tracked.hashes;
     if (tk) {
+      this.trackFirstBlock(rank, tk, 1);
       for (let j = 0; j < tk.keys.length; j++) {
-        const ref = findRef(rank.refs, tk, j);
-        if (!ref) {
-          const head = rank.refs.get(tk.keys[j]!) ?? null;
-          rank.refs.set(tk.keys[j]!, { check: tk.checks[j]!, next: head, count: 1, ownerSum: tracked.serial });
-          rank.uniqueBlocks++;
-          tracked.exclusive++;
-          continue;
-        }
-        if (ref.count === 1) this.bySerial.get(ref.ownerSum)!.exclusive--;
-        ref.count++;
-        ref.ownerSum += tracked.serial;
+        const result = rank.blocks.add(tk.keys[j]!, tk.checks[j]!, tracked.serial);
+        if (result === ADDED_NEW) tracked.exclusive++;
+        else if (result > 0) this.bySerial.get(result)!.exclusive--;
       }
     }
     this.notify({ type: "add", requestId, rankKey: key, spec });
@@ -352,15 +371,10 @@ export class ActiveSequences {
     rank.prefillTokens -= r.prefillTokens;
     const tk = r.hashes;
     if (tk) {
+      this.trackFirstBlock(rank, tk, -1);
       for (let j = 0; j < tk.keys.length; j++) {
-        const ref = findRef(rank.refs, tk, j);
-        if (!ref) continue;
-        ref.count--;
-        ref.ownerSum -= r.serial;
-        if (ref.count === 0) {
-          unlinkRef(rank.refs, tk.keys[j]!, ref);
-          rank.uniqueBlocks--;
-        } else if (ref.count === 1) this.bySerial.get(ref.ownerSum)!.exclusive++;
+        const result = rank.blocks.remove(tk.keys[j]!, tk.checks[j]!, r.serial);
+        if (result > 0) this.bySerial.get(result)!.exclusive++;
       }
     }
     rank.privateBlocks -= r.privateBlocks;
@@ -382,23 +396,4 @@ export class ActiveSequences {
     if (stale.length > 0) this.onExpire?.(stale);
     return stale;
   }
-}
-
-function findRef(refs: Map<number, BlockRef>, tk: TrackingKeys, j: number): BlockRef | null {
-  const check = tk.checks[j]!;
-  let ref = refs.get(tk.keys[j]!) ?? null;
-  while (ref !== null && ref.check !== check) ref = ref.next;
-  return ref;
-}
-
-function unlinkRef(refs: Map<number, BlockRef>, key: number, ref: BlockRef): void {
-  const head = refs.get(key)!;
-  if (head === ref) {
-    if (ref.next) refs.set(key, ref.next);
-    else refs.delete(key);
-    return;
-  }
-  let prev = head;
-  while (prev.next !== ref) prev = prev.next!;
-  prev.next = ref.next;
 }

@@ -58,6 +58,11 @@ export interface PolicyChoice {
 export interface RoutingPolicy {
   readonly name: string;
   choose(request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice;
+  /**
+   * Optional fast path for policies that need only the candidates' costs (same order as `choose`'s
+   * candidates); when present the pool calls it instead of `choose` and builds no candidate objects.
+   */
+  chooseByCost?(request: PolicyRequest, costs: readonly number[], state: PolicyState): PolicyChoice;
 }
 
 /** Dynamo's KV policy: minimum cost with random tie-break, or softmax sampling when temperature > 0. */
@@ -65,8 +70,10 @@ export class KvCostPolicy implements RoutingPolicy {
   readonly name = "kv";
 
   choose(request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
-    const costs = new Float64Array(candidates.length);
-    for (let i = 0; i < candidates.length; i++) costs[i] = candidates[i]!.cost;
+    return this.chooseByCost(request, candidates.map((c) => c.cost), state);
+  }
+
+  chooseByCost(request: PolicyRequest, costs: readonly number[], state: PolicyState): PolicyChoice {
     const s = selectByCost(costs, request.temperature, state.rng);
     const cost = +costs[s.index]!.toFixed(3);
     if (s.probability !== undefined) {
@@ -82,7 +89,15 @@ export class RoundRobinPolicy implements RoutingPolicy {
   private cursor = 0;
 
   choose(_request: PolicyRequest, candidates: readonly ScoredCandidate[]): PolicyChoice {
-    const index = this.cursor % candidates.length;
+    return this.next(candidates.length);
+  }
+
+  chooseByCost(_request: PolicyRequest, costs: readonly number[]): PolicyChoice {
+    return this.next(costs.length);
+  }
+
+  private next(count: number): PolicyChoice {
+    const index = this.cursor % count;
     this.cursor = (this.cursor + 1) % Number.MAX_SAFE_INTEGER;
     return { index, reason: "round robin" };
   }
@@ -93,6 +108,14 @@ export class RandomPolicy implements RoutingPolicy {
   readonly name = "random";
 
   choose(_request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
-    return { index: Math.min(candidates.length - 1, Math.floor(state.rng() * candidates.length)), reason: "uniform random" };
+    return this.pick(candidates.length, state);
+  }
+
+  chooseByCost(_request: PolicyRequest, costs: readonly number[], state: PolicyState): PolicyChoice {
+    return this.pick(costs.length, state);
+  }
+
+  private pick(count: number, state: PolicyState): PolicyChoice {
+    return { index: Math.min(count - 1, Math.floor(state.rng() * count)), reason: "uniform random" };
   }
 }

@@ -2,7 +2,7 @@ import { workerRankKey } from "@dynamo/kv-indexer";
 import { ActiveSequences, type RankHandle, type RankLoad, type SequenceChange } from "./active-sequences.js";
 import { anyThresholdEnabled, busyWorkers, rankBusyReason, type BusyThresholds } from "./busy.js";
 import { DEFAULT_COST_PARAMS, computeCost, type CostBreakdown, type CostInputs, type CostParams, type CostRequest } from "./cost.js";
-import { KvCostPolicy, type RankInfo, type RoutingPolicy, type ScoredCandidate } from "./policy.js";
+import { KvCostPolicy, type PolicyChoice, type RankInfo, type RoutingPolicy, type ScoredCandidate } from "./policy.js";
 import type { Rng } from "./rng.js";
 
 /** A worker joining a pool: ranks `[dpStart, dpStart + dpSize)`. */
@@ -98,34 +98,104 @@ interface CostContext {
   readonly params: CostParams;
 }
 
-/** A scored rank (also the cost function's input); load snapshot and breakdown are built when read. */
-class Candidate implements ScoredCandidate, CostInputs {
-  cost = 0;
+// Column layout of a ScoreTable: one array holds every per-rank number of one evaluation.
+const DEVICE = 0;
+const HOST = 1;
+const DISK = 2;
+const PREFILL = 3;
+const BLOCKS = 4;
+const REQUESTS = 5;
+const NEW = 6;
+const COST = 7;
+const COLUMNS = 8;
+
+/** Everything computed for one evaluation, column-wise; candidate objects are made only when asked for. */
+class ScoreTable {
+  readonly values: number[];
+  private readonly made: Array<Candidate | undefined>;
+
+  /** Set once the eligible set (and so the credit-decay baseline) is known, before any candidate exists. */
+  context: CostContext = { request: { isl: 0, blockSize: 1, trackPrefillTokens: true, minActivePrefillTokens: 0 }, params: DEFAULT_COST_PARAMS };
 
   constructor(
-    readonly rank: RankInfo,
-    readonly deviceOverlapBlocks: number,
-    readonly hostOverlapBlocks: number,
-    readonly diskOverlapBlocks: number,
-    readonly activePrefillTokens: number,
-    readonly activeBlocks: number,
-    readonly newBlocks: number,
-    readonly activeRequests: number,
-    readonly busyReason: string | null,
-    private readonly context: CostContext,
-  ) {}
-
-  get overlapBlocks(): number {
-    return this.deviceOverlapBlocks;
+    readonly ranks: readonly RankInfo[],
+    readonly busyReasons: ReadonlyArray<string | null> | null,
+  ) {
+    this.values = new Array<number>(ranks.length * COLUMNS).fill(0);
+    this.made = new Array(ranks.length);
   }
 
+  get(column: number, i: number): number {
+    return this.values[column * this.ranks.length + i]!;
+  }
+
+  set(column: number, i: number, value: number): void {
+    this.values[column * this.ranks.length + i] = value;
+  }
+
+  candidate(i: number): Candidate {
+    return (this.made[i] ??= new Candidate(this, i));
+  }
+
+  all(): Candidate[] {
+    return this.ranks.map((_, i) => this.candidate(i));
+  }
+}
+
+/** A scored rank backed by its table row (also the cost function's input, for the breakdown). */
+class Candidate implements ScoredCandidate, CostInputs {
+  constructor(
+    private readonly table: ScoreTable,
+    private readonly i: number,
+  ) {}
+
+  get rank(): RankInfo {
+    return this.table.ranks[this.i]!;
+  }
+  get overlapBlocks(): number {
+    return this.table.get(DEVICE, this.i);
+  }
+  get deviceOverlapBlocks(): number {
+    return this.table.get(DEVICE, this.i);
+  }
+  get hostOverlapBlocks(): number {
+    return this.table.get(HOST, this.i);
+  }
+  get diskOverlapBlocks(): number {
+    return this.table.get(DISK, this.i);
+  }
+  get activePrefillTokens(): number {
+    return this.table.get(PREFILL, this.i);
+  }
+  get activeBlocks(): number {
+    return this.table.get(BLOCKS, this.i);
+  }
+  get activeRequests(): number {
+    return this.table.get(REQUESTS, this.i);
+  }
+  get newBlocks(): number {
+    return this.table.get(NEW, this.i);
+  }
+  get cost(): number {
+    return this.table.get(COST, this.i);
+  }
+  get busyReason(): string | null {
+    return this.table.busyReasons?.[this.i] ?? null;
+  }
   get load(): RankLoad {
     return { activePrefillTokens: this.activePrefillTokens, activeBlocks: this.activeBlocks, activeRequests: this.activeRequests };
   }
-
   get breakdown(): CostBreakdown {
-    return computeCost(this.context.request, this, this.context.params);
+    return computeCost(this.table.context.request, this, this.table.context.params);
   }
+}
+
+/** `target` with an enumerable `candidates` property materialised on first read. */
+function withLazyCandidates<T extends object>(target: T, table: ScoreTable | null): T & { readonly candidates: readonly ScoredCandidate[] } {
+  let cached: ScoredCandidate[] | undefined;
+  return Object.defineProperty(target, "candidates", { enumerable: true, get: () => (cached ??= table ? table.all() : []) }) as T & {
+    readonly candidates: readonly ScoredCandidate[];
+  };
 }
 
 /**
@@ -221,7 +291,7 @@ export class WorkerPool {
     const ranks = this.filterRanks(request);
     if (ranks.length === 0) {
       const pinned = request.pinned !== undefined;
-      return this.reject(pinned ? "pinned_unavailable" : "no_candidates", pinned ? "pinned worker rank is not available" : "no eligible worker", [], new Set());
+      return this.reject(pinned ? "pinned_unavailable" : "no_candidates", pinned ? "pinned worker rank is not available" : "no eligible worker", null, NO_WORKERS);
     }
     const cost: CostParams = {
       ...this.cost,
@@ -236,70 +306,95 @@ export class WorkerPool {
 
     const n = ranks.length;
     const handles: Array<RankHandle | undefined> = new Array(n);
-    const prefillTokens = new Float64Array(n);
-    const activeBlocks = new Float64Array(n);
-    const activeRequests = new Float64Array(n);
-    const busyReasons: Array<string | null> = new Array(n).fill(null);
+    const busyReasons: Array<string | null> | null = checkBusy ? new Array(n).fill(null) : null;
+    const table = new ScoreTable(ranks, busyReasons);
     for (let i = 0; i < n; i++) {
       const r = ranks[i]!;
       const handle = this.handles.get(r);
       handles[i] = handle;
       if (!handle) continue;
-      prefillTokens[i] = this.sequences.activePrefillTokensOf(handle);
-      activeBlocks[i] = this.sequences.activeBlocksOf(handle);
-      activeRequests[i] = this.sequences.activeRequestsOf(handle);
-      if (checkBusy) {
-        busyReasons[i] = rankBusyReason({ activeBlocks: activeBlocks[i]!, activePrefillTokens: prefillTokens[i]!, kvTotalBlocks: r.kvTotalBlocks, maxNumBatchedTokens: r.maxNumBatchedTokens }, this.busy);
+      const prefill = this.sequences.activePrefillTokensOf(handle);
+      const blocks = this.sequences.activeBlocksOf(handle);
+      table.set(PREFILL, i, prefill);
+      table.set(BLOCKS, i, blocks);
+      table.set(REQUESTS, i, this.sequences.activeRequestsOf(handle));
+      if (busyReasons) {
+        busyReasons[i] = rankBusyReason({ activeBlocks: blocks, activePrefillTokens: prefill, kvTotalBlocks: r.kvTotalBlocks, maxNumBatchedTokens: r.maxNumBatchedTokens }, this.busy);
       }
     }
-    const excluded = checkBusy ? busyWorkers(ranks.map((r, i) => ({ workerId: r.workerId, busy: busyReasons[i] !== null }))) : NO_WORKERS;
+    const excluded = busyReasons ? busyWorkers(ranks.map((r, i) => ({ workerId: r.workerId, busy: busyReasons[i] !== null }))) : NO_WORKERS;
+    const eligible: number[] = [];
     let minPrefill = Infinity;
-    const anyExcluded = excluded.size > 0;
-    for (let i = 0; i < n; i++) if (!anyExcluded || !excluded.has(ranks[i]!.workerId)) minPrefill = Math.min(minPrefill, prefillTokens[i]!);
-
-    const context: CostContext = {
-      request: { isl: request.isl, blockSize: this.blockSize, trackPrefillTokens: trackPrefill, minActivePrefillTokens: Number.isFinite(minPrefill) ? minPrefill : 0 },
-      params: cost,
+    for (let i = 0; i < n; i++) {
+      if (excluded.size > 0 && excluded.has(ranks[i]!.workerId)) continue;
+      eligible.push(i);
+      minPrefill = Math.min(minPrefill, table.get(PREFILL, i));
+    }
+    const costRequest: CostRequest = {
+      isl: request.isl,
+      blockSize: this.blockSize,
+      trackPrefillTokens: trackPrefill,
+      minActivePrefillTokens: Number.isFinite(minPrefill) ? minPrefill : 0,
     };
+    table.context = { request: costRequest, params: cost };
+
+    // Only ranks already holding the prompt's first block can share any of it; all others get allNew.
+    const allNew = keys ? keys.keys.length * this.sequences.stride : 0;
+    const holders = keys ? this.sequences.ranksHoldingFirstBlock(keys) : [];
+    const sharing = holders.length > 0 ? new Map(holders.map((h) => [h, this.sequences.newBlocksOf(h, keys!)])) : undefined;
     const device = request.overlaps?.device;
     const hostTier = request.overlaps?.host;
     const diskTier = request.overlaps?.disk;
-    const candidates: ScoredCandidate[] = new Array(n);
-    const eligible: ScoredCandidate[] = [];
+    const inputs = {
+      deviceOverlapBlocks: 0,
+      hostOverlapBlocks: 0,
+      diskOverlapBlocks: 0,
+      activePrefillTokens: 0,
+      activeBlocks: 0,
+      newBlocks: 0,
+      activeRequests: 0,
+    };
     for (let i = 0; i < n; i++) {
       const r = ranks[i]!;
       const handle = handles[i];
       const deviceDepth = device?.get(r.key) ?? 0;
       const hostDepth = hostTier?.get(r.key) ?? 0;
       const diskDepth = diskTier?.get(r.key) ?? 0;
-      const c = new Candidate(
-        r,
-        deviceDepth,
-        Math.max(0, hostDepth - deviceDepth),
-        Math.max(0, diskDepth - Math.max(deviceDepth, hostDepth)),
-        prefillTokens[i]!,
-        activeBlocks[i]!,
-        keys ? (handle ? this.sequences.newBlocksOf(handle, keys) : keys.keys.length * this.sequences.stride) : this.tracking.activeBlocks ? fullBlocks : 0,
-        activeRequests[i]!,
-        busyReasons[i]!,
-        context,
-      );
-      c.cost = computeCost(context.request, c, cost).cost;
-      candidates[i] = c;
-      if (!anyExcluded || !excluded.has(r.workerId)) eligible.push(c);
+      inputs.deviceOverlapBlocks = deviceDepth;
+      inputs.hostOverlapBlocks = Math.max(0, hostDepth - deviceDepth);
+      inputs.diskOverlapBlocks = Math.max(0, diskDepth - Math.max(deviceDepth, hostDepth));
+      inputs.activePrefillTokens = table.get(PREFILL, i);
+      inputs.activeBlocks = table.get(BLOCKS, i);
+      inputs.activeRequests = table.get(REQUESTS, i);
+      inputs.newBlocks = keys ? ((handle && sharing?.get(handle)) ?? allNew) : this.tracking.activeBlocks ? fullBlocks : 0;
+      table.set(DEVICE, i, inputs.deviceOverlapBlocks);
+      table.set(HOST, i, inputs.hostOverlapBlocks);
+      table.set(DISK, i, inputs.diskOverlapBlocks);
+      table.set(NEW, i, inputs.newBlocks);
+      table.set(COST, i, computeCost(costRequest, inputs, cost).cost);
     }
     if (eligible.length === 0) {
       const pinned = request.pinned !== undefined;
-      return this.reject(pinned ? "pinned_overloaded" : "overloaded", pinned ? "pinned worker is busy" : "all eligible workers are busy", candidates, excluded);
+      return this.reject(pinned ? "pinned_overloaded" : "overloaded", pinned ? "pinned worker is busy" : "all eligible workers are busy", table, excluded);
     }
-    if (request.pinned?.dpRank !== undefined) return { kind: "chosen", chosen: eligible[0]!, reason: "pinned", candidates, busyWorkers: excluded };
-    const choice = this.policy.choose({ isl: request.isl, temperature: o.temperature ?? this.temperature }, eligible, { rng: this.rng });
-    const chosen = eligible[choice.index]!;
-    return { kind: "chosen", chosen, reason: request.pinned ? `pinned worker; ${choice.reason}` : choice.reason, candidates, busyWorkers: excluded };
+    const chosenAt = (index: number, reason: string): Chosen =>
+      withLazyCandidates({ kind: "chosen" as const, chosen: table.candidate(eligible[index]!), reason, busyWorkers: excluded }, table);
+    if (request.pinned?.dpRank !== undefined) return chosenAt(0, "pinned");
+    const policyRequest = { isl: request.isl, temperature: o.temperature ?? this.temperature };
+    const state = { rng: this.rng };
+    let choice: PolicyChoice;
+    if (this.policy.chooseByCost) {
+      const costs = new Array<number>(eligible.length);
+      for (let k = 0; k < eligible.length; k++) costs[k] = table.get(COST, eligible[k]!);
+      choice = this.policy.chooseByCost(policyRequest, costs, state);
+    } else {
+      choice = this.policy.choose(policyRequest, eligible.map((i) => table.candidate(i)), state);
+    }
+    return chosenAt(choice.index, request.pinned ? `pinned worker; ${choice.reason}` : choice.reason);
   }
 
-  private reject(reason: RejectReason, message: string, candidates: ScoredCandidate[], excluded: ReadonlySet<bigint>): Rejected {
-    return { kind: "rejected", reason, message, candidates, busyWorkers: excluded };
+  private reject(reason: RejectReason, message: string, table: ScoreTable | null, excluded: ReadonlySet<bigint>): Rejected {
+    return withLazyCandidates({ kind: "rejected" as const, reason, message, busyWorkers: excluded }, table);
   }
 
   private filterRanks(request: PoolRequest): readonly RankInfo[] {

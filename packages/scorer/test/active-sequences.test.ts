@@ -155,6 +155,15 @@ describe("ActiveSequences", () => {
         for (const [id, m] of model) expected += m.out * decay(id);
         expect(seq.load(RANK)!.activeBlocks).toBe(Math.round(expected));
         expect(seq.size).toBe(model.size);
+        for (const family of [0, 1, 2]) {
+          const query = Array.from({ length: 6 }, (_, i) => BigInt(family * 100 + i));
+          const tk = seq.trackingKeys(BigUint64Array.from(query));
+          const holders = seq.ranksHoldingFirstBlock(tk);
+          const viaHolders = holders.length > 0 ? seq.newBlocksOf(holders[0]!, tk) : query.length;
+          const naive = query.filter((h) => !owners.has(h)).length;
+          expect(viaHolders).toBe(naive);
+          expect(seq.newBlocks(RANK, tk)).toBe(naive);
+        }
       }),
       { numRuns: 200 },
     );
