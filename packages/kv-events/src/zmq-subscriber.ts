@@ -140,8 +140,9 @@ class RankSubscription {
         if (event.type === "disconnect") {
           this.reconnected = true;
           this.replayedOnConnect = null;
+        } else if (event.type === "connect") {
+          void this.inOrder(() => this.catchUpOnConnect());
         }
-        else if (event.type === "connect") void this.inOrder(() => this.catchUpOnConnect());
       }
     } catch {
       // the socket was closed

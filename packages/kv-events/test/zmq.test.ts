@@ -1,7 +1,9 @@
 import { freePort, waitFor } from "@dynamo/testkit";
-import type { WorkerRank } from "@dynamo/kv-indexer";
+import { RadixIndex, type WorkerRank } from "@dynamo/kv-indexer";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  SyntheticVllmWorker,
+  VllmEventIngest,
   ZmqEventPublisher,
   ZmqEventSubscriber,
   encodeSeq,
@@ -237,5 +239,30 @@ describe("ZmqEventSubscriber on a quiet publisher", () => {
     await waitFor(() => rec.log.length === 5, "the next live batch");
     expect(rec.log.map((d) => d.kind === "batch" && d.replayed)).toEqual([true, true, true, true, false]);
     expect(sub.stats.gaps).toBe(0);
+  });
+});
+
+describe("direct ingestion (ZeroMQ → translation → index, no NATS)", () => {
+  it("stops delivering a removed worker's batches, even those already queued, and forgets its event ids", async () => {
+    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const replayEndpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const p = await ZmqEventPublisher.open({ endpoint, replayEndpoint, bind: true });
+    const index = new RadixIndex();
+    const ingest = new VllmEventIngest({ blockSize: 16, log: quiet }, (event) => index.apply(event));
+    const sub = new ZmqEventSubscriber(ingest, { log: quiet });
+    cleanups.push(() => p.close(), () => sub.close());
+    await sub.addWorker({ workerId: 5n, endpoint, replayEndpoint });
+    const source = new SyntheticVllmWorker({ blockSize: 16, eventsPerBatch: 4, seed: 3 });
+    for (let i = 0; i < 20; i++) await p.publish(source.nextBatch());
+    await waitFor(() => index.lastEventId(5n, 0) === 79n, "the first 20 batches");
+    for (let i = 0; i < 200; i++) void p.publish(source.nextBatch()); // in flight while the worker goes away
+    await sub.removeWorker(5n);
+    ingest.forgetWorker(5n);
+    index.removeWorker(5n);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(index.size).toBe(0);
+    expect(index.lastEventId(5n, 0)).toBeUndefined();
+    expect(sub.workerIds).toEqual([]);
+    expect(ingest.translator({ workerId: 5n, dpRank: 0 }).nextEventId).toBe(0n); // a fresh sequence if it comes back
   });
 });
