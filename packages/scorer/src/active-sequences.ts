@@ -39,6 +39,8 @@ export const EXPIRY_CHECK_INTERVAL_SECS = 30;
 export interface AddRequestSpec {
   /** Chained sequence hashes of the prompt's full blocks: deduplicated against the rank's active set. */
   readonly sequenceHashes?: BigUint64Array | null;
+  /** `trackingKeys(sequenceHashes)` when the caller already has them (saves recomputing). */
+  readonly trackingKeys?: TrackingKeys;
   /** Prompt blocks counted without deduplication (no KV reuse assumed). */
   readonly privateBlocks?: number;
   /** Prompt length in tokens (output blocks are counted past it). */
@@ -287,7 +289,7 @@ export class ActiveSequences {
       serial: this.nextSerial++,
       rankKey: key,
       rank,
-      hashes: spec.sequenceHashes ? this.trackingKeys(spec.sequenceHashes) : null,
+      hashes: spec.sequenceHashes ? (spec.trackingKeys ?? this.trackingKeys(spec.sequenceHashes)) : null,
       privateBlocks: Math.max(0, spec.privateBlocks ?? 0),
       isl: spec.isl,
       expectedOutputTokens: spec.expectedOutputTokens,

@@ -1,5 +1,5 @@
 import { workerRankKey } from "@dynamo/kv-indexer";
-import { ActiveSequences, type RankHandle, type RankLoad, type SequenceChange } from "./active-sequences.js";
+import { ActiveSequences, type RankHandle, type RankLoad, type SequenceChange, type TrackingKeys } from "./active-sequences.js";
 import { anyThresholdEnabled, busyWorkers, rankBusyReason, type BusyThresholds } from "./busy.js";
 import { DEFAULT_COST_PARAMS, computeCost, type CostBreakdown, type CostInputs, type CostParams, type CostRequest } from "./cost.js";
 import { KvCostPolicy, type PolicyChoice, type RankInfo, type RoutingPolicy, type ScoredCandidate } from "./policy.js";
@@ -120,6 +120,9 @@ class ScoreTable {
   constructor(
     readonly ranks: readonly RankInfo[],
     readonly busyReasons: ReadonlyArray<string | null> | null,
+    /** The request's tracking keys, as made by `keysFrom` (reused when the choice is booked there). */
+    readonly trackingKeys: TrackingKeys | undefined,
+    readonly keysFrom: ActiveSequences,
   ) {
     this.values = new Array<number>(ranks.length * COLUMNS).fill(0);
     this.made = new Array(ranks.length);
@@ -145,7 +148,7 @@ class ScoreTable {
 /** A scored rank backed by its table row (also the cost function's input, for the breakdown). */
 class Candidate implements ScoredCandidate, CostInputs {
   constructor(
-    private readonly table: ScoreTable,
+    readonly table: ScoreTable,
     private readonly i: number,
   ) {}
 
@@ -307,7 +310,7 @@ export class WorkerPool {
     const n = ranks.length;
     const handles: Array<RankHandle | undefined> = new Array(n);
     const busyReasons: Array<string | null> | null = checkBusy ? new Array(n).fill(null) : null;
-    const table = new ScoreTable(ranks, busyReasons);
+    const table = new ScoreTable(ranks, busyReasons, keys, this.sequences);
     for (let i = 0; i < n; i++) {
       const r = ranks[i]!;
       const handle = this.handles.get(r);
@@ -419,6 +422,7 @@ export class WorkerPool {
     const blocks = this.tracking.activeBlocks;
     return this.sequences.addRequest(requestId, chosen.rank.key, {
       sequenceHashes: blocks && kvReuse ? request.sequenceHashes : null,
+      trackingKeys: chosen instanceof Candidate && chosen.table.keysFrom === this.sequences ? chosen.table.trackingKeys : undefined,
       privateBlocks: blocks && !kvReuse ? request.sequenceHashes.length : 0,
       isl: request.isl,
       prefillTokens: trackPrefill ? Math.max(0, request.isl - chosen.overlapBlocks * this.blockSize) : 0,
