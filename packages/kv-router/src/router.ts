@@ -213,6 +213,7 @@ export class KvRouter {
   private readonly overlapSource: OverlapSource | undefined;
   private readonly planner: DisaggPlanner;
   private readonly bookings = new Map<string, Booking>();
+  private readonly registered = new Set<bigint>();
   private readonly trackingKey: bigint | undefined;
   private readonly sessions: SessionAffinity | undefined;
   private readonly hooks: KvRouterHooks;
@@ -291,11 +292,13 @@ export class KvRouter {
       if (member) pool.addWorker(worker);
       else this.dropBookings(pool.removeWorker(worker.workerId));
     }
-    if (!this.ready && prefill.workerCount + decode.workerCount >= this.settings.minInitialWorkers) this.ready = true;
+    this.registered.add(worker.workerId);
+    if (!this.ready && this.registered.size >= this.settings.minInitialWorkers) this.ready = true;
   }
 
   /** Forgets a worker: its ranks, its cached blocks in every index, its bookings. */
   removeWorker(workerId: bigint): void {
+    this.registered.delete(workerId);
     this.dropBookings(this.planner.prefill.removeWorker(workerId));
     this.dropBookings(this.planner.decode.removeWorker(workerId));
     this.deviceIndex?.removeWorker(workerId);

@@ -292,7 +292,8 @@ describe("KvRouter", () => {
     expect(picks.map((d) => d.worker.workerId)).toEqual([1n, 2n]);
     expect(picks[1]!.explain).toMatchObject({ policy: "fewest-requests" });
     const notReady = router({ minInitialWorkers: 2 });
-    notReady.addWorker({ workerId: 1n });
+    notReady.addWorker({ workerId: 1n, role: "both" });
+    notReady.addWorker({ workerId: 1n, role: "both" });
     expect(notReady.route({ tokens: prompt(2, 1, 1) })).toMatchObject({ kind: "rejected", reason: "not_ready" });
     notReady.addWorker({ workerId: 2n });
     expect(notReady.route({ tokens: prompt(2, 1, 1) }).kind).toBe("routed");
