@@ -95,14 +95,17 @@ export function deserializeError(error: SerializedError): Error {
 export class LoadedModels {
   private readonly models = new Map<string, ModelTokenizer>();
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    private readonly load = (model: WireModel) => new ModelTokenizer(unshareFileTexts(model.files), model.encoder),
+  ) {}
 
   get(model: WireModel): ModelTokenizer {
     let tokenizer = this.models.get(model.key);
     if (tokenizer !== undefined) {
       this.models.delete(model.key);
     } else {
-      tokenizer = new ModelTokenizer(unshareFileTexts(model.files), model.encoder);
+      tokenizer = this.load(model);
       if (this.models.size >= this.capacity) this.models.delete(this.models.keys().next().value!);
     }
     this.models.set(model.key, tokenizer);
