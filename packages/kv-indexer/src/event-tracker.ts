@@ -46,6 +46,14 @@ export class EventIdTracker {
     return last === undefined || Number.isNaN(last) ? undefined : BigInt(last);
   }
 
+  /**
+   * Forgets the slot's missing ranges (its last id stays): a `cleared` event is a barrier, so events
+   * from before it that arrive late must not bring blocks back.
+   */
+  forgetMissing(slot: number): void {
+    this.missing[slot] = undefined;
+  }
+
   /** Forgets the slot's history; with `nextExpected`, that id will be accepted without a gap. */
   reset(slot: number, nextExpected?: bigint): void {
     if (slot >= this.lastNum.length) this.widen(slot);

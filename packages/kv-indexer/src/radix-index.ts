@@ -64,6 +64,7 @@ export class RadixIndex implements EventIndex {
         case "removed":
           return this.applyRemoved(slot, event, data.blockHashes);
         case "cleared":
+          this.tracker?.forgetMissing(slot);
           this.tree.clearSlot(slot);
           this.tree.openSlot(slot);
           return "applied";

@@ -50,6 +50,18 @@ describe("event-id tracking", () => {
     expect(index.size).toBe(8);
   });
 
+  it("treats a cleared event as a barrier: late events from before it stay out", () => {
+    const { index, gaps } = tracked();
+    index.apply(storedWithId(w, 0n));
+    expect(index.apply(RouterEvents.cleared(w, 3n))).toBe("applied");
+    expect(gaps).toEqual([["5/0", 1n, 2n]]);
+    expect(index.apply(storedWithId(w, 1n))).toBe("duplicate");
+    expect(index.apply(storedWithId(w, 2n))).toBe("duplicate");
+    expect(index.size).toBe(0);
+    expect(index.apply(storedWithId(w, 4n))).toBe("applied");
+    expect(index.size).toBe(1);
+  });
+
   it("tracks each dp rank on its own", () => {
     const { index, gaps } = tracked();
     index.apply(storedWithId(w, 0n));
