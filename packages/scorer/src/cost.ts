@@ -87,11 +87,13 @@ export function computeCost(request: CostRequest, c: CostInputs, params: CostPar
   const prefillBlocks = Math.max(0, rawPrefillBlocks - overlapCredit);
   const decodeBlocks = c.activeBlocks + c.newBlocks;
   const requestCost = params.decodeActiveRequestWeight * c.activeRequests;
-  // Without prompt-side tracking there is no prefill term to credit; the overlap credit then offsets
-  // the decode blocks instead (Dynamo's decode-only router case).
-  const cost = request.trackPrefillTokens
-    ? params.prefillLoadScale * prefillBlocks + decodeBlocks + requestCost
-    : Math.max(0, decodeBlocks - overlapCredit) + requestCost;
+  // Without prompt-side tracking there is no prefill term to credit; with a device credit on, the
+  // overlap credit then offsets the decode blocks instead (Dynamo's decode-only router case). With the
+  // credit off (the decode side of a disaggregated request) host and disk hits earn nothing either.
+  const decodeOnly = !request.trackPrefillTokens && params.overlapScoreCredit > 0;
+  const cost = decodeOnly
+    ? Math.max(0, decodeBlocks - overlapCredit) + requestCost
+    : params.prefillLoadScale * prefillBlocks + decodeBlocks + requestCost;
   return { rawPrefillBlocks, overlapCredit, prefillBlocks, decodeBlocks, cost };
 }
 

@@ -88,6 +88,10 @@ describe("cost function", () => {
     expect(off.rawPrefillBlocks).toBe(0);
     expect(off.cost).toBe(7 - 4); // decode-only case: credit offsets decode blocks
     expect(computeCost({ ...request, trackPrefillTokens: false }, c, { ...DEFAULT_COST_PARAMS, overlapScoreCredit: 0 }).cost).toBe(7);
+    // The decode side of a disaggregated request (credit 0, no prefill tracking): host and disk hits earn nothing.
+    const tiered = load({ deviceOverlapBlocks: 4, hostOverlapBlocks: 3, diskOverlapBlocks: 2, activeBlocks: 7 });
+    expect(computeCost({ ...request, trackPrefillTokens: false }, tiered, { ...DEFAULT_COST_PARAMS, overlapScoreCredit: 0 }).cost).toBe(7);
+    expect(computeCost({ ...request, trackPrefillTokens: false }, tiered, DEFAULT_COST_PARAMS).cost).toBe(7 - (4 + 0.75 * 3 + 0.25 * 2));
   });
 });
 
