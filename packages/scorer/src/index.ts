@@ -13,6 +13,8 @@ export { anyThresholdEnabled, busyWorkers, rankBusyReason, type BusyInputs, type
 export { DEFAULT_COST_PARAMS, classicCost, computeCost, type CostBreakdown, type CostInputs, type CostParams, type CostRequest } from "./cost.js";
 export {
   KvCostPolicy,
+  LeastLoadedPolicy,
+  PowerOfTwoPolicy,
   RandomPolicy,
   RoundRobinPolicy,
   type PolicyChoice,

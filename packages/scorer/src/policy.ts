@@ -119,3 +119,44 @@ export class RandomPolicy implements RoutingPolicy {
     return { index: Math.min(count - 1, Math.floor(state.rng() * count)), reason: "uniform random" };
   }
 }
+
+/** Orders two candidates by in-flight load: fewer active requests first, then fewer active blocks. */
+function lighter(a: ScoredCandidate, b: ScoredCandidate): number {
+  return a.load.activeRequests - b.load.activeRequests || a.load.activeBlocks - b.load.activeBlocks;
+}
+
+/** The least loaded candidate (fewest active requests, then fewest active blocks), ties broken at random. */
+export class LeastLoadedPolicy implements RoutingPolicy {
+  readonly name = "least-loaded";
+
+  choose(_request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
+    let best = 0;
+    let ties = 1;
+    for (let i = 1; i < candidates.length; i++) {
+      const order = lighter(candidates[i]!, candidates[best]!);
+      if (order < 0) {
+        best = i;
+        ties = 1;
+      } else if (order === 0 && state.rng() * ++ties < 1) {
+        best = i; // reservoir sampling: the k-th tie replaces the incumbent with probability 1/k
+      }
+    }
+    const load = candidates[best]!.load;
+    return { index: best, reason: `least loaded: ${load.activeRequests} active requests, ${load.activeBlocks} active blocks` };
+  }
+}
+
+/** Power of two choices: two distinct candidates drawn at random, the less loaded one taken. */
+export class PowerOfTwoPolicy implements RoutingPolicy {
+  readonly name = "power-of-two";
+
+  choose(_request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
+    const n = candidates.length;
+    if (n === 1) return { index: 0, reason: "only candidate" };
+    const first = Math.min(n - 1, Math.floor(state.rng() * n));
+    const second = (first + 1 + Math.min(n - 2, Math.floor(state.rng() * (n - 1)))) % n;
+    const order = lighter(candidates[first]!, candidates[second]!);
+    const index = order < 0 || (order === 0 && first < second) ? first : second;
+    return { index, reason: `less loaded of two random candidates (${candidates[index]!.load.activeRequests} active requests)` };
+  }
+}

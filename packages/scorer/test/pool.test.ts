@@ -1,6 +1,6 @@
 import { computeSequenceHashes, workerRankKey } from "@dynamo/kv-indexer";
 import { describe, expect, it } from "vitest";
-import { RandomPolicy, RoundRobinPolicy, WorkerPool, busyWorkers, rankBusyReason, seededRng, type Evaluation, type PoolRequest } from "../src/index.js";
+import { LeastLoadedPolicy, PowerOfTwoPolicy, RandomPolicy, RoundRobinPolicy, WorkerPool, busyWorkers, rankBusyReason, seededRng, type Evaluation, type PoolRequest } from "../src/index.js";
 
 const BS = 16;
 const seqOf = (...locals: number[]) => computeSequenceHashes(BigUint64Array.from(locals.map(BigInt)));
@@ -138,5 +138,29 @@ describe("WorkerPool", () => {
     }
     expect(counts.size).toBe(3);
     for (const c of counts.values()) expect(c).toBeGreaterThan(60);
+  });
+
+  it("plugs in least-loaded and power-of-two policies, both blind to overlap", () => {
+    for (const policy of [new LeastLoadedPolicy(), new PowerOfTwoPolicy()]) {
+      const pool = new WorkerPool({ blockSize: BS, policy, rng: seededRng(9) });
+      for (let w = 1; w <= 4; w++) pool.addWorker({ workerId: BigInt(w) });
+      const overlaps = { device: new Map([[key(1), 4]]) };
+      // Book 40 requests and free none: a load-balancing policy spreads them evenly.
+      for (let i = 0; i < 40; i++) {
+        const req = request(4, { overlaps });
+        const e = pool.evaluate(req);
+        if (e.kind !== "chosen") throw new Error("no choice");
+        pool.book(`r${i}`, e.chosen, req);
+      }
+      const loads = [1, 2, 3, 4].map((w) => pool.sequences.load(key(w))?.activeRequests);
+      if (policy.name === "least-loaded") expect(loads).toEqual([10, 10, 10, 10]);
+      else for (const l of loads) expect(Math.abs((l ?? 0) - 10)).toBeLessThanOrEqual(2);
+    }
+    // Least loaded with unequal loads takes the lightest rank, whatever its overlap.
+    const pool = new WorkerPool({ blockSize: BS, policy: new LeastLoadedPolicy() });
+    for (let w = 1; w <= 3; w++) pool.addWorker({ workerId: BigInt(w) });
+    for (const [id, w] of [["x", 1], ["y", 3]] as const) pool.sequences.addRequest(id, key(w), { sequenceHashes: null, isl: 64, prefillTokens: 64 });
+    const e = pool.evaluate(request(4, { overlaps: { device: new Map([[key(1), 4]]) } }));
+    expect(chosenKey(e)).toBe(key(2));
   });
 });
