@@ -5,7 +5,7 @@ import { z } from "zod";
  * plain options object, validated by the same zod schema either way.
  */
 
-export const ROUTER_MODES = ["kv", "round-robin", "random", "direct"] as const;
+export const ROUTER_MODES = ["kv", "round-robin", "random", "least-loaded", "power-of-two", "direct"] as const;
 export type RouterMode = (typeof ROUTER_MODES)[number];
 
 /** Every router setting (kv-router.md §13). All optional in `KvRouterOptions`; defaults below. */
@@ -48,6 +48,11 @@ export interface KvRouterSettings {
   loadAware: boolean;
   sessionAffinityTtlSecs: number | undefined;
   enforceDisagg: boolean;
+  /**
+   * The frontend's spelling of the same choice (aggregated fallback when no prefill worker can take
+   * the request). Used only when `enforceDisagg` is not given: `enforceDisagg = !decodeFallback`.
+   */
+  decodeFallback: boolean | undefined;
   busyThreshold: number;
   activeDecodeBlocksThreshold: number | undefined;
   activePrefillTokensThreshold: number | undefined;
@@ -55,6 +60,10 @@ export interface KvRouterSettings {
   conditionalDisagg: boolean;
   minInitialWorkers: number;
   overlapRefreshAfterSecs: number;
+  /** KV-event transport for the composing server; unset = chosen from the discovery backend. */
+  eventPlane: "zmq" | "nats" | undefined;
+  /** NATS server URL(s), comma-separated, for the event plane and discovery. */
+  natsServer: string;
 }
 
 type Kind = "number" | "int" | "bool" | "enum" | "string";
@@ -81,6 +90,7 @@ function s(key: keyof KvRouterSettings, env: string | readonly string[], kind: K
 }
 
 const NON_NEG = "a finite number ≥ 0";
+const NATS_URLS = /^\s*(nats|tls|ws|wss):\/\/[^\s,]+(\s*,\s*(nats|tls|ws|wss):\/\/[^\s,]+)*\s*$/;
 const POS = "a finite number > 0";
 const BOOL = "true or false (also 1/0, yes/no, on/off)";
 
@@ -122,6 +132,7 @@ export const SETTINGS: readonly Setting[] = [
   s("loadAware", "DYN_ROUTER_LOAD_AWARE", "bool", z.boolean(), BOOL),
   s("sessionAffinityTtlSecs", "DYN_ROUTER_SESSION_AFFINITY_TTL_SECS", "number", positive(), POS),
   s("enforceDisagg", "DYN_ENFORCE_DISAGG", "bool", z.boolean(), BOOL),
+  s("decodeFallback", "DYN_DECODE_FALLBACK", "bool", z.boolean(), BOOL),
   s("busyThreshold", "DYN_BUSY_THRESHOLD", "number", finite.refine((v) => v <= 1), "a number ≤ 1 (negative = off; 0–1 = KV fill fraction)"),
   s("activeDecodeBlocksThreshold", "DYN_ACTIVE_DECODE_BLOCKS_THRESHOLD", "number", fraction(), "a fraction in [0, 1]"),
   s("activePrefillTokensThreshold", "DYN_ACTIVE_PREFILL_TOKENS_THRESHOLD", "number", nonNegative(), NON_NEG),
@@ -129,6 +140,8 @@ export const SETTINGS: readonly Setting[] = [
   s("conditionalDisagg", "DYN_ROUTER_CONDITIONAL_DISAGG", "bool", z.boolean(), BOOL),
   s("minInitialWorkers", "DYN_ROUTER_MIN_INITIAL_WORKERS", "int", intAtLeast(0), "an integer ≥ 0"),
   s("overlapRefreshAfterSecs", "DYN_ROUTER_OVERLAP_REFRESH_AFTER_SECS", "number", nonNegative(), NON_NEG),
+  s("eventPlane", "DYN_EVENT_PLANE", "enum", oneOf(["zmq", "nats"]), "zmq or nats"),
+  s("natsServer", "NATS_SERVER", "string", z.string().regex(NATS_URLS), "nats:// (or tls://) URLs, comma-separated"),
 ];
 
 export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
@@ -169,6 +182,7 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   loadAware: false,
   sessionAffinityTtlSecs: undefined,
   enforceDisagg: false,
+  decodeFallback: undefined,
   busyThreshold: -1,
   activeDecodeBlocksThreshold: undefined,
   activePrefillTokensThreshold: undefined,
@@ -176,6 +190,8 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   conditionalDisagg: false,
   minInitialWorkers: 0,
   overlapRefreshAfterSecs: 10,
+  eventPlane: undefined,
+  natsServer: "nats://localhost:4222",
 });
 
 /** A configuration value outside its accepted range, or a combination this router does not run. */
@@ -251,11 +267,17 @@ export function resolveSettings(options: Partial<KvRouterSettings>, warn: (messa
       parsed.error.issues.map((issue) => {
         const key = String(issue.path[0]);
         const st = byKey.get(key);
-        return `${key}${st ? ` (${st.env[0]})` : ""}: expected ${st?.accepted ?? "a valid value"}, got ${JSON.stringify((defined as Record<string, unknown>)[key])}`;
+        return `${key}${st?.env[0] ? ` (${st.env[0]})` : ""}: expected ${st?.accepted ?? "a valid value"}, got ${JSON.stringify((defined as Record<string, unknown>)[key])}`;
       }),
     );
   }
   const settings: KvRouterSettings = { ...DEFAULT_SETTINGS, ...(parsed.data as Partial<KvRouterSettings>) };
+  if (settings.decodeFallback !== undefined) {
+    if (defined.enforceDisagg === undefined) settings.enforceDisagg = !settings.decodeFallback;
+    else if (settings.enforceDisagg === settings.decodeFallback) {
+      warn(`DYN_DECODE_FALLBACK=${settings.decodeFallback} contradicts DYN_ENFORCE_DISAGG=${settings.enforceDisagg}; DYN_ENFORCE_DISAGG wins`);
+    }
+  }
   const weight = settings.overlapScoreWeight;
   if (weight !== undefined) {
     warn("overlap score weight (DYN_ROUTER_KV_OVERLAP_SCORE_WEIGHT / DYN_OVERLAP_SCORE_WEIGHT) is deprecated: it sets prefill_load_scale, and 0 also sets the overlap credit to 0");

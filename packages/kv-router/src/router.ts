@@ -18,6 +18,8 @@ import {
 import { DisaggPlanner, type Plan, type PlanRequest } from "@dynamo/disagg-planner";
 import {
   KvCostPolicy,
+  LeastLoadedPolicy,
+  PowerOfTwoPolicy,
   RandomPolicy,
   RoundRobinPolicy,
   WorkerPool,
@@ -190,9 +192,22 @@ interface Booking {
   readonly disaggregated: boolean;
 }
 
+/** Why a request's overrides are out of range, or undefined when they are fine. */
+function invalidOverride(o: RouteRequest["overrides"]): string | undefined {
+  if (!o) return undefined;
+  for (const [name, value] of Object.entries(o)) {
+    if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value >= 0)) {
+      return `overrides.${name} must be a finite number ≥ 0, got ${String(value)}`;
+    }
+  }
+  return undefined;
+}
+
 function makePolicy(mode: RouterMode): RoutingPolicy {
   if (mode === "round-robin") return new RoundRobinPolicy();
   if (mode === "random") return new RandomPolicy();
+  if (mode === "least-loaded") return new LeastLoadedPolicy();
+  if (mode === "power-of-two") return new PowerOfTwoPolicy();
   return new KvCostPolicy();
 }
 
@@ -214,6 +229,7 @@ export class KvRouter {
   private readonly planner: DisaggPlanner;
   private readonly bookings = new Map<string, Booking>();
   private readonly registered = new Set<bigint>();
+  private warnedRequestWeight = false;
   private readonly trackingKey: bigint | undefined;
   private readonly sessions: SessionAffinity | undefined;
   private readonly hooks: KvRouterHooks;
@@ -348,6 +364,8 @@ export class KvRouter {
     if (!(Number.isFinite(isl) && isl >= 0)) return this.reject("invalid_request", `isl must be a finite number ≥ 0, got ${isl}`);
     const osl = request.expectedOutputTokens;
     if (osl !== undefined && !(Number.isFinite(osl) && osl >= 0)) return this.reject("invalid_request", `expectedOutputTokens must be a finite number ≥ 0, got ${osl}`);
+    const badOverride = invalidOverride(request.overrides);
+    if (badOverride) return this.reject("invalid_request", badOverride);
     const requestId = request.requestId ?? `b${this.nextBooking++}`;
     if (this.bookings.has(requestId)) return this.reject("duplicate_request", `request id ${requestId} is already booked`);
 
@@ -382,6 +400,10 @@ export class KvRouter {
   private requestOverrides(o: RouteRequest["overrides"]): PlanRequest["overrides"] {
     if (!o) return undefined;
     const weight = o.overlapScoreWeight;
+    if (weight !== undefined && !this.warnedRequestWeight) {
+      this.warnedRequestWeight = true;
+      this.hooks.onWarning?.("per-request overlap_score_weight is deprecated: it sets prefill_load_scale, and 0 also sets the overlap credit to 0");
+    }
     return {
       overlapScoreCredit: weight === 0 ? 0 : o.overlapScoreCredit,
       prefillLoadScale: weight ?? o.prefillLoadScale,

@@ -54,7 +54,7 @@ describe("router configuration", () => {
   it("fails at construction naming the variable and the accepted range", () => {
     const problems = problemsOf(() => KvRouter.fromEnv({ DYN_ROUTER_TEMPERATURE: "-1", DYN_KV_CACHE_BLOCK_SIZE: "12.5", DYN_ROUTER_USE_KV_EVENTS: "maybe", DYN_ROUTER_MODE: "fastest", DYN_ACTIVE_DECODE_BLOCKS_THRESHOLD: "1.2", DYN_BUSY_THRESHOLD: "abc" }));
     expect(problems).toEqual([
-      'DYN_ROUTER_MODE: expected one of kv, round-robin, random, direct, got "fastest"',
+      'DYN_ROUTER_MODE: expected one of kv, round-robin, random, least-loaded, power-of-two, direct, got "fastest"',
       'DYN_KV_CACHE_BLOCK_SIZE: expected an integer ≥ 1, got "12.5"',
       'DYN_ROUTER_TEMPERATURE: expected a finite number ≥ 0, got "-1"',
       'DYN_ROUTER_USE_KV_EVENTS: expected true or false (also 1/0, yes/no, on/off), got "maybe"',
@@ -62,6 +62,26 @@ describe("router configuration", () => {
       'DYN_ACTIVE_DECODE_BLOCKS_THRESHOLD: expected a fraction in [0, 1], got "1.2"',
     ]);
     expect(problemsOf(() => new KvRouter({ overlapScoreCredit: Number.NaN }))[0]).toMatch(/^overlapScoreCredit \(DYN_ROUTER_KV_OVERLAP_SCORE_CREDIT\): expected a finite number ≥ 0/);
+    expect(problemsOf(() => new KvRouter({ maxApproxEntries: 0 }))[0]).toBe("maxApproxEntries: expected an integer ≥ 1, got 0");
+    expect(problemsOf(() => fromEnv({ NATS_SERVER: "localhost:4222", DYN_EVENT_PLANE: "kafka" }))).toEqual([
+      'DYN_EVENT_PLANE: expected zmq or nats, got "kafka"',
+      'NATS_SERVER: expected nats:// (or tls://) URLs, comma-separated, got "localhost:4222"',
+    ]);
+  });
+
+  it("reads the event-plane settings and maps the frontend's decode fallback onto DYN_ENFORCE_DISAGG", () => {
+    expect(fromEnv({ NATS_SERVER: "nats://a:4222, nats://b:4222", DYN_EVENT_PLANE: "NATS" })).toMatchObject({ natsServer: "nats://a:4222, nats://b:4222", eventPlane: "nats" });
+    expect(fromEnv({ DYN_DECODE_FALLBACK: "false" }).enforceDisagg).toBe(true);
+    expect(fromEnv({ DYN_DECODE_FALLBACK: "true" }).enforceDisagg).toBe(false);
+    const warnings: string[] = [];
+    expect(resolveSettings(settingsFromEnv({ DYN_DECODE_FALLBACK: "true", DYN_ENFORCE_DISAGG: "true" }), (w) => warnings.push(w)).enforceDisagg).toBe(true);
+    expect(resolveSettings(settingsFromEnv({ DYN_DECODE_FALLBACK: "false", DYN_ENFORCE_DISAGG: "false" }), (w) => warnings.push(w)).enforceDisagg).toBe(false);
+    expect(warnings).toEqual([
+      "DYN_DECODE_FALLBACK=true contradicts DYN_ENFORCE_DISAGG=true; DYN_ENFORCE_DISAGG wins",
+      "DYN_DECODE_FALLBACK=false contradicts DYN_ENFORCE_DISAGG=false; DYN_ENFORCE_DISAGG wins",
+    ]);
+    expect(resolveSettings(settingsFromEnv({ DYN_DECODE_FALLBACK: "true", DYN_ENFORCE_DISAGG: "false" }), (w) => warnings.push(w)).enforceDisagg).toBe(false);
+    expect(warnings).toHaveLength(2);
   });
 
   it("rejects combinations and features this router does not run, and applies the load-aware preset", () => {

@@ -35,8 +35,27 @@ describe("KvRouter", () => {
     expect(kv.route({})).toMatchObject({ kind: "rejected", reason: "invalid_request" });
     expect(kv.route({ tokens: prompt(2, 1, 1), isl: Number.NaN })).toMatchObject({ kind: "rejected", reason: "invalid_request" });
     expect(kv.route({ tokens: prompt(2, 1, 1), expectedOutputTokens: -5 })).toMatchObject({ kind: "rejected", reason: "invalid_request" });
+    expect(kv.route({ tokens: prompt(2, 1, 1), overrides: { temperature: -1 } })).toEqual({
+      kind: "rejected",
+      reason: "invalid_request",
+      message: "overrides.temperature must be a finite number ≥ 0, got -1",
+    });
+    expect(kv.route({ tokens: prompt(2, 1, 1), overrides: { overlapScoreCredit: Number.POSITIVE_INFINITY } })).toMatchObject({ reason: "invalid_request" });
     expect(kv.activeBookings).toBe(0);
-    expect(kv.counters.rejected).toBe(3);
+    expect(kv.counters.rejected).toBe(5);
+  });
+
+  it("applies per-request overrides, warning once about the deprecated weight", () => {
+    const warnings: string[] = [];
+    const kv = router({ onWarning: (w) => warnings.push(w) });
+    for (let w = 1; w <= 2; w++) kv.addWorker({ workerId: BigInt(w) });
+    kv.applyEvent(storedEvent(1n, 0, 0n, prompt(6, 1, 0)));
+    // Worker 1 holds the prefix but carries load; with the weight at 0 overlap earns nothing.
+    routed(kv.route({ tokens: prompt(2, 7, 7), pinned: { workerId: 1n } }));
+    const picks = [0, 1].map(() => routed(kv.route({ tokens: prompt(8, 1, 42, 6), overrides: { overlapScoreWeight: 0 }, queryOnly: true })));
+    for (const d of picks) expect(d.worker.workerId).toBe(2n);
+    expect(warnings).toEqual(["per-request overlap_score_weight is deprecated: it sets prefill_load_scale, and 0 also sets the overlap credit to 0"]);
+    expect(routed(kv.route({ tokens: prompt(8, 1, 42, 6), queryOnly: true })).worker.workerId).toBe(1n);
   });
 
   it("puts role-both workers in both pools and keyed tracking hashes still deduplicate", () => {
@@ -274,6 +293,16 @@ describe("KvRouter", () => {
     const rr = router({ mode: "round-robin" });
     for (let w = 1; w <= 3; w++) rr.addWorker({ workerId: BigInt(w) });
     expect([1, 2, 3, 4].map(() => routed(rr.route({ tokens: prompt(2, 1, 1), queryOnly: true })).worker.workerId)).toEqual([1n, 2n, 3n, 1n]);
+    for (const mode of ["least-loaded", "power-of-two"] as const) {
+      const balanced = KvRouter.fromEnv({ DYN_ROUTER_MODE: mode }, { blockSize: BS, rng: seededRng(3) });
+      for (let w = 1; w <= 3; w++) balanced.addWorker({ workerId: BigInt(w) });
+      balanced.applyEvent(storedEvent(1n, 0, 0n, prompt(6, 1, 0)));
+      const counts = [0, 0, 0];
+      for (let i = 0; i < 30; i++) counts[Number(routed(balanced.route({ tokens: prompt(6, 1, i) })).worker.workerId) - 1]!++;
+      if (mode === "least-loaded") expect(counts).toEqual([10, 10, 10]);
+      else for (const c of counts) expect(c).toBeGreaterThanOrEqual(8);
+      expect(routed(balanced.route({ tokens: prompt(6, 1, 99), queryOnly: true })).explain.policy).toBe(mode);
+    }
     const direct = router({ mode: "direct" });
     direct.addWorker({ workerId: 1n });
     expect(direct.route({ tokens: prompt(2, 1, 1) })).toMatchObject({ kind: "rejected", reason: "invalid_request" });
