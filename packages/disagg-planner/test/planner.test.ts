@@ -35,6 +35,18 @@ describe("DisaggPlanner", () => {
     expect(decode.sequences.load(key(10))).toEqual({ activeBlocks: 4, activePrefillTokens: 0, activeRequests: 1 });
   });
 
+  it("books neither side when the decode booking fails after the prefill one", () => {
+    const { prefill, decode, planner } = setup();
+    const plan = planner.plan(request(4));
+    if (plan.kind !== "disaggregated") throw new Error(`expected a disaggregated plan, got ${plan.kind}`);
+    // The chosen decode worker disappears between planning and booking.
+    decode.removeWorker(plan.decode.chosen.rank.workerId);
+    expect(planner.book("r1", plan, request(4))).toBe(false);
+    expect(prefill.sequences.has("r1")).toBe(false);
+    expect(prefill.sequences.load(plan.prefill.chosen.rank.key)).toMatchObject({ activeRequests: 0 });
+    expect(decode.sequences.has("r1")).toBe(false);
+  });
+
   it("falls back to aggregated routing with full KV scoring when no prefill worker can take the request", () => {
     const { prefill, planner } = setup({ prefillWorkers: [] });
     const overlaps = { device: new Map([[key(11), 4]]) };
