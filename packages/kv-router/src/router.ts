@@ -586,7 +586,7 @@ function explainOf(evaluation: Evaluation | undefined, chosen: Evaluation | unde
   const winner = chosen?.kind === "chosen" ? chosen.chosen : undefined;
   const why = chosen?.kind === "chosen" ? chosen.reason : "";
   return evaluation.candidates.map((c) => {
-    const excluded = evaluation.busyWorkers.has(c.rank.workerId);
+    const allRanksBusy = evaluation.busyWorkers.has(c.rank.workerId);
     const isChosen = c === winner;
     return {
       workerId: c.rank.workerId,
@@ -600,7 +600,15 @@ function explainOf(evaluation: Evaluation | undefined, chosen: Evaluation | unde
       cost: c.breakdown.cost,
       busy: c.busyReason !== null,
       chosen: isChosen,
-      reason: isChosen ? why : excluded ? `excluded, all ranks busy: ${c.busyReason}` : c.busyReason ? `busy rank (worker has free ranks): ${c.busyReason}` : "not chosen",
+      reason: isChosen
+        ? why
+        : allRanksBusy
+          ? `excluded, all ranks busy: ${c.busyReason}`
+          : c.excluded
+            ? `skipped, ${c.busyReason}`
+            : c.busyReason
+              ? `busy rank (worker has free ranks): ${c.busyReason}`
+              : "not chosen",
     };
   });
 }

@@ -1,6 +1,7 @@
 /**
  * Busy thresholds: a worker rank over any enabled threshold is "busy"; a worker is excluded from
- * selection only when every one of its ranks is busy. Pure functions over load snapshots.
+ * selection when every one of its ranks is busy, and a rank over `DYN_BUSY_THRESHOLD` is skipped on its
+ * own. Pure functions over load snapshots.
  */
 
 /** All thresholds are off when absent (or, for `busyThreshold`, negative). */
@@ -55,6 +56,15 @@ export function rankBusyReason(load: BusyInputs, t: BusyThresholds): string | nu
     }
   }
   return null;
+}
+
+/**
+ * True when the rank is over `DYN_BUSY_THRESHOLD`: such a rank is skipped for the next best candidate
+ * even when its worker has other ranks free (the other thresholds exclude only fully busy workers).
+ */
+export function overBusyThreshold(load: BusyInputs, t: BusyThresholds): boolean {
+  const capacity = load.kvTotalBlocks;
+  return enabled(t.busyThreshold) && capacity !== undefined && capacity > 0 && load.activeBlocks / capacity > t.busyThreshold;
 }
 
 /** True when at least one threshold is enabled (lets callers skip the per-rank checks). */

@@ -30,6 +30,8 @@ export interface ScoredCandidate {
   readonly breakdown: CostBreakdown;
   /** Why this rank is over a busy threshold, or null. */
   readonly busyReason: string | null;
+  /** Not eligible: every rank of its worker is busy, or the rank is over `DYN_BUSY_THRESHOLD`. */
+  readonly excluded: boolean;
 }
 
 /** Request-level facts a policy may use. */

@@ -1,6 +1,6 @@
 import { workerRankKey } from "@dynamo/kv-indexer";
 import { ActiveSequences, type RankHandle, type RankLoad, type SequenceChange, type TrackingKeys } from "./active-sequences.js";
-import { anyThresholdEnabled, busyWorkers, rankBusyReason, type BusyThresholds } from "./busy.js";
+import { anyThresholdEnabled, busyWorkers, overBusyThreshold, rankBusyReason, type BusyThresholds } from "./busy.js";
 import { DEFAULT_COST_PARAMS, computeCost, type CostBreakdown, type CostInputs, type CostParams, type CostRequest } from "./cost.js";
 import { KvCostPolicy, type PolicyChoice, type RankInfo, type RoutingPolicy, type ScoredCandidate } from "./policy.js";
 import type { Rng } from "./rng.js";
@@ -112,6 +112,8 @@ const COLUMNS = 8;
 /** Everything computed for one evaluation, column-wise; candidate objects are made only when asked for. */
 class ScoreTable {
   readonly values: number[];
+  /** Ranks that may not be chosen (busy worker, or over `DYN_BUSY_THRESHOLD`); null when none are. */
+  excluded: boolean[] | null = null;
   private readonly made: Array<Candidate | undefined>;
 
   /** Set once the eligible set (and so the credit-decay baseline) is known, before any candidate exists. */
@@ -184,6 +186,9 @@ class Candidate implements ScoredCandidate, CostInputs {
   }
   get busyReason(): string | null {
     return this.table.busyReasons?.[this.i] ?? null;
+  }
+  get excluded(): boolean {
+    return this.table.excluded?.[this.i] ?? false;
   }
   get load(): RankLoad {
     return { activePrefillTokens: this.activePrefillTokens, activeBlocks: this.activeBlocks, activeRequests: this.activeRequests };
@@ -310,6 +315,7 @@ export class WorkerPool {
     const n = ranks.length;
     const handles: Array<RankHandle | undefined> = new Array(n);
     const busyReasons: Array<string | null> | null = checkBusy ? new Array(n).fill(null) : null;
+    const skipped: boolean[] | null = checkBusy ? new Array(n).fill(false) : null;
     const table = new ScoreTable(ranks, busyReasons, keys, this.sequences);
     for (let i = 0; i < n; i++) {
       const r = ranks[i]!;
@@ -321,15 +327,17 @@ export class WorkerPool {
       table.set(PREFILL, i, prefill);
       table.set(BLOCKS, i, blocks);
       table.set(REQUESTS, i, this.sequences.activeRequestsOf(handle));
-      if (busyReasons) {
-        busyReasons[i] = rankBusyReason({ activeBlocks: blocks, activePrefillTokens: prefill, kvTotalBlocks: r.kvTotalBlocks, maxNumBatchedTokens: r.maxNumBatchedTokens }, this.busy);
+      if (busyReasons && skipped) {
+        const busyInputs = { activeBlocks: blocks, activePrefillTokens: prefill, kvTotalBlocks: r.kvTotalBlocks, maxNumBatchedTokens: r.maxNumBatchedTokens };
+        busyReasons[i] = rankBusyReason(busyInputs, this.busy);
+        skipped[i] = overBusyThreshold(busyInputs, this.busy);
       }
     }
     const excluded = busyReasons ? busyWorkers(ranks.map((r, i) => ({ workerId: r.workerId, busy: busyReasons[i] !== null }))) : NO_WORKERS;
     const eligible: number[] = [];
     let minPrefill = Infinity;
     for (let i = 0; i < n; i++) {
-      if (excluded.size > 0 && excluded.has(ranks[i]!.workerId)) continue;
+      if ((excluded.size > 0 && excluded.has(ranks[i]!.workerId)) || skipped?.[i]) continue;
       eligible.push(i);
       minPrefill = Math.min(minPrefill, table.get(PREFILL, i));
     }
@@ -340,6 +348,10 @@ export class WorkerPool {
       minActivePrefillTokens: Number.isFinite(minPrefill) ? minPrefill : 0,
     };
     table.context = { request: costRequest, params: cost };
+    if (eligible.length < n) {
+      table.excluded = new Array<boolean>(n).fill(true);
+      for (const i of eligible) table.excluded[i] = false;
+    }
 
     // Only ranks already holding the prompt's first block can share any of it; all others get allNew.
     const allNew = keys ? keys.keys.length * this.sequences.stride : 0;

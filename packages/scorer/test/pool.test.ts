@@ -81,6 +81,29 @@ describe("WorkerPool", () => {
     expect(off.evaluate(request(2)).kind).toBe("chosen");
   });
 
+  it("skips a single DP rank over DYN_BUSY_THRESHOLD, while the other thresholds exclude only fully busy workers", () => {
+    const fill = (pool: WorkerPool) => {
+      pool.addWorker({ workerId: 1n, dpSize: 2, kvTotalBlocks: 10 });
+      pool.addWorker({ workerId: 2n, kvTotalBlocks: 10 });
+      const warm = request(6);
+      const pinned = pool.evaluate({ ...warm, pinned: { workerId: 1n, dpRank: 0 } });
+      if (pinned.kind !== "chosen") throw new Error("pin failed");
+      pool.book("fill", pinned.chosen, warm); // rank 1/0: 6 of 10 blocks
+      // Rank 1/0 holds the prompt: it would win on cost if it were eligible.
+      return pool.evaluate(request(6, { overlaps: { device: new Map([[key(1, 0), 6]]) } }));
+    };
+    const perRank = fill(new WorkerPool({ blockSize: BS, busy: { busyThreshold: 0.5 } }));
+    expect(chosenKey(perRank)).not.toBe(key(1, 0));
+    const skipped = perRank.candidates.find((c) => c.rank.key === key(1, 0))!;
+    expect(skipped).toMatchObject({ excluded: true });
+    expect(skipped.busyReason).toMatch(/busy threshold/);
+    expect(perRank.busyWorkers.size).toBe(0);
+    expect(perRank.candidates.filter((c) => c.excluded)).toHaveLength(1);
+    const perWorker = fill(new WorkerPool({ blockSize: BS, busy: { activeDecodeBlocksThreshold: 0.5 } }));
+    expect(chosenKey(perWorker)).toBe(key(1, 0));
+    expect(perWorker.candidates.every((c) => !c.excluded)).toBe(true);
+  });
+
   it("considers a multi-rank worker busy only when all its ranks are busy", () => {
     expect(busyWorkers([
       { workerId: 1n, busy: true },
