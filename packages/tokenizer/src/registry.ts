@@ -18,6 +18,9 @@ import { readTokenizerSource, type TokenizerSource } from "./sources.js";
 /** Registration name of the default model. */
 export const DEFAULT_MODEL = "default";
 
+/** Names not found under `modelsDirectory` that are remembered (least recently requested forgotten first). */
+export const REMEMBERED_MISSING_MODELS = 1024;
+
 export interface TokenizerRegistryOptions extends TokenizerPoolOptions {
   /**
    * The tokenizer for model names nothing else matches. Default: the embedded Qwen3 tokenizer;
@@ -26,6 +29,11 @@ export interface TokenizerRegistryOptions extends TokenizerPoolOptions {
   readonly defaultModel?: TokenizerSource | null;
   /** A directory of model directories: model `org/name` is looked up in `<modelsDirectory>/org/name/`. */
   readonly modelsDirectory?: string;
+  /**
+   * How long a name found missing under `modelsDirectory` is served by the default model before its
+   * directory is looked up again (default 10 000 ms), so a model directory added later is found.
+   */
+  readonly missingModelRecheckMs?: number;
   /** Encoder choice; `auto` (default) takes the exact byte-level BPE fast path when the model allows it. */
   readonly encoder?: EncoderPreference;
   /** Load a model in every worker as soon as it is first requested (default true), not on first use. */
@@ -86,8 +94,12 @@ export class TokenizerRegistry {
   private readonly pool: TokenizerPool;
   private readonly sources = new Map<string, TokenizerSource>();
   private readonly loaded = new Map<string, Promise<Tokenizer>>();
-  /** Requested model name → registration name (itself, or the default model). */
-  private readonly resolved = new Map<string, string>();
+  /**
+   * Names looked up under `modelsDirectory` and not found, or still being looked up, in least recently
+   * requested order: whether the directory holds a tokenizer, and until when that answer stands.
+   * Names that are found become sources; this map holds at most `REMEMBERED_MISSING_MODELS` others.
+   */
+  private readonly lookups = new Map<string, { readonly found: Promise<boolean>; until: number }>();
   private nextKey = 0;
 
   constructor(private readonly options: TokenizerRegistryOptions = {}) {
@@ -105,16 +117,12 @@ export class TokenizerRegistry {
   register(model: string, source: TokenizerSource): void {
     this.sources.set(model, source);
     this.loaded.delete(model);
-    this.resolved.delete(model);
+    this.lookups.delete(model);
   }
 
   /** The tokenizer for a model name, loading it on first use. Load failures reject with `TokenizerLoadError`. */
   async get(model: string): Promise<Tokenizer> {
-    let name = this.resolved.get(model);
-    if (name === undefined) {
-      name = await this.resolveName(model);
-      this.resolved.set(model, name);
-    }
+    const name = this.sources.has(model) ? model : await this.resolveName(model);
     let tokenizer = this.loaded.get(name);
     if (tokenizer === undefined) {
       tokenizer = this.load(name);
@@ -131,15 +139,40 @@ export class TokenizerRegistry {
     await this.pool.close();
   }
 
+  /** Registration name for a model name that is not registered (yet): its directory, else the default. */
   private async resolveName(model: string): Promise<string> {
-    if (this.sources.has(model)) return model;
-    const directory = await this.modelDirectory(model);
-    if (directory !== undefined) {
-      this.sources.set(model, { directory });
+    const directory = this.modelDirectory(model);
+    if (directory !== undefined && (await this.hasTokenizer(model, directory))) {
+      if (!this.sources.has(model)) this.sources.set(model, { directory });
       return model;
     }
+    if (this.sources.has(model)) return model; // registered while the directory was looked up
     if (this.sources.has(DEFAULT_MODEL)) return DEFAULT_MODEL;
     throw new UnknownModel(model);
+  }
+
+  /** Whether the model's directory holds a tokenizer.json, looked up once per name and recheck interval. */
+  private hasTokenizer(model: string, directory: string): Promise<boolean> {
+    const now = performance.now();
+    const remembered = this.lookups.get(model);
+    if (remembered !== undefined) {
+      this.lookups.delete(model);
+      if (now < remembered.until) {
+        this.lookups.set(model, remembered); // most recently requested last
+        return remembered.found;
+      }
+    }
+    const lookup = { found: isFile(join(directory, TOKENIZER_FILE_NAMES.tokenizer)), until: Number.POSITIVE_INFINITY };
+    this.lookups.set(model, lookup);
+    if (this.lookups.size > REMEMBERED_MISSING_MODELS) this.lookups.delete(this.lookups.keys().next().value!);
+    void lookup.found.then((found) => {
+      if (found) {
+        if (this.lookups.get(model) === lookup) this.lookups.delete(model);
+      } else {
+        lookup.until = performance.now() + (this.options.missingModelRecheckMs ?? 10_000);
+      }
+    });
+    return lookup.found;
   }
 
   private async load(name: string): Promise<Tokenizer> {
@@ -154,17 +187,26 @@ export class TokenizerRegistry {
     return new Tokenizer(name, info!, wire, this.pool);
   }
 
-  /** `<modelsDirectory>/<model>` when it holds a tokenizer.json and stays inside modelsDirectory. */
-  private async modelDirectory(model: string): Promise<string | undefined> {
+  /**
+   * `<modelsDirectory>/<model>` for a model name made of plain path segments (no empty, `.` or `..`
+   * segment, no backslash), so that every spelling of a directory is one name and none escapes the root.
+   */
+  private modelDirectory(model: string): string | undefined {
     const root = this.options.modelsDirectory;
-    if (root === undefined || model.length === 0) return undefined;
-    const directory = resolve(root, model);
+    if (root === undefined || model.length === 0 || model.includes("\\")) return undefined;
+    const segments = model.split("/");
+    if (segments.some((segment) => segment === "" || segment === "." || segment === "..")) return undefined;
+    const directory = resolve(root, ...segments);
     const inside = relative(resolve(root), directory);
     if (inside === "" || inside.startsWith("..") || isAbsolute(inside)) return undefined;
-    try {
-      return (await stat(join(directory, TOKENIZER_FILE_NAMES.tokenizer))).isFile() ? directory : undefined;
-    } catch {
-      return undefined;
-    }
+    return directory;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
   }
 }

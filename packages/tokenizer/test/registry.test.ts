@@ -11,7 +11,10 @@ import {
   UnknownModel,
   embeddedModelDirectory,
   readTokenizerSource,
+  type TokenizerFileTexts,
+  type TokenizerRegistryOptions,
 } from "../src/index.js";
+import { REMEMBERED_MISSING_MODELS } from "../src/registry.js";
 import { parityCorpus } from "./support/corpus.js";
 import { fixtureFiles } from "./support/fixtures.js";
 
@@ -132,5 +135,72 @@ describe("TokenizerRegistry without a default model", () => {
     } finally {
       await registry.close();
     }
+  });
+});
+
+describe("TokenizerRegistry lookups under modelsDirectory", () => {
+  let root: string;
+  let tiny: TokenizerFileTexts;
+  const registries: TokenizerRegistry[] = [];
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "tokenizer-lookups-"));
+    tiny = await fixtureFiles("tiny");
+  });
+
+  afterAll(async () => {
+    await Promise.all(registries.map((registry) => registry.close()));
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const open = (options: TokenizerRegistryOptions = {}) => {
+    const registry = new TokenizerRegistry({ threads: 1, loadInEveryWorker: false, defaultModel: { files: tiny }, modelsDirectory: root, ...options });
+    registries.push(registry);
+    return registry;
+  };
+  const addModel = async (model: string) => {
+    const directory = join(root, ...model.split("/"));
+    await mkdir(directory, { recursive: true });
+    await writeFile(join(directory, "tokenizer.json"), tiny.tokenizer);
+  };
+  const resolved = async (registry: TokenizerRegistry, model: string) => (await registry.get(model)).model;
+
+  it("serves a missing name with the default until the recheck interval has passed, then finds its directory", async () => {
+    const remembering = open({ missingModelRecheckMs: 60_000 });
+    const rechecking = open({ missingModelRecheckMs: 300 });
+    expect(await resolved(remembering, "late/model")).toBe(DEFAULT_MODEL);
+    expect(await resolved(rechecking, "late/model")).toBe(DEFAULT_MODEL);
+    await addModel("late/model");
+    expect(await resolved(remembering, "late/model")).toBe(DEFAULT_MODEL);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await resolved(rechecking, "late/model")).toBe("late/model");
+    expect(await resolved(remembering, "late/model")).toBe(DEFAULT_MODEL);
+
+    remembering.register("late/model", { files: tiny });
+    expect(await resolved(remembering, "late/model")).toBe("late/model");
+  });
+
+  it("remembers a bounded number of missing names, forgetting the least recently requested", async () => {
+    const registry = open({ missingModelRecheckMs: 60_000 });
+    expect(await resolved(registry, "lru/first")).toBe(DEFAULT_MODEL);
+    expect(await resolved(registry, "lru/second")).toBe(DEFAULT_MODEL);
+    for (let i = 0; i < REMEMBERED_MISSING_MODELS - 2; i++) await registry.get(`lru/filler-${i}`);
+    expect(await resolved(registry, "lru/first")).toBe(DEFAULT_MODEL); // requested again: now the most recent
+    expect(await resolved(registry, "lru/one-more")).toBe(DEFAULT_MODEL); // one over the bound: lru/second forgotten
+    await addModel("lru/first");
+    await addModel("lru/second");
+    expect(await resolved(registry, "lru/second")).toBe("lru/second");
+    expect(await resolved(registry, "lru/first")).toBe(DEFAULT_MODEL);
+  });
+
+  it("looks up only plain names, so one directory is one model whatever the spelling", async () => {
+    await addModel("spelling/model");
+    const registry = open();
+    const found = await registry.get("spelling/model");
+    expect(found.model).toBe("spelling/model");
+    for (const alias of ["spelling//model", "spelling/./model", "./spelling/model", "spelling/model/", "/spelling/model", "spelling\\model"]) {
+      expect(await resolved(registry, alias)).toBe(DEFAULT_MODEL);
+    }
+    expect(await registry.get("spelling/model")).toBe(found);
   });
 });
