@@ -150,7 +150,7 @@ describe("Qwen3 chat template", () => {
   });
 });
 
-describe("Llama 3 chat template", () => {
+describe("Llama 3 chat template (the packaged revision: no tool syntax, always the assistant header)", () => {
   let llama: ModelTokenizer;
   let llamaBos: ModelTokenizer;
   let reference: Reference;
@@ -213,6 +213,187 @@ describe("Llama 3 chat template", () => {
     expect(Array.from(result.tokenIds)).toEqual(await reference.encode("Once upon a time", true));
     const without = llamaBos.tokenizeRequest("completions", { prompt: "Once upon a time", add_special_tokens: false });
     expect(Array.from(without.tokenIds)).toEqual(Array.from(result.tokenIds.subarray(1)));
+  });
+});
+
+describe("Llama 3.1 chat template (documented prompt format, in memory with the Llama 3 tokenizer)", () => {
+  let llama: ModelTokenizer;
+  let reference: Reference;
+
+  beforeAll(async () => {
+    const files = await fixtureFiles("llama3.1");
+    llama = new ModelTokenizer(files);
+    reference = Reference.fromFiles(files);
+  });
+
+  const kwargs = { date_string: "26 Jul 2024" };
+  const header = (role: string) => `<|start_header_id|>${role}<|end_header_id|>\n\n`;
+  const systemTurn = (lines: string, text: string) =>
+    "<|begin_of_text|>" + header("system") + lines + "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" + text + "<|eot_id|>";
+  const CALL_FORMAT =
+    'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}. Do not use variables.\n\n';
+  const WEATHER_TOOL_JSON = [
+    "{",
+    '    "type": "function",',
+    '    "function": {',
+    '        "name": "get_weather",',
+    '        "description": "Current weather for a city",',
+    '        "parameters": {',
+    '            "type": "object",',
+    '            "properties": {',
+    '                "city": {',
+    '                    "type": "string"',
+    "                }",
+    "            },",
+    '            "required": [',
+    '                "city"',
+    "            ]",
+    "        }",
+    "    }",
+    "}",
+  ].join("\n");
+  const weatherExchange = [
+    { role: "system", content: "You are a weather bot." },
+    { role: "user", content: "Weather in Paris?" },
+    { role: "assistant", content: null, tool_calls: [callWeather("c1", "Paris")] },
+    { role: "tool", tool_call_id: "c1", content: '{"temp": 21}' },
+  ];
+  const weatherCallAndResult =
+    header("assistant") + '{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot_id|>' + header("ipython") + '{"temp": 21}<|eot_id|>';
+
+  const conversation = [
+    { role: "system", content: "You are terse." },
+    { role: "user", content: "  Hi  \n" },
+    { role: "assistant", content: "Hello!" },
+    { role: "user", content: "Bye" },
+  ];
+  const conversationTurns =
+    systemTurn("", "You are terse.") +
+    header("user") + "Hi<|eot_id|>" +
+    header("assistant") + "Hello!<|eot_id|>" +
+    header("user") + "Bye<|eot_id|>";
+
+  it("ends with the assistant header only when add_generation_prompt is on", () => {
+    expect(llama.renderChat({ messages: conversation, chat_template_kwargs: kwargs })).toBe(conversationTurns + header("assistant"));
+    expect(llama.renderChat({ messages: conversation, chat_template_kwargs: kwargs, add_generation_prompt: false })).toBe(conversationTurns);
+  });
+
+  it("opens with a system turn carrying the dates even without a system message", () => {
+    const body = { messages: [{ role: "user", content: "Hi" }] };
+    expect(llama.renderChat({ ...body, chat_template_kwargs: kwargs })).toBe(systemTurn("", "") + header("user") + "Hi<|eot_id|>" + header("assistant"));
+    const day = (date: Date) => `${String(date.getDate()).padStart(2, "0")} ${date.toLocaleString("en-US", { month: "long" })} ${date.getFullYear()}`;
+    const before = day(new Date());
+    const rendered = llama.renderChat(body);
+    const after = day(new Date());
+    expect([before, after].map((today) => rendered.includes(`\nToday Date: ${today}\n\n<|eot_id|>`))).toContain(true);
+  });
+
+  it("puts custom tools as JSON in the first user turn and renders the call and the ipython result", () => {
+    const body = { messages: weatherExchange, tools: [WEATHER_TOOL], chat_template_kwargs: kwargs };
+    expect(llama.renderChat(body)).toBe(
+      systemTurn("Environment: ipython\n", "You are a weather bot.") +
+        header("user") +
+        "Given the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\n" +
+        CALL_FORMAT +
+        WEATHER_TOOL_JSON +
+        "\n\nWeather in Paris?<|eot_id|>" +
+        weatherCallAndResult +
+        header("assistant"),
+    );
+  });
+
+  it("puts custom tools in the system turn when tools_in_user_message is false", () => {
+    const answered = [...weatherExchange, { role: "assistant", content: "It is 21 °C in Paris." }];
+    const body = {
+      messages: answered,
+      tools: [WEATHER_TOOL],
+      chat_template_kwargs: { ...kwargs, tools_in_user_message: false },
+      add_generation_prompt: false,
+    };
+    expect(llama.renderChat(body)).toBe(
+      systemTurn(
+        "Environment: ipython\n",
+        "You have access to the following functions. To call a function, please respond with JSON for a function call. " +
+          CALL_FORMAT +
+          WEATHER_TOOL_JSON +
+          "\n\nYou are a weather bot.",
+      ) +
+        header("user") +
+        "Weather in Paris?<|eot_id|>" +
+        weatherCallAndResult +
+        header("assistant") +
+        "It is 21 °C in Paris.<|eot_id|>",
+    );
+  });
+
+  const goldSearch = {
+    messages: [
+      { role: "system", content: "You are a helpful assistant." },
+      { role: "user", content: "Search the web for the latest price of 1oz gold?" },
+      {
+        role: "assistant",
+        content: "",
+        tool_calls: [{ id: "s1", type: "function", function: { name: "brave_search", arguments: '{"query": "latest price of 1oz gold"}' } }],
+      },
+      { role: "tool", tool_call_id: "s1", content: '{"price": "2650 USD"}' },
+    ],
+    chat_template_kwargs: { ...kwargs, builtin_tools: ["brave_search", "wolfram_alpha"] },
+  };
+  const goldSearchRendered =
+    systemTurn("Environment: ipython\nTools: brave_search, wolfram_alpha\n", "You are a helpful assistant.") +
+    header("user") +
+    "Search the web for the latest price of 1oz gold?<|eot_id|>" +
+    header("assistant") +
+    '<|python_tag|>brave_search.call(query="latest price of 1oz gold")<|eom_id|>' +
+    header("ipython") +
+    '{"price": "2650 USD"}<|eot_id|>' +
+    header("assistant");
+
+  it("names built-in tools on the Tools line and renders their calls after <|python_tag|>, ending with <|eom_id|>", () => {
+    expect(llama.renderChat(goldSearch)).toBe(goldSearchRendered);
+  });
+
+  it("renders a code_interpreter call as the code itself, the tool implied by the environment line", () => {
+    const body = {
+      messages: [
+        { role: "user", content: "Is 7 odd?" },
+        { role: "assistant", content: "", tool_calls: [{ type: "function", function: { name: "code_interpreter", arguments: { code: "print(7 % 2)" } } }] },
+        { role: "ipython", content: "1" },
+      ],
+      chat_template_kwargs: { ...kwargs, builtin_tools: ["code_interpreter"] },
+      add_generation_prompt: false,
+    };
+    expect(llama.renderChat(body)).toBe(
+      systemTurn("Environment: ipython\n", "") +
+        header("user") +
+        "Is 7 odd?<|eot_id|>" +
+        header("assistant") +
+        "<|python_tag|>print(7 % 2)<|eom_id|>" +
+        header("ipython") +
+        "1<|eot_id|>",
+    );
+  });
+
+  it("tokenizes the special tokens as single ids with one BOS, as the Rust crate does", async () => {
+    const result = llama.tokenizeRequest("chat", goldSearch, { returnPrompt: true });
+    expect(result.prompt).toBe(goldSearchRendered);
+    const ids = Array.from(result.tokenIds);
+    expect(ids).toEqual(await reference.encode(goldSearchRendered, false));
+    expect(ids.slice(0, 2)).toEqual([128000, 128006]); // <|begin_of_text|><|start_header_id|>
+    expect(ids.filter((id) => id === 128000)).toHaveLength(1);
+    expect(ids.filter((id) => id === 128010)).toHaveLength(1); // <|python_tag|>
+    expect(ids.filter((id) => id === 128008)).toHaveLength(1); // <|eom_id|>
+    expect(ids.slice(-4)).toEqual([128006, 78191, 128007, 271]); // <|start_header_id|>assistant<|end_header_id|>\n\n
+    const doubled = llama.tokenizeRequest("chat", { ...goldSearch, add_special_tokens: true });
+    expect(Array.from(doubled.tokenIds)).toEqual([128000, ...ids]);
+  });
+
+  it("rejects what the format cannot express", () => {
+    const twoCalls = { messages: [{ role: "user", content: "Paris and Rome?" }, { role: "assistant", content: null, tool_calls: [callWeather("c1", "Paris"), callWeather("c2", "Rome")] }] };
+    expect(() => llama.renderChat(twoCalls)).toThrow(InvalidRequest);
+    expect(() => llama.renderChat(twoCalls)).toThrow(/one tool call per assistant turn/);
+    const noUserTurn = { messages: [{ role: "system", content: "Be brief." }], tools: [WEATHER_TOOL] };
+    expect(() => llama.renderChat(noUserTurn)).toThrow(/custom tools go into the first user message/);
   });
 });
 

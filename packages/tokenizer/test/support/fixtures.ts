@@ -1,9 +1,10 @@
+import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import type { Tokenizer as NativeTokenizer } from "@anush008/tokenizers";
 import { readTokenizerSource, type TokenizerFileTexts } from "../../src/index.js";
 import { BYTE_TO_CODE_POINT } from "../../src/byte-level.js";
 
-export type Fixture = "qwen3" | "llama3" | "llama3-bos" | "tiny";
+export type Fixture = "qwen3" | "llama3" | "llama3-bos" | "llama3.1" | "tiny";
 
 /**
  * Meta's Llama 3 Instruct `tokenizer.json` prepends `<|begin_of_text|>` in its post-processor (the
@@ -28,6 +29,32 @@ const LLAMA3_BOS_POST_PROCESSOR = {
     },
   ],
 };
+
+/** Llama 3.1 keeps the Llama 3 vocabulary and names three of its reserved special tokens. */
+const LLAMA31_TOKEN_NAMES: Readonly<Record<number, string>> = {
+  128004: "<|finetune_right_pad_id|>",
+  128008: "<|eom_id|>",
+  128010: "<|python_tag|>",
+};
+
+/**
+ * Llama 3.1 Instruct: the Llama 3 tokenizer with the BOS post-processor and the Llama 3.1 token
+ * names, `<|eot_id|>` as EOS, and a chat template written from the documented Llama 3.1 prompt
+ * format (test/support/llama31-chat-template.jinja) handed over in memory.
+ */
+async function llama31Files(): Promise<TokenizerFileTexts> {
+  const base = await fixtureFiles("llama3-bos");
+  const tokenizer = JSON.parse(base.tokenizer) as { added_tokens: { id: number; content: string }[] };
+  for (const token of tokenizer.added_tokens) token.content = LLAMA31_TOKEN_NAMES[token.id] ?? token.content;
+  const { chat_template: _, ...config } = JSON.parse(base.tokenizerConfig!) as Record<string, unknown>;
+  const decoder = config["added_tokens_decoder"] as Record<string, { content: string }> | undefined;
+  for (const [id, name] of Object.entries(LLAMA31_TOKEN_NAMES)) if (decoder?.[id] !== undefined) decoder[id].content = name;
+  return {
+    tokenizer: JSON.stringify(tokenizer),
+    tokenizerConfig: JSON.stringify({ ...config, eos_token: "<|eot_id|>" }),
+    chatTemplate: await readFile(new URL("llama31-chat-template.jinja", import.meta.url), "utf8"),
+  };
+}
 
 const TINY_MERGES = ["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "Ġwor l", "Ġworl d", "t h", "Ġ th", "Ġth e", "Ġ Ġ"];
 
@@ -65,6 +92,7 @@ function tinyTokenizer(): TokenizerFileTexts {
 
 export async function fixtureFiles(fixture: Fixture): Promise<TokenizerFileTexts> {
   if (fixture === "tiny") return tinyTokenizer();
+  if (fixture === "llama3.1") return llama31Files();
   if (fixture !== "llama3-bos") return readTokenizerSource({ embedded: fixture });
   const files = await readTokenizerSource({ embedded: "llama3" });
   const tokenizer = JSON.parse(files.tokenizer) as Record<string, unknown>;
