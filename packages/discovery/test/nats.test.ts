@@ -60,12 +60,16 @@ describe("NATS registry", () => {
     return nc;
   }
 
-  async function registrar(info: WorkerInfo, nc?: NatsConnection, problems?: DiscoveryProblem[]): Promise<NatsWorkerRegistrar> {
+  async function registrar(
+    info: WorkerInfo,
+    nc?: NatsConnection,
+    problems?: DiscoveryProblem[],
+    lease: { leaseTtlMs: number; heartbeatMs: number } = { leaseTtlMs: LEASE_MS, heartbeatMs: HEARTBEAT_MS },
+  ): Promise<NatsWorkerRegistrar> {
     const r = new NatsWorkerRegistrar({
       connection: nc ?? (await connection()),
       worker: info,
-      leaseTtlMs: LEASE_MS,
-      heartbeatMs: HEARTBEAT_MS,
+      ...lease,
       bucket,
       modelCardBucket: `${bucket}-cards`,
       onProblem: (p) => problems?.push(p),
@@ -194,6 +198,21 @@ describe("NATS registry", () => {
     await waitFor(() => names(d).join() === "before-restart", "deregistration seen after the restart", 5000);
     // The worker registered before the restart never flapped.
     expect(changes.map((c) => `${c.type}:${c.worker.name}`)).toEqual(["added:after-restart", "removed:after-restart"]);
+  });
+
+  it("registers again right after a reconnect, not once a heartbeat stuck in the outage times out", async () => {
+    freshBucket();
+    const r = await registrar(worker("prompt"), undefined, undefined, { leaseTtlMs: 1000, heartbeatMs: 200 });
+    await server.stop();
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const restartedAt = Date.now();
+    await server.restart();
+    const kv = await new Kvm(await connection()).open(bucket);
+    await waitFor(
+      async () => ((await kv.get(r.key))?.created.getTime() ?? 0) >= restartedAt,
+      "an entry written after the restart",
+      1500,
+    );
   });
 
   it("rides out a lost bucket (server state lost): live workers re-register without flapping, dead ones expire", async () => {

@@ -41,7 +41,11 @@ export class NatsWorkerRegistrar {
   private published: WorkerInfo | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private stopStatus: (() => void) | undefined;
+  /** The current heartbeat attempt; a newer one supersedes it (see `beat`). */
   private inFlight: Promise<void> | undefined;
+  private attempt = 0;
+  /** Every attempt not settled yet, superseded ones included, so `deregister` can wait for them. */
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(private readonly options: NatsRegistrarOptions) {
     this.key = instanceKey(options.worker.namespace, options.worker.component, options.worker.id);
@@ -55,7 +59,12 @@ export class NatsWorkerRegistrar {
     await this.publish();
     this.heartbeat = setInterval(() => void this.beat(), this.heartbeatMs);
     this.stopStatus = onConnectionStatus(this.options.connection, (status) => {
-      if (status.type === "reconnect") void this.beat();
+      if (status.type !== "reconnect") return;
+      // A heartbeat sent during the outage may wait for its reply until the request times out, which
+      // can be longer than the lease: register again at once instead of waiting for it.
+      this.kv = undefined;
+      this.published = undefined;
+      void this.beat(true);
     });
   }
 
@@ -65,14 +74,18 @@ export class NatsWorkerRegistrar {
     this.heartbeat = undefined;
     this.stopStatus?.();
     this.stopStatus = undefined;
-    await this.inFlight?.catch(() => undefined);
+    this.attempt++;
+    await Promise.all([...this.pending]);
     if (this.kv) await this.kv.delete(this.key);
   }
 
-  private beat(): Promise<void> {
-    if (this.inFlight) return this.inFlight;
-    this.inFlight = this.publish()
+  /** One heartbeat; joins the one in flight unless `supersede` starts a new one whose outcome counts instead. */
+  private beat(supersede = false): Promise<void> {
+    if (this.inFlight && !supersede) return this.inFlight;
+    const attempt = ++this.attempt;
+    const run = this.publish()
       .catch((error: unknown) => {
+        if (attempt !== this.attempt) return;
         this.kv = undefined;
         this.published = undefined;
         this.options.onProblem?.({
@@ -81,8 +94,13 @@ export class NatsWorkerRegistrar {
           cause: error,
         });
       })
-      .finally(() => (this.inFlight = undefined));
-    return this.inFlight;
+      .finally(() => {
+        this.pending.delete(run);
+        if (attempt === this.attempt) this.inFlight = undefined;
+      });
+    this.pending.add(run);
+    this.inFlight = run;
+    return run;
   }
 
   private async publish(): Promise<void> {
