@@ -102,10 +102,12 @@ export async function requestReplay(
 /** One SUB socket for one worker rank, with its own sequence cursor. */
 class RankSubscription {
   private readonly socket: Subscriber;
+  /** Sequence number and payload of the last batch delivered; the payload tells a restarted publisher from lost messages. */
   private lastSeq: bigint | null = null;
-  /** Batches up to this seq came from the replay fetched on connect: the same ones arriving live are duplicates. */
-  private replayedOnConnect: bigint | null = null;
-  /** The connection dropped since the last message: the publisher may have restarted meanwhile. */
+  private lastPayload: Uint8Array | null = null;
+  /** Batches up to this seq came from a replay fetched on (re)connection: the same ones arriving live are duplicates. */
+  private replayedUpTo: bigint | null = null;
+  /** The connection dropped and the stream has not been checked against the replay socket since. */
   private reconnected = false;
   private readonly loop: Promise<void>;
   private readonly watch: Promise<void>;
@@ -139,9 +141,9 @@ class RankSubscription {
       for await (const event of events) {
         if (event.type === "disconnect") {
           this.reconnected = true;
-          this.replayedOnConnect = null;
+          this.replayedUpTo = null;
         } else if (event.type === "connect") {
-          void this.inOrder(() => this.catchUpOnConnect());
+          void this.inOrder(() => this.onConnect());
         }
       }
     } catch {
@@ -155,19 +157,42 @@ class RankSubscription {
     return this.serial;
   }
 
-  /** A quiet publisher may have sent everything before the subscription reached it: fetch what its replay buffer holds. */
-  private async catchUpOnConnect(): Promise<void> {
-    if (this.lastSeq !== null || this.replayEndpoint === undefined || this.closed) return;
-    const reply = await requestReplay(this.replayEndpoint, 0n, this.owner.replayTimeoutMs).catch(() => ({ batches: [] }));
-    if (this.lastSeq !== null || this.closed) return;
-    const batches: ReplayedBatch[] = [];
-    for (const b of reply.batches) {
-      if (batches.length > 0 && b.seq !== batches.at(-1)!.seq + 1n) break;
-      batches.push(b);
+  /**
+   * On every (re)connection, fetch from the replay socket what may have been published while the SUB was
+   * not connected: a quiet publisher would otherwise leave the rank behind until its next batch.
+   */
+  private async onConnect(): Promise<void> {
+    if (this.replayEndpoint === undefined || this.closed) return;
+    if (this.lastSeq === null) {
+      const reply = await this.fetch(0n);
+      if (reply === null || this.lastSeq !== null || this.closed) return;
+      this.deliverRun(reply.batches, null);
+      return;
     }
-    if (batches.length === 0) return;
-    this.deliverReplayed(batches);
-    this.lastSeq = this.replayedOnConnect = batches.at(-1)!.seq;
+    if (!this.reconnected) return;
+    const last = this.lastSeq;
+    const reply = await this.fetch(last);
+    if (reply === null || this.closed || this.lastSeq !== last) return;
+    const continuity = this.continuity(reply, last);
+    if (continuity === "same") {
+      this.reconnected = false;
+      this.deliverRun(reply.batches.filter((b) => b.seq > last), last);
+    } else if (continuity === "restarted") {
+      await this.restart(`its replay from ${last} does not hold the batch ${last} received before the disconnection`, null);
+    }
+    // "unknown": the next live batch decides.
+  }
+
+  /**
+   * Whether the publisher behind the replay socket is the one that sent batch `last`: `same` when the
+   * replay holds that batch with the same bytes, `restarted` when it holds other bytes, or (a complete
+   * answer) nothing from `last` on; `unknown` when the buffer rolled past `last` or the answer is incomplete.
+   */
+  private continuity(reply: { batches: readonly ReplayedBatch[]; complete: boolean }, last: bigint): "same" | "restarted" | "unknown" {
+    const held = reply.batches.find((b) => b.seq === last);
+    if (held) return this.lastPayload !== null && samePayload(held.payload, this.lastPayload) ? "same" : "restarted";
+    if (reply.complete && !reply.batches.some((b) => b.seq >= last)) return "restarted";
+    return "unknown";
   }
 
   private async run(): Promise<void> {
@@ -195,28 +220,76 @@ class RankSubscription {
       return;
     }
     stats.messages++;
-    if (this.replayedOnConnect !== null) {
-      if (seq <= this.replayedOnConnect) return;
-      this.replayedOnConnect = null;
+    if (this.replayedUpTo !== null) {
+      if (seq <= this.replayedUpTo) return;
+      this.replayedUpTo = null;
     }
     const last = this.lastSeq;
-    // After a reconnection a jump forward is as likely a restarted publisher as lost messages: treat it as a restart.
-    const restarted = last !== null && seq !== last + 1n && (seq <= last || this.reconnected);
-    this.reconnected = false;
     if (last === null) {
       if (seq > 0n) await this.catchUp(0n, seq, false);
-    } else if (!restarted && seq > last + 1n) {
-      stats.gaps++;
-      await this.catchUp(last + 1n, seq, true);
-    } else if (restarted) {
-      stats.publisherRestarts++;
-      this.owner.warn("restart", `${this.label()}: sequence went from ${last} to ${seq}${seq > last! ? " across a reconnection" : ""}: publisher restarted, clearing the rank`);
-      this.owner.handler.onReset(this.rank, "publisher_restart");
-      if (seq > 0n) await this.catchUp(0n, seq, false);
+    } else if (seq <= last) {
+      await this.restart(`sequence went from ${last} back to ${seq}`, seq);
+    } else if (seq > last + 1n || this.reconnected) {
+      await this.resume(last, seq);
     }
     if (this.closed) return;
-    this.lastSeq = seq;
-    this.owner.handler.onBatch(this.rank, frames[2]!, { seq, topic: frames[0]!.toString("utf8"), replayed: false });
+    this.deliver({ seq, topic: frames[0]!.toString("utf8"), payload: frames[2]! }, false);
+  }
+
+  /**
+   * Live batch `seq` follows a gap or a reconnection: replay from `last` (the batch already held, to check
+   * that the publisher did not restart), then deliver `[last + 1, seq)`. A publisher whose replay holds
+   * other bytes for `last` restarted; a gap the replay does not cover resets the rank.
+   */
+  private async resume(last: bigint, seq: bigint): Promise<void> {
+    const stats = this.owner.stats;
+    const gap = seq > last + 1n;
+    if (gap) stats.gaps++;
+    const reply = this.replayEndpoint === undefined ? null : await this.fetch(last);
+    if (this.closed) return;
+    const held = reply?.batches.find((b) => b.seq === last);
+    if (held && this.lastPayload !== null && !samePayload(held.payload, this.lastPayload)) {
+      await this.restart(`sequence jumped from ${last} to ${seq} and the replay holds another batch ${last} than the one received`, seq);
+      return;
+    }
+    this.reconnected = false;
+    if (!gap) return;
+    const batches = (reply?.batches ?? []).filter((b) => b.seq > last && b.seq < seq);
+    const covered = batches.length > 0 && batches.every((b, i) => b.seq === last + 1n + BigInt(i)) && batches.at(-1)!.seq === seq - 1n;
+    if (!covered) {
+      stats.unrecoveredGaps++;
+      this.owner.warn("gap", `${this.label()}: batches ${last + 1n}..${seq - 1n} lost and not replayable: clearing the rank`);
+      this.owner.handler.onReset(this.rank, "gap_not_recovered");
+    }
+    this.deliverReplayed(batches);
+  }
+
+  /** The publisher restarted: reset the rank and catch up with its new stream from 0 (up to `until`, or all of it). */
+  private async restart(why: string, until: bigint | null): Promise<void> {
+    this.owner.stats.publisherRestarts++;
+    this.owner.warn("restart", `${this.label()}: ${why}: publisher restarted, clearing the rank`);
+    this.owner.handler.onReset(this.rank, "publisher_restart");
+    this.lastSeq = null;
+    this.lastPayload = null;
+    this.reconnected = false;
+    if (until !== null) {
+      if (until > 0n) await this.catchUp(0n, until, false);
+      return;
+    }
+    const reply = this.replayEndpoint === undefined ? null : await this.fetch(0n);
+    if (reply !== null && !this.closed) this.deliverRun(reply.batches, null);
+  }
+
+  /** The replay socket's batches from `from` on, in order; null when the request failed. */
+  private async fetch(from: bigint): Promise<{ batches: ReplayedBatch[]; complete: boolean } | null> {
+    try {
+      const reply = await requestReplay(this.replayEndpoint!, from, this.owner.replayTimeoutMs);
+      const batches = reply.batches.filter((b) => b.seq >= from).sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+      return { batches, complete: reply.complete };
+    } catch (err) {
+      this.owner.warn("replay", `${this.label()}: replay from ${from} failed: ${(err as Error).message}`);
+      return null;
+    }
   }
 
   /**
@@ -226,17 +299,9 @@ class RankSubscription {
    */
   private async catchUp(from: bigint, until: bigint, mustCover: boolean): Promise<void> {
     const stats = this.owner.stats;
-    let batches: ReplayedBatch[] = [];
-    let covered = false;
-    if (this.replayEndpoint !== undefined) {
-      try {
-        const reply = await requestReplay(this.replayEndpoint, from, this.owner.replayTimeoutMs);
-        batches = reply.batches.filter((b) => b.seq >= from && b.seq < until).sort((a, b) => (a.seq < b.seq ? -1 : 1));
-        covered = reply.complete && batches.length > 0 && batches.every((b, i) => b.seq === from + BigInt(i)) && batches.at(-1)!.seq === until - 1n;
-      } catch (err) {
-        this.owner.warn("replay", `${this.label()}: replay from ${from} failed: ${(err as Error).message}`);
-      }
-    }
+    const reply = this.replayEndpoint === undefined ? null : await this.fetch(from);
+    const batches = (reply?.batches ?? []).filter((b) => b.seq < until);
+    const covered = batches.length > 0 && batches.every((b, i) => b.seq === from + BigInt(i)) && batches.at(-1)!.seq === until - 1n;
     if (this.closed) return;
     if (mustCover && !covered) {
       stats.unrecoveredGaps++;
@@ -246,23 +311,48 @@ class RankSubscription {
     this.deliverReplayed(batches);
   }
 
+  /**
+   * Delivers the consecutive run at the start of `batches` (after `after`, when given) and marks it, so
+   * that the same batches arriving live are dropped.
+   */
+  private deliverRun(batches: readonly ReplayedBatch[], after: bigint | null): void {
+    const run: ReplayedBatch[] = [];
+    for (const b of batches) {
+      const expected = run.length > 0 ? run.at(-1)!.seq + 1n : after === null ? b.seq : after + 1n;
+      if (b.seq !== expected) break;
+      run.push(b);
+    }
+    if (run.length === 0) return;
+    this.deliverReplayed(run);
+    this.replayedUpTo = run.at(-1)!.seq;
+  }
+
   private deliverReplayed(batches: readonly ReplayedBatch[]): void {
-    let previous: bigint | null = null;
     for (const batch of batches) {
-      if (previous !== null && batch.seq <= previous) continue;
-      previous = batch.seq;
+      if (this.lastSeq !== null && batch.seq <= this.lastSeq) continue;
       this.owner.stats.replayedBatches++;
-      this.owner.handler.onBatch(this.rank, batch.payload, { seq: batch.seq, topic: batch.topic, replayed: true });
+      this.deliver(batch, true);
     }
   }
+
+  private deliver(batch: ReplayedBatch, replayed: boolean): void {
+    this.lastSeq = batch.seq;
+    this.lastPayload = batch.payload;
+    this.owner.handler.onBatch(this.rank, batch.payload, { seq: batch.seq, topic: batch.topic, replayed });
+  }
+}
+
+function samePayload(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
 
 /**
  * Subscribes to the vLLM KV-event PUB sockets of many workers (one SUB per worker rank, dialled at
  * port + rank), validates the 3-frame messages, and delivers payloads in sequence order. Gaps are
- * replayed from the worker's ROUTER replay socket when configured; a gap that cannot be replayed, or a
- * sequence reset (publisher restart), resets the rank. ZeroMQ reconnects by itself when a publisher
- * goes away and comes back.
+ * replayed from the worker's ROUTER replay socket when configured, and so is whatever was published
+ * while a SUB was disconnected. A gap that cannot be replayed, or a publisher restart (the sequence goes
+ * back, or the replay holds another last batch than the one received), resets the rank. ZeroMQ
+ * reconnects by itself when a publisher goes away and comes back.
  */
 export class ZmqEventSubscriber {
   readonly stats: ZmqSubscriberStats = {

@@ -15,6 +15,7 @@ import {
   type ZmqResetReason,
 } from "../src/index.js";
 import { freePortRun } from "./support/pipeline.js";
+import { TcpProxy } from "./support/tcp-proxy.js";
 import { WirePublisher } from "./support/wire-publisher.js";
 
 type Delivery = { kind: "batch"; rank: WorkerRank; seq: bigint; replayed: boolean; payload: Uint8Array } | { kind: "reset"; rank: WorkerRank; reason: ZmqResetReason };
@@ -83,7 +84,7 @@ describe("ZmqEventSubscriber", () => {
       expect(rec.seqs()).toEqual([0n, 1n, 2n, 3n, 4n]);
       expect(rec.log.map((d) => d.kind === "batch" && d.replayed)).toEqual([false, true, true, false, false]);
       expect(Buffer.from((rec.log[1] as { payload: Uint8Array }).payload)).toEqual(Buffer.from(payload(1)));
-      expect(pub.replayRequests).toEqual([0n, 1n]);
+      expect(pub.replayRequests).toEqual([0n, 0n]); // the gap is replayed from the last batch held, to check it is the same stream
       expect(sub.stats).toMatchObject({ gaps: 1, replayedBatches: 2, unrecoveredGaps: 0 });
     });
   }
@@ -156,6 +157,79 @@ describe("ZmqEventSubscriber", () => {
     const byRank = new Map(rec.log.map((d) => [d.rank.dpRank, d]));
     expect(byRank.get(0)).toMatchObject({ seq: 0n });
     expect(byRank.get(1)).toMatchObject({ seq: 0n });
+  });
+});
+
+describe("ZmqEventSubscriber across a reconnection", () => {
+  /** A publisher whose PUB (and, optionally, replay) socket the subscriber reaches through a proxy that can cut it off. */
+  async function behindProxy(options: { proxyReplay?: boolean; replayTimeoutMs?: number } = {}) {
+    const pub = await WirePublisher.start();
+    const pubProxy = await TcpProxy.start(pub.port);
+    const replayProxy = options.proxyReplay ? await TcpProxy.start(pub.replayPort) : undefined;
+    const rec = new Recorder();
+    const sub = new ZmqEventSubscriber(rec, { log: quiet, reconnectIntervalMs: 20, replayTimeoutMs: options.replayTimeoutMs ?? 1_000 });
+    cleanups.push(() => pub.close(), () => pubProxy.close(), async () => replayProxy?.close(), () => sub.close());
+    const replayEndpoint = replayProxy ? `tcp://${replayProxy.url}` : pub.replayEndpoint;
+    await sub.addWorker({ workerId: 3n, endpoint: `tcp://${pubProxy.url}`, replayEndpoint });
+    await pub.waitForSubscriber();
+    await waitFor(() => pub.replayRequests.length === 1, "the replay request sent on connect");
+    for (let i = 0; i < 3; i++) await pub.send(BigInt(i), payload(i));
+    await waitFor(() => rec.log.length === 3, "batches 0..2");
+    return { pub, pubProxy, replayProxy, rec, sub };
+  }
+
+  it("replays what was published while disconnected from a publisher that did not restart, even when it then goes quiet", async () => {
+    const { pub, pubProxy, rec, sub } = await behindProxy();
+    await pubProxy.cut();
+    await waitFor(() => pub.unsubscriptions === 1, "the publisher to see the subscriber go");
+    await pub.send(3n, payload(3)); // no subscriber: dropped by the PUB, kept for replay
+    await pub.send(4n, payload(4));
+    await pubProxy.restore();
+    await waitFor(() => rec.log.length === 5, "the batches published during the outage");
+    expect(rec.seqs()).toEqual([0n, 1n, 2n, 3n, 4n]);
+    expect(rec.log.slice(3).map((d) => d.kind === "batch" && d.replayed)).toEqual([true, true]);
+    expect(pub.replayRequests).toEqual([0n, 2n]);
+    await pub.waitForSubscriber(2);
+    await pub.send(5n, payload(5));
+    await waitFor(() => rec.log.length === 6, "the next live batch");
+    expect(rec.seqs()).toEqual([0n, 1n, 2n, 3n, 4n, 5n]);
+    expect(sub.stats).toMatchObject({ publisherRestarts: 0, unrecoveredGaps: 0, replayedBatches: 2 });
+  });
+
+  it("takes a forward jump after a reconnection for lost messages, not a restart, when the publisher's replay holds the same last batch", async () => {
+    const { pub, pubProxy, replayProxy, rec, sub } = await behindProxy({ proxyReplay: true, replayTimeoutMs: 300 });
+    await pubProxy.cut();
+    await waitFor(() => pub.unsubscriptions === 1, "the publisher to see the subscriber go");
+    replayProxy!.hold(); // the replay asked for on reconnection hangs: only the next live batch can reveal the loss
+    await pub.send(3n, payload(3));
+    await pub.send(4n, payload(4));
+    await pubProxy.restore();
+    await pub.waitForSubscriber(2);
+    await waitFor(() => replayProxy!.held === 1, "the replay request sent on reconnection");
+    await replayProxy!.restore();
+    await pub.send(5n, payload(5));
+    await waitFor(() => rec.log.length === 6, "the live batch and the replayed gap");
+    expect(rec.seqs()).toEqual([0n, 1n, 2n, 3n, 4n, 5n]);
+    expect(rec.log.map((d) => d.kind === "batch" && d.replayed)).toEqual([false, false, false, true, true, false]);
+    expect(sub.stats).toMatchObject({ gaps: 1, publisherRestarts: 0, unrecoveredGaps: 0 });
+    expect(pub.replayRequests).toEqual([0n, 2n]);
+  });
+
+  it("tells a publisher restarted across a reconnection, whose sequence passed the old one, by its replay: rank reset, new stream from 0", async () => {
+    const { pubProxy, replayProxy, rec, sub } = await behindProxy({ proxyReplay: true });
+    const restarted = await WirePublisher.start();
+    cleanups.push(() => restarted.close());
+    await Promise.all([pubProxy.cut(), replayProxy!.cut()]);
+    for (let i = 0; i < 10; i++) await restarted.send(BigInt(i), payload(100 + i), { live: false });
+    pubProxy.targetPort = restarted.port;
+    replayProxy!.targetPort = restarted.replayPort;
+    await Promise.all([pubProxy.restore(), replayProxy!.restore()]);
+    await restarted.waitForSubscriber();
+    await restarted.send(10n, payload(110));
+    await waitFor(() => rec.log.length === 3 + 1 + 11, "the restarted publisher's stream");
+    expect(rec.seqs()).toEqual([0n, 1n, 2n, "reset:publisher_restart", ...Array.from({ length: 11 }, (_, i) => BigInt(i))]);
+    expect(Buffer.from((rec.log[4] as { payload: Uint8Array }).payload)).toEqual(Buffer.from(payload(100)));
+    expect(sub.stats.publisherRestarts).toBe(1);
   });
 });
 

@@ -1,4 +1,4 @@
-import { freePort } from "@dynamo/testkit";
+import { freePort, waitFor } from "@dynamo/testkit";
 import { Router, XPublisher } from "zeromq";
 import { REPLAY_END_SEQ, encodeSeq } from "../../src/index.js";
 
@@ -11,9 +11,12 @@ export class WirePublisher {
   /** Batches served on replay, by sequence number. */
   readonly replayable = new Map<bigint, Uint8Array>();
   replayRequests: bigint[] = [];
-  private readonly pub = new XPublisher({ linger: 0 });
+  /** Subscriptions (one per subscriber connection) and unsubscriptions (a subscriber went away) seen by the XPUB. */
+  subscriptions = 0;
+  unsubscriptions = 0;
+  private readonly pub = new XPublisher({ linger: 0, verbosity: "allSubs" });
   private readonly router = new Router({ linger: 0 });
-  private subscribed!: Promise<void>;
+  private watching!: Promise<void>;
   private serving!: Promise<void>;
 
   private constructor(
@@ -27,14 +30,22 @@ export class WirePublisher {
     const p = new WirePublisher(`tcp://127.0.0.1:${await freePort()}`, `tcp://127.0.0.1:${await freePort()}`, shape, topic);
     await p.pub.bind(p.endpoint);
     await p.router.bind(p.replayEndpoint);
-    p.subscribed = p.pub.receive().then(() => undefined);
+    p.watching = p.watchSubscriptions();
     p.serving = p.serve();
     return p;
   }
 
-  /** Resolves once a subscriber's subscription reached the XPUB. */
-  waitForSubscriber(): Promise<void> {
-    return this.subscribed;
+  /** Resolves once `count` subscriptions (the first by default) reached the XPUB. */
+  waitForSubscriber(count = 1): Promise<void> {
+    return waitFor(() => this.subscriptions >= count, `subscription ${count} to reach the publisher`);
+  }
+
+  get port(): number {
+    return Number(this.endpoint.split(":").at(-1));
+  }
+
+  get replayPort(): number {
+    return Number(this.replayEndpoint.split(":").at(-1));
   }
 
   /** Sends a well-formed message and keeps it for replay. */
@@ -51,7 +62,18 @@ export class WirePublisher {
   async close(): Promise<void> {
     this.pub.close();
     this.router.close();
-    await this.serving;
+    await Promise.all([this.serving, this.watching]);
+  }
+
+  private async watchSubscriptions(): Promise<void> {
+    try {
+      for await (const [message] of this.pub) {
+        if (message?.[0] === 1) this.subscriptions++;
+        else if (message?.[0] === 0) this.unsubscriptions++;
+      }
+    } catch {
+      // closed
+    }
   }
 
   private async serve(): Promise<void> {
