@@ -12,7 +12,7 @@ import {
   type DiscoveryProblem,
   type WorkerInfo,
 } from "../src/index.js";
-import { names, record } from "./helpers.js";
+import { TcpGate, names, record } from "./helpers.js";
 
 const LEASE_MS = 1500;
 const HEARTBEAT_MS = 250;
@@ -213,6 +213,49 @@ describe("NATS registry", () => {
       "an entry written after the restart",
       1500,
     );
+  });
+
+  it("runs leases on connected time: an outage longer than the lease drops no live worker, a crashed one still expires", async () => {
+    freshBucket();
+    const lease = { leaseTtlMs: 1000, heartbeatMs: 200 };
+    // The live worker reaches the server through a gate, so it can be made to come back after the watcher.
+    const gate = await TcpGate.start(server.port);
+    cleanups.push(() => gate.dispose());
+    const aliveConnection = await connect({ servers: gate.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    cleanups.push(() => aliveConnection.close());
+    await registrar(worker("alive"), aliveConnection, undefined, lease);
+    const crashing = await connect({ servers: server.url });
+    await registrar(worker("crashed"), crashing, undefined, lease);
+    const d = await watcher();
+    await d.whenReady(5000);
+    expect(names(d)).toEqual(["alive", "crashed"]);
+    const removedAt = new Map<string, number>();
+    d.on("change", (c) => {
+      if (c.type === "removed") removedAt.set(c.worker.name, Date.now());
+    });
+
+    await crashing.close(); // stops heartbeating without deregistering
+    gate.close();
+    await server.stop();
+    await new Promise((r) => setTimeout(r, 2500));
+    // Nothing expires while the watcher cannot see heartbeats.
+    expect(names(d)).toEqual(["alive", "crashed"]);
+    const listsBefore = d.stats().fullLists;
+    const restartedAt = Date.now();
+    await server.restart();
+    // The watcher is back and has replayed the bucket (which no longer holds the expired entries)
+    // before the live worker reconnects and heartbeats again.
+    await waitFor(() => d.stats().fullLists > listsBefore, "the watch restarted after the reconnect", 5000);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(names(d)).toContain("alive");
+    gate.open();
+
+    await waitFor(() => names(d).join() === "alive", "the crashed worker to expire after the reconnect", 5000);
+    expect(removedAt.get("crashed")!).toBeGreaterThanOrEqual(restartedAt);
+    // The live worker outlasts several lease periods after the reconnect and never flaps.
+    await new Promise((r) => setTimeout(r, lease.leaseTtlMs * 2.5));
+    expect(names(d)).toEqual(["alive"]);
+    expect([...removedAt.keys()]).toEqual(["crashed"]);
   });
 
   it("rides out a lost bucket (server state lost): live workers re-register without flapping, dead ones expire", async () => {

@@ -37,14 +37,17 @@ export interface NatsDiscoveryOptions {
  * Watches the KV bucket for `<namespace>.<component>.<id>` entries. Each entry carries the lease TTL
  * its worker promised; a worker whose entry is not refreshed within that time is removed (a crashed
  * worker), a deleted entry is removed at once (a clean shutdown). After a reconnect the watch is
- * re-established and the full list re-diffed; leases do not run out while the connection is down.
+ * re-established and the full list re-diffed. Leases run on connected time only: an outage pauses
+ * them, so a worker expires only after a full lease period of connected time without a heartbeat.
  */
 export class NatsDiscovery extends WorkerRegistryBase {
   private connection: NatsConnection | undefined;
   private ownsConnection = false;
   private generation = 0;
   private iterator: QueuedIterator<KvWatchEntry> | undefined;
+  /** Lease deadlines, in `clock` time. */
   private readonly leases = new Map<bigint, number>();
+  private readonly clock = new ConnectedClock();
   private connected = true;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -72,9 +75,13 @@ export class NatsDiscovery extends WorkerRegistryBase {
         (await connect({ servers: this.options.servers!, maxReconnectAttempts: -1, reconnectTimeWait: 250 }));
     }
     this.stopStatus = onConnectionStatus(this.connection, (status) => {
-      if (status.type === "disconnect") this.connected = false;
+      if (status.type === "disconnect") {
+        this.connected = false;
+        this.clock.pause();
+      }
       if (status.type === "reconnect") {
         this.connected = true;
+        this.clock.resume();
         void this.watch();
       }
     });
@@ -159,7 +166,7 @@ export class NatsDiscovery extends WorkerRegistryBase {
           if (entry.isUpdate) finishInitial();
         } else if (decoded?.registration) {
           this.upsertWorker(decoded.registration.worker);
-          this.leases.set(decoded.id, Date.now() + decoded.registration.leaseTtlMs);
+          this.leases.set(decoded.id, this.clock.now() + decoded.registration.leaseTtlMs);
         } else if (decoded) {
           this.removeWorkerById(decoded.id);
           this.leases.delete(decoded.id);
@@ -227,7 +234,7 @@ export class NatsDiscovery extends WorkerRegistryBase {
    * of the watch does not make workers flap.
    */
   private applyReplay(replay: ReadonlyMap<bigint, Registration | "deleted">): void {
-    const now = Date.now();
+    const now = this.clock.now();
     const workers: WorkerInfo[] = [];
     for (const worker of this.list()) {
       if (!replay.has(worker.id) && this.leases.has(worker.id)) workers.push(worker);
@@ -244,8 +251,7 @@ export class NatsDiscovery extends WorkerRegistryBase {
   }
 
   private expireLeases(): void {
-    if (!this.connected) return;
-    const now = Date.now();
+    const now = this.clock.now();
     for (const [id, deadline] of this.leases) {
       if (deadline > now) continue;
       this.leases.delete(id);
@@ -259,6 +265,29 @@ export class NatsDiscovery extends WorkerRegistryBase {
     this.retryTimer = setTimeout(() => {
       if (generation === this.generation) void this.watch();
     }, this.options.retryMs ?? 1000);
+  }
+}
+
+/**
+ * Milliseconds of connected time. It stands still while the connection is down, so a lease measured
+ * on it only runs while the watcher could have received the heartbeats that renew it.
+ */
+class ConnectedClock {
+  private elapsed = 0;
+  private runningSince: number | undefined = performance.now();
+
+  now(): number {
+    return this.runningSince === undefined ? this.elapsed : this.elapsed + performance.now() - this.runningSince;
+  }
+
+  pause(): void {
+    if (this.runningSince === undefined) return;
+    this.elapsed += performance.now() - this.runningSince;
+    this.runningSince = undefined;
+  }
+
+  resume(): void {
+    this.runningSince ??= performance.now();
   }
 }
 
