@@ -78,6 +78,31 @@ describe("StaticDiscovery", () => {
     expect(r.stats().problems).toBe(1);
   });
 
+  it("reports a bad edit again when it is saved again after being reverted, and a file deleted again", async () => {
+    const good = yamlOf([["a", 8000]]);
+    const bad = "workers:\n  - name: a\n    http: 127.0.0.1\n";
+    const r = await startOn(good);
+    const { changes, problems } = record(r);
+    const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 300));
+    for (const round of [1, 2]) {
+      await writeFile(file, bad);
+      await waitFor(() => problems.length === round, `the bad edit reported (round ${round})`);
+      expect(problems.at(-1)).toMatchObject({ source: file, line: 3, column: 11 });
+      await writeFile(file, good);
+      await settle();
+    }
+    for (const round of [1, 2]) {
+      rmSync(file);
+      await waitFor(() => problems.length === 2 + round, `the deletion reported (round ${round})`);
+      expect(problems.at(-1)!.message).toMatch(/cannot read/);
+      writeFileSync(file, good);
+      await settle();
+    }
+    expect(problems).toHaveLength(4);
+    expect(names(r)).toEqual(["a"]);
+    expect(changes).toEqual([]);
+  });
+
   it("stays not ready while the first file is invalid and becomes ready once it is fixed", async () => {
     const r = await startOn("workers:\n  - name: a\n    http: 127.0.0.1:8000\n    role: boss\n");
     expect(r.ready).toBe(false);

@@ -34,9 +34,14 @@ export class StaticDiscovery extends WorkerRegistryBase {
   private watcher: FSWatcher | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  /** The text of the list in force. */
   private lastText: string | undefined;
-  /** The last failure reported, so a file that stays broken is reported once, not on every poll. */
-  private lastFailure: string | undefined;
+  /**
+   * The rejected text and the read error reported last, so a file that stays broken is reported once,
+   * not on every poll. Each is forgotten once the file reads back to something else.
+   */
+  private lastRejectedText: string | undefined;
+  private lastReadFailure: string | undefined;
   private reloading: Promise<void> = Promise.resolve();
   private stopped = false;
 
@@ -92,11 +97,17 @@ export class StaticDiscovery extends WorkerRegistryBase {
         text = await readFile(file, "utf8");
       } catch (error) {
         const message = `cannot read (keeping the previous list): ${(error as Error).message}`;
-        if (message !== this.lastFailure) this.reportProblem({ source: file, message, cause: error });
-        this.lastFailure = message;
+        if (message !== this.lastReadFailure) this.reportProblem({ source: file, message, cause: error });
+        this.lastReadFailure = message;
         return;
       }
-      if (text === this.lastText || text === this.lastFailure) return;
+      this.lastReadFailure = undefined;
+      if (text === this.lastText) {
+        // Back to the list in force (e.g. a bad edit reverted): a later bad save is news again.
+        this.lastRejectedText = undefined;
+        return;
+      }
+      if (text === this.lastRejectedText) return;
       this.applyText(text, file, dirname(file));
     }).catch((error: unknown) => {
       // Keeps the chain alive: a rejected link would skip every later reload.
@@ -109,11 +120,11 @@ export class StaticDiscovery extends WorkerRegistryBase {
     const result = parseWorkerDocument(text, source, baseDir);
     if (!result.ok) {
       for (const problem of result.problems) this.reportProblem(problem);
-      this.lastFailure = text;
+      this.lastRejectedText = text;
       return;
     }
     this.lastText = text;
-    this.lastFailure = undefined;
+    this.lastRejectedText = undefined;
     this.applyFullList(result.workers, source);
   }
 }
