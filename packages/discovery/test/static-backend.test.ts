@@ -103,6 +103,20 @@ describe("StaticDiscovery", () => {
     expect(changes).toEqual([]);
   });
 
+  it("rejects an edit that gives two workers the same id and keeps the previous list", async () => {
+    const r = await startOn(yamlOf([["a", 8000], ["b", 8001]]));
+    const { changes, problems } = record(r);
+    await writeFile(file, yamlOf([["a", 8000], ["b", 8001], ["a", 8002]]));
+    await waitFor(() => problems.length > 0, "the duplicate reported");
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({ source: file, line: 6, column: 11 });
+    expect(problems[0]!.message).toMatch(/^workers\[2\]: duplicate worker id \d+, already used by workers\[0\] "a" on line 2$/);
+    expect(r.list().map((w) => [w.name, w.httpEndpoint])).toEqual(
+      [["a", "127.0.0.1:8000"], ["b", "127.0.0.1:8001"]].sort((x, y) => (workerIdFromName(x[0]!) < workerIdFromName(y[0]!) ? -1 : 1)),
+    );
+    expect(changes).toEqual([]);
+  });
+
   it("stays not ready while the first file is invalid and becomes ready once it is fixed", async () => {
     const r = await startOn("workers:\n  - name: a\n    http: 127.0.0.1:8000\n    role: boss\n");
     expect(r.ready).toBe(false);

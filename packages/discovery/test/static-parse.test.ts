@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseWorkerDocument, workerIdFromName } from "../src/index.js";
+import { formatWorkerId, parseWorkerDocument, workerIdFromName } from "../src/index.js";
 
 describe("parseWorkerDocument", () => {
   it("reads workers with defaults, derived ids, 64-bit ids and per-rank endpoints", () => {
@@ -78,6 +78,34 @@ describe("parseWorkerDocument", () => {
       [6, "workers[1].role"],
       [7, "workers[2].name"],
     ]);
+  });
+
+  it("rejects duplicate worker ids, naming the line of the duplicate and the id", () => {
+    const result = parseWorkerDocument(
+      [
+        "workers:",
+        "  - name: a",
+        "    http: h:1",
+        "  - name: b",
+        "    id: 42",
+        "    http: h:2",
+        "  - name: a",
+        "    http: h:3",
+        "  - name: c",
+        "    http: h:4",
+        "    id: 42",
+      ].join("\n"),
+      "w.yaml",
+    );
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.map((p) => [p.line, p.column, p.message])).toEqual([
+      [7, 11, `workers[2]: duplicate worker id ${formatWorkerId(workerIdFromName("a"))}, already used by workers[0] "a" on line 2`],
+      [11, 9, 'workers[3]: duplicate worker id 42, already used by workers[1] "b" on line 4'],
+    ]);
+
+    const distinct = parseWorkerDocument("- {name: a, http: 'h:1'}\n- {name: b, http: 'h:1'}\n", "w.yaml");
+    expect(distinct.ok && distinct.workers.map((w) => w.name)).toEqual(["a", "b"]);
   });
 
   it("rejects unknown fields, mismatched per-rank lists and bad ports", () => {

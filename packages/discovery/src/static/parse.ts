@@ -2,6 +2,7 @@ import { LineCounter, isMap, isSeq, parseDocument, type Document } from "yaml";
 import { z } from "zod";
 import type { DiscoveryProblem } from "../registry.js";
 import type { WorkerInfo } from "../worker.js";
+import { formatWorkerId } from "../worker-id.js";
 import { workerFromSpec, workerSpecSchema } from "../worker-spec.js";
 
 /** Outcome of parsing a worker document: the workers, or every problem found (with positions). */
@@ -61,6 +62,8 @@ export function parseWorkerDocument(text: string, source: string, baseDir?: stri
 
   const problems: DiscoveryProblem[] = [];
   const workers: WorkerInfo[] = [];
+  /** The first entry of each id, so a second one is rejected naming both. */
+  const firstOfId = new Map<bigint, { path: PathKey[]; name: string }>();
   entries.forEach((entry, index) => {
     const entryPath = [...entriesPath, index];
     if (!isPlainObject(entry)) {
@@ -78,7 +81,18 @@ export function parseWorkerDocument(text: string, source: string, baseDir?: stri
       }
       return;
     }
-    workers.push(workerFromSpec(parsed.data, baseDir === undefined ? {} : { baseDir }));
+    const worker = workerFromSpec(parsed.data, baseDir === undefined ? {} : { baseDir });
+    const first = firstOfId.get(worker.id);
+    if (first) {
+      // The id is written out or derived from the name: point at whichever this entry gives.
+      const path = [...entryPath, "id" in entry ? "id" : "name"];
+      const firstLine = located(first.path, "").line;
+      const where = `${formatPath(first.path)} "${first.name}"${firstLine === undefined ? "" : ` on line ${firstLine}`}`;
+      problems.push(located(path, `${formatPath(entryPath)}: duplicate worker id ${formatWorkerId(worker.id)}, already used by ${where}`));
+      return;
+    }
+    firstOfId.set(worker.id, { path: entryPath, name: worker.name });
+    workers.push(worker);
   });
   problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
   return problems.length > 0 ? { ok: false, problems } : { ok: true, workers };
