@@ -213,7 +213,8 @@ describe("KubernetesDiscovery against a fake API server", () => {
     api.apply("inferencepools", inferencePool("qwen-pool", { app: "green" }, [3000, 3002]));
     await waitFor(() => names(d).join() === "green-0", "the edited selector");
     expect(summary(changes).sort()).toEqual(["added:green-0", "removed:blue-0"]);
-    expect(api.podWatchSelectors.at(-1)).toBe("app=green");
+    // The new selector is listed before it is watched: the watch may open just after the list applied.
+    await waitFor(() => api.podWatchSelectors.at(-1) === "app=green", "the pod watch on the edited selector");
 
     api.apply("inferencepools", inferencePool("qwen-pool", { app: "green" }, [3000]));
     await waitFor(() => d.list()[0]?.dpSize === 1, "the edited target ports");
