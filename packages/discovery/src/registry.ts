@@ -25,12 +25,17 @@ export interface DiscoveryStats {
 interface RegistryEvents {
   change: (change: WorkerChange) => void;
   ready: () => void;
+  unready: () => void;
   problem: (problem: DiscoveryProblem) => void;
 }
 
 /** The contract every discovery backend implements and the EPP composes. */
 export interface WorkerRegistry {
-  /** True once the first full list has been applied. */
+  /**
+   * True while the list is known to be current: from the first full list on, except that a backend
+   * that loses track of its source (Kubernetes: a failed watch or list) drops it until a fresh full
+   * list has been applied. The last list stays readable either way.
+   */
   readonly ready: boolean;
   /** Starts listing and watching. Resolves once running (not necessarily ready). */
   start(): Promise<void>;
@@ -60,6 +65,7 @@ export abstract class WorkerRegistryBase implements WorkerRegistry {
   private readonly listeners: { [E in keyof RegistryEvents]: Set<RegistryEvents[E]> } = {
     change: new Set(),
     ready: new Set(),
+    unready: new Set(),
     problem: new Set(),
   };
   private readonly iteratorClosers = new Set<() => void>();
@@ -152,7 +158,7 @@ export abstract class WorkerRegistryBase implements WorkerRegistry {
     return iterator;
   }
 
-  /** Replaces the whole list after a (re)list: emits the difference, then marks the registry ready. */
+  /** Replaces the whole list after a (re)list: emits the difference, then marks the registry ready (again). */
   protected applyFullList(workers: readonly WorkerInfo[], source: string): void {
     this.reconcile(workers, source);
     this.counters.fullLists++;
@@ -196,6 +202,13 @@ export abstract class WorkerRegistryBase implements WorkerRegistry {
     if (this.isReady) return;
     this.isReady = true;
     for (const listener of [...this.listeners.ready]) this.callListener("ready", () => listener());
+  }
+
+  /** The list can no longer be trusted to be current; it stays in force until the next full list. */
+  protected markNotReady(): void {
+    if (!this.isReady) return;
+    this.isReady = false;
+    for (const listener of [...this.listeners.unready]) this.callListener("unready", () => listener());
   }
 
   protected reportProblem(problem: DiscoveryProblem): void {

@@ -33,6 +33,9 @@ export class FakeKubeApi {
   goneAs: "event" | "status" = "event";
   /** When set, every watch is answered with an empty stream that ends at once. */
   endWatchesAtOnce = false;
+  /** When set, every request is answered `503 Service Unavailable` (counted in `refused`). */
+  unavailable = false;
+  refused = 0;
   private resourceVersion = 100;
   private compactedBelow = 0;
   private readonly objects: Record<Resource, Map<string, KubeJson>> = { pods: new Map(), inferencepools: new Map() };
@@ -133,6 +136,12 @@ export class FakeKubeApi {
   }
 
   private handle(request: IncomingMessage, response: ServerResponse): void {
+    if (this.unavailable) {
+      this.refused++;
+      const status = { kind: "Status", apiVersion: "v1", status: "Failure", reason: "ServiceUnavailable", code: 503 };
+      response.writeHead(503, { "content-type": "application/json" }).end(JSON.stringify(status));
+      return;
+    }
     const url = new URL(request.url ?? "/", "http://fake");
     const resource = this.resourceOf(url.pathname);
     if (!resource) {

@@ -230,6 +230,69 @@ describe("KubernetesDiscovery against a fake API server", () => {
     await waitFor(() => names(d).join() === "blue-0", "the recreated pool");
   });
 
+  it("drops readiness while the API server stops answering and regains it with a fresh list", async () => {
+    addPod("a");
+    addPod("b");
+    const d = await start();
+    const { changes, problems } = record(d);
+    const readiness: string[] = [];
+    d.on("ready", () => readiness.push("ready"));
+    d.on("unready", () => readiness.push("unready"));
+    await waitFor(() => api.openWatches() === 1, "the pod watch");
+    const lists = api.requests.lists.pods;
+
+    api.unavailable = true;
+    api.closeWatches();
+    await waitFor(() => !d.ready, "readiness dropped");
+    expect(problems[0]!.message).toMatch(/watch pods failed/);
+    // The server changes meanwhile; the relists fail, and the last list stays in force.
+    api.remove("pods", "b");
+    addPod("c");
+    await waitFor(() => problems.some((p) => /list pods failed/.test(p.message)), "a failed relist");
+    await expect(d.whenReady(100)).rejects.toThrow(/not ready after 100 ms; last problem: kubernetes:pods: (list|watch) pods failed/);
+    expect(d.ready).toBe(false);
+    expect(names(d)).toEqual(["a", "b"]);
+    expect(changes).toEqual([]);
+
+    api.unavailable = false;
+    await d.whenReady(5000);
+    expect(names(d)).toEqual(["a", "c"]);
+    expect(summary(changes).sort()).toEqual(["added:c", "removed:b"]);
+    expect(readiness).toEqual(["unready", "ready"]);
+    expect(api.requests.lists.pods).toBe(lists + 1);
+    addPod("d");
+    await waitFor(() => names(d).join() === "a,c,d", "the watch resumed after the relist");
+    expect(d.ready).toBe(true);
+  });
+
+  it("with an InferencePool, drops readiness when the connection is lost and regains it once pool and pods are listed again", async () => {
+    api.apply("inferencepools", inferencePool("pool", { app: "blue" }, [3000]));
+    api.apply("pods", pod("blue-0", { ip: "10.1.0.1", labels: { app: "blue" } }));
+    const d = await start({ inferencePool: "pool" });
+    const readiness: string[] = [];
+    d.on("ready", () => readiness.push("ready"));
+    d.on("unready", () => readiness.push("unready"));
+    await waitFor(() => api.openWatches() === 2, "the pool and pod watches");
+
+    const port = Number(new URL(api.url).port);
+    await api.close();
+    await waitFor(() => !d.ready, "readiness dropped");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(d.ready).toBe(false);
+    expect(names(d)).toEqual(["blue-0"]);
+
+    // A restarted API server (new state) with the pool's ports changed and another pod.
+    api = await FakeKubeApi.start("dynamo", port);
+    api.apply("inferencepools", inferencePool("pool", { app: "blue" }, [3000, 3001]));
+    api.apply("pods", pod("blue-0", { ip: "10.1.0.1", labels: { app: "blue" } }));
+    api.apply("pods", pod("blue-1", { ip: "10.1.0.2", labels: { app: "blue" } }));
+    await d.whenReady(5000);
+    expect(names(d)).toEqual(["blue-0", "blue-1"]);
+    expect(d.list().map((w) => w.dpSize)).toEqual([2, 2]);
+    expect(api.requests.lists).toEqual({ pods: 1, inferencepools: 1 });
+    expect(readiness).toEqual(["unready", "ready"]);
+  });
+
   it("retries while the API server is unreachable and becomes ready once it answers", async () => {
     const config = api.kubeConfig();
     const port = Number(new URL(api.url).port);

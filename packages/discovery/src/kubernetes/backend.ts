@@ -75,7 +75,10 @@ export class KubernetesDiscovery extends WorkerRegistryBase {
   private poolReflector: Reflector<KubeObject> | undefined;
   private pool: PoolState = { kind: "unknown" };
   private podSelector: string | undefined;
+  /** The pods of the current selector have been listed and are being followed (not stale). */
   private podsListed = false;
+  /** The InferencePool has been listed and is being followed (not stale). */
+  private poolListed = false;
   private readonly mode: "pod" | "container";
 
   constructor(private readonly options: KubernetesDiscoveryOptions) {
@@ -109,9 +112,16 @@ export class KubernetesDiscovery extends WorkerRegistryBase {
         })) as { items?: KubeObject[]; metadata?: { resourceVersion?: string } };
         return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? "" };
       },
-      onList: (items) => this.onPool(items[0]),
+      onList: (items) => {
+        this.poolListed = true;
+        this.onPool(items[0]);
+      },
       onEvent: (type, object) => this.onPool(type === "DELETED" ? undefined : object),
       onProblem: (message, cause) => this.reportProblem({ source: `kubernetes:inferencepool/${name}`, message, cause }),
+      onStale: () => {
+        this.poolListed = false;
+        this.markNotReady();
+      },
       retryMs: this.options.retryMs ?? 1000,
       timeoutSeconds: this.options.watchTimeoutSeconds ?? 300,
     });
@@ -144,6 +154,7 @@ export class KubernetesDiscovery extends WorkerRegistryBase {
     if ("error" in spec) {
       // A broken edit keeps the last good selector and ports in force.
       this.reportProblem({ source, message: `invalid InferencePool ignored: ${spec.error}` });
+      this.publish(false);
       return;
     }
     this.pool = { kind: "present", spec };
@@ -177,6 +188,11 @@ export class KubernetesDiscovery extends WorkerRegistryBase {
         if (this.podReflector === reflector) this.onPodEvent(type, pod);
       },
       onProblem: (message, cause) => this.reportProblem({ source: "kubernetes:pods", message, cause }),
+      onStale: () => {
+        if (this.podReflector !== reflector) return;
+        this.podsListed = false;
+        this.markNotReady();
+      },
       retryMs: this.options.retryMs ?? 1000,
       timeoutSeconds: this.options.watchTimeoutSeconds ?? 300,
     });
@@ -202,7 +218,11 @@ export class KubernetesDiscovery extends WorkerRegistryBase {
     if (this.podsListed) this.publish(false);
   }
 
-  /** Recomputes the worker list from the known pods; `fullList` after a (re)list of the pods. */
+  /**
+   * Recomputes the worker list from the known pods; `fullList` after a (re)list of the pods. Stale pods
+   * publish nothing; with a stale pool the pod changes still apply (under the last good pool), but
+   * readiness returns only once both have been listed afresh.
+   */
   private publish(fullList: boolean): void {
     if (!this.podsListed) return;
     if (this.options.inferencePool !== undefined && this.pool.kind !== "present") return;
@@ -212,7 +232,8 @@ export class KubernetesDiscovery extends WorkerRegistryBase {
       const result = workersFromPod(pod, mapping);
       if (Array.isArray(result)) workers.push(...result);
     }
-    if (fullList || !this.ready) this.applyFullList(workers, "kubernetes:pods");
+    const inSync = this.options.inferencePool === undefined || this.poolListed;
+    if ((fullList || !this.ready) && inSync) this.applyFullList(workers, "kubernetes:pods");
     else this.reconcile(workers, "kubernetes:pods");
   }
 

@@ -22,6 +22,11 @@ export interface ReflectorOptions<T extends KubeObject> {
   onList(items: T[]): void;
   onEvent(type: WatchEventType, object: T): void;
   onProblem(message: string, cause?: unknown): void;
+  /**
+   * The reflected set can no longer be trusted to be current (a watch or a list failed); the next
+   * `onList` is the first news again.
+   */
+  onStale(): void;
   /** Delay after a failed list or watch. */
   retryMs: number;
   /** Server-side watch timeout (the server closes the watch; the reflector resumes from the last version). */
@@ -42,7 +47,8 @@ type WatchOutcome = { kind: "closed"; delivered: boolean } | { kind: "gone" } | 
 /**
  * List, then watch from the list's resourceVersion; when a watch ends, watch again from the last
  * version seen (bookmarks included); when the server answers 410 Gone, list again. The same loop the
- * client library's informer runs, plus retries after errors and counters.
+ * client library's informer runs, plus retries after errors and counters. A failed watch or list
+ * makes the set stale (`onStale`): after a pause it is listed afresh, until a list succeeds.
  */
 export class Reflector<T extends KubeObject> {
   readonly stats: ReflectorStats = { lists: 0, watches: 0, gone: 0 };
@@ -76,6 +82,7 @@ export class Reflector<T extends KubeObject> {
           resourceVersion = listed;
         } catch (error) {
           this.options.onProblem(`list ${this.options.what} failed (retrying): ${describe(error)}`, error);
+          this.options.onStale();
           await this.pause();
           continue;
         }
@@ -86,7 +93,9 @@ export class Reflector<T extends KubeObject> {
         this.stats.gone++;
         resourceVersion = "";
       } else if (outcome.kind === "failed") {
-        this.options.onProblem(`watch ${this.options.what} failed (retrying): ${describe(outcome.error)}`, outcome.error);
+        this.options.onProblem(`watch ${this.options.what} failed (relisting): ${describe(outcome.error)}`, outcome.error);
+        this.options.onStale();
+        resourceVersion = "";
         await this.pause();
       } else if (!outcome.delivered) {
         // A server that ends every watch at once must not be re-asked in a tight loop.
