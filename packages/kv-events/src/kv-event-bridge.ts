@@ -12,6 +12,21 @@ import { ZmqEventSubscriber, type ZmqEventSubscriberOptions, type ZmqWorkerEndpo
 /** Events a bridge keeps per worker rank for range queries (Dynamo's `WORKER_KV_INDEXER_BUFFER_SIZE`). */
 export const BRIDGE_BUFFER_SIZE = 1024;
 
+let lastDefaultFirstEventId = 0n;
+
+/**
+ * A first event id above the ids of any earlier bridge: wall-clock milliseconds × 1 000 (about 1.8e15 in
+ * 2026, below 2^53), strictly increasing within a process. It stays above a predecessor's ids as long as
+ * that bridge published fewer than 1 000 events per millisecond it ran and the clock did not step back by
+ * more than the time between the two starts.
+ */
+export function defaultFirstEventId(now = Date.now()): bigint {
+  let id = BigInt(now) * 1000n;
+  if (id <= lastDefaultFirstEventId) id = lastDefaultFirstEventId + 1000n;
+  lastDefaultFirstEventId = id;
+  return id;
+}
+
 export interface KvEventBridgeOptions {
   readonly nc: NatsConnection;
   readonly namespace: string;
@@ -26,9 +41,10 @@ export interface KvEventBridgeOptions {
   readonly zmq?: ZmqEventSubscriberOptions;
   readonly log?: LogSink;
   /**
-   * Id of each rank's first router event. Default 0. A bridge that may restart under the same worker id
-   * should start above every id it published before (e.g. `BigInt(Date.now()) * 1000n`): routers then see
-   * a gap, and recover the restarted bridge's state from its dump, instead of taking its events for duplicates.
+   * Id of each rank's first router event (the `cleared` that opens its stream). Default
+   * `defaultFirstEventId()`: wall-clock based, so a bridge restarted under the same worker id numbers above
+   * its predecessor. With an explicit id, keep it above every id published before under this worker id,
+   * or routers drop the new events as duplicates.
    */
   readonly firstEventId?: bigint;
   /** Durable mode: make sure the component's JetStream stream exists, so published events are kept. */
@@ -62,6 +78,8 @@ export class KvEventBridge {
   /** The bridge's own index of the worker (device tier), the source of tree dumps. */
   readonly index = new RadixIndex({ trackEventIds: false });
   readonly ingest: VllmEventIngest;
+  /** Id of the `cleared` event that opens each rank's stream. */
+  readonly firstEventId: bigint;
   private readonly ranks = new Map<WorkerRankKey, RankLog>();
   private readonly subscriptions: Subscription[] = [];
   private readonly publisher: KvEventPublisher;
@@ -72,20 +90,30 @@ export class KvEventBridge {
     this.publisher = new KvEventPublisher(options.nc, options.namespace, options.component);
     this.log = new RateLimitedLog(options.log);
     const quirks = options.quirks ?? {};
+    this.firstEventId = options.firstEventId ?? defaultFirstEventId();
     this.ingest = new VllmEventIngest(
-      { blockSize: options.blockSize, quirks: () => quirks, firstEventId: options.firstEventId ?? 0n, ...(options.log ? { log: options.log } : {}) },
+      { blockSize: options.blockSize, quirks: () => quirks, firstEventId: this.firstEventId, ...(options.log ? { log: options.log } : {}) },
       (event, rank) => this.forward(event, rank),
     );
     this.zmq = new ZmqEventSubscriber(this.ingest, { ...(options.log ? { log: options.log } : {}), ...options.zmq });
   }
 
-  /** Starts answering range queries, then subscribes to the worker's ZeroMQ stream. */
+  /**
+   * Starts answering range queries, opens each rank's stream with a `cleared` event (whatever routers
+   * knew of this worker rank before is void: this bridge's index starts empty), then subscribes to the
+   * worker's ZeroMQ stream.
+   */
   static async start(options: KvEventBridgeOptions): Promise<KvEventBridge> {
     if (options.durable) await ensureKvEventStream(options.nc, options.namespace, options.component);
     const bridge = new KvEventBridge(options);
-    for (const dpRank of options.worker.dpRanks ?? [0]) {
+    const ranks = options.worker.dpRanks ?? [0];
+    for (const dpRank of ranks) {
       const subject = workerQuerySubject(options.namespace, options.component, options.worker.workerId, dpRank);
       bridge.subscriptions.push(options.nc.subscribe(subject, { callback: (_err, msg) => bridge.answer(dpRank, msg.string(), msg.reply) }));
+    }
+    for (const dpRank of ranks) {
+      const rank = { workerId: options.worker.workerId, dpRank };
+      bridge.forward(bridge.ingest.translator(rank).cleared(), rank);
     }
     await options.nc.flush();
     await bridge.zmq.addWorker(options.worker);

@@ -248,11 +248,11 @@ export class KvEventSubscriber {
 
   /** Applies an event to the index of its tier; other tiers' events advance the device index's ids as no-ops. */
   private apply(event: RouterEvent): void {
-    if (event.data.type === "cleared") {
-      for (const index of this.lowerTiers.values()) index.clearWorkerRank(event.workerId, event.dpRank);
-    }
     if (event.storageTier === "device") {
-      this.index.apply(event);
+      // A duplicate `cleared` (JetStream redelivery, a recovery overlapping live events) must not clear anything.
+      if (this.index.apply(event) !== "duplicate" && event.data.type === "cleared") {
+        for (const index of this.lowerTiers.values()) index.clearWorkerRank(event.workerId, event.dpRank);
+      }
       return;
     }
     this.index.apply({ ...event, storageTier: "device", data: { type: "removed", blockHashes: new BigUint64Array(0) } });
@@ -315,7 +315,7 @@ export class KvEventSubscriber {
         return this.finishRecovery(state);
       }
       if (answer.kind === "events" && start !== null && to !== null && covers(answer.events, start, to)) {
-        for (const event of answer.events) if (event.eventId >= start && event.eventId <= to) this.apply(event);
+        this.applyRange(state, answer.events, start, to);
         this.stats.recoveredFromEvents++;
         return this.finishRecovery(state);
       }
@@ -330,6 +330,16 @@ export class KvEventSubscriber {
     state.recovering = false;
     if (held.length > 0) this.restartAt(state, held.shift()!);
     for (const event of held) this.dispatch(event);
+  }
+
+  /**
+   * Applies recovered events `[start, to]`. An answer may start above `start` with a `cleared` (the bridge's
+   * buffer begins with one): ids restart there, so that older ids are not remembered as missing.
+   */
+  private applyRange(state: RankState, events: readonly RouterEvent[], start: bigint, to: bigint): void {
+    const first = events[0];
+    if (first !== undefined && first.eventId > start && first.data.type === "cleared") this.index.resetEventIds(state.workerId, state.dpRank, first.eventId);
+    for (const event of events) if (event.eventId >= start && event.eventId <= to) this.apply(event);
   }
 
   private replaceWithDump(state: RankState, answer: RangeAnswer): void {
@@ -350,8 +360,10 @@ export class KvEventSubscriber {
   }
 }
 
+/** Whether `events` hold every id of `[from, to]`, or start with a `cleared` after `from` and hold every id from it to `to`. */
 function covers(events: readonly RouterEvent[], from: bigint, to: bigint): boolean {
-  let next = from;
+  const first = events[0];
+  let next = first !== undefined && first.eventId > from && first.data.type === "cleared" ? first.eventId : from;
   for (const e of events) {
     if (e.eventId === next) next++;
     else if (e.eventId > next) return false;

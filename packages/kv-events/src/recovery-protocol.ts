@@ -62,8 +62,9 @@ export function decodeRangeQuery(text: string): RangeQuery {
 
 /**
  * Answers a query from a rank's ring buffer of recent events (ascending ids): `events` when the buffer
- * still holds `start`, `too_new` when `start` is past the newest id, otherwise (or with no start) the
- * full `tree_dump`.
+ * still holds `start`, or when its oldest event is a `cleared` (nothing before a clear matters, so the
+ * events from it on are the whole state; the answer then starts above `start`); `too_new` when `start`
+ * is past the newest id; otherwise (or with no start) the full `tree_dump`.
  */
 export function answerRangeQuery(
   buffer: RingBuffer<RouterEvent>,
@@ -75,7 +76,7 @@ export function answerRangeQuery(
   if (start === null) return { kind: "tree_dump", lastEventId, events: dump() };
   if (lastEventId === null || start > lastEventId) return { kind: "too_new", lastEventId, events: [] };
   const oldest = buffer.at(0);
-  if (oldest === undefined || oldest.eventId > start) return { kind: "tree_dump", lastEventId, events: dump() };
+  if (oldest === undefined || (oldest.eventId > start && oldest.data.type !== "cleared")) return { kind: "tree_dump", lastEventId, events: dump() };
   const end = query.endEventId ?? lastEventId;
   const events: RouterEvent[] = [];
   for (let i = buffer.lowerBound((e) => e.eventId >= start); i < buffer.length; i++) {

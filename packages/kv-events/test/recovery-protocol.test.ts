@@ -35,6 +35,19 @@ describe("answerRangeQuery", () => {
     expect(answerRangeQuery(b, 5n, { startEventId: 1n, endEventId: 3n }, () => dumped)).toEqual({ kind: "tree_dump", lastEventId: 5n, events: dumped });
     expect(answerRangeQuery(b, 5n, { startEventId: null, endEventId: null }, () => dumped).kind).toBe("tree_dump");
   });
+  it("answers an older start with the events from a cleared at the buffer's head (nothing before a clear matters)", () => {
+    const opened = new RingBuffer<RouterEvent>(4);
+    for (const e of [RouterEvents.cleared(w, 900n), ev(901), ev(902)]) opened.push(e);
+    const a = answerRangeQuery(opened, 902n, { startEventId: 0n, endEventId: 901n }, () => dumped);
+    expect(a.kind).toBe("events");
+    expect(a.events.map((e) => [e.eventId, e.data.type])).toEqual([
+      [900n, "cleared"],
+      [901n, "stored"],
+    ]);
+    opened.push(ev(903));
+    opened.push(ev(904)); // the cleared rolled out of the buffer
+    expect(answerRangeQuery(opened, 904n, { startEventId: 0n, endEventId: null }, () => dumped).kind).toBe("tree_dump");
+  });
   it("answers too_new for a start past the newest event or before any event", () => {
     expect(answerRangeQuery(b, 5n, { startEventId: 6n, endEventId: null }, () => dumped)).toEqual({ kind: "too_new", lastEventId: 5n, events: [] });
     expect(answerRangeQuery(buffer([]), null, { startEventId: 0n, endEventId: null }, () => dumped).kind).toBe("too_new");

@@ -91,7 +91,7 @@ describe("multi-rank workers and discovery sync", () => {
     const bridge = await KvEventBridge.start({ nc: await nats(), namespace: ns, component: "backend", blockSize: BLOCK_SIZE, worker, log: quiet });
     cleanups.push(() => bridge.close());
     const sources = [0, 1].map((dpRank) => new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: 128, eventsPerBatch: 4, seed: 10 + dpRank, dataParallelRank: dpRank }));
-    const references = [new ReferenceIndex(), new ReferenceIndex()];
+    const references = [new ReferenceIndex(bridge.firstEventId), new ReferenceIndex(bridge.firstEventId)];
     for (let i = 0; i < 60; i++) {
       for (const dpRank of [0, 1]) {
         const batch = sources[dpRank]!.nextBatch();

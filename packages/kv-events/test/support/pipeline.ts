@@ -19,20 +19,34 @@ export function canonicalState(index: RadixIndex, workerId?: bigint): string[] {
     .sort();
 }
 
-/** A directly fed index: what the router must end up with. */
+/**
+ * A directly fed index: what the router must end up with. With a bridge's first event id, it numbers
+ * events like that bridge (an opening `cleared`, then the translated events); otherwise from 0.
+ */
 export class ReferenceIndex {
   readonly index = new RadixIndex();
   private readonly translators = new Map<string, VllmEventTranslator>();
+
+  constructor(private readonly bridgeFirstEventId?: bigint) {}
 
   feed(workerId: bigint, batch: VllmEventBatch): void {
     this.feedRank(workerId, 0, batch);
   }
 
   feedRank(workerId: bigint, dpRank: number, batch: VllmEventBatch): void {
+    for (const event of this.translator(workerId, dpRank).translateBatch({ ...batch, unknownEvents: 0, invalidEvents: 0 })) this.index.apply(event);
+  }
+
+  private translator(workerId: bigint, dpRank: number): VllmEventTranslator {
     const key = `${workerId}/${dpRank}`;
     let t = this.translators.get(key);
-    if (!t) this.translators.set(key, (t = new VllmEventTranslator({ workerId, dpRank, blockSize: BLOCK_SIZE, log: quiet })));
-    for (const event of t.translateBatch({ ...batch, unknownEvents: 0, invalidEvents: 0 })) this.index.apply(event);
+    if (!t) {
+      const first = this.bridgeFirstEventId;
+      t = new VllmEventTranslator({ workerId, dpRank, blockSize: BLOCK_SIZE, log: quiet, ...(first === undefined ? {} : { firstEventId: first }) });
+      this.translators.set(key, t);
+      if (first !== undefined) this.index.apply(t.cleared());
+    }
+    return t;
   }
 
   lastEventId(workerId: bigint): bigint | undefined {
@@ -51,16 +65,47 @@ export function freshNamespace(): string {
 
 /** A simulated vLLM worker (ZeroMQ publisher with replay) and its bridge onto NATS. */
 export class SimulatedWorker {
-  readonly reference = new ReferenceIndex();
+  reference!: ReferenceIndex;
   published = 0;
+  /** Every batch published, in order (what a bridge started now would read back from the replay socket). */
+  readonly history: VllmEventBatch[] = [];
   private constructor(
     readonly workerId: bigint,
-    readonly source: SyntheticVllmWorker,
+    public source: SyntheticVllmWorker,
     public zmq: ZmqEventPublisher,
-    readonly bridge: KvEventBridge,
+    public bridge: KvEventBridge,
     readonly nc: NatsConnection,
     readonly endpoints: { endpoint: string; replayEndpoint: string },
-  ) {}
+    private readonly namespace: string,
+  ) {
+    this.rebase();
+  }
+
+  /** A reference numbered like the current bridge, fed with the whole history. */
+  private rebase(): void {
+    this.reference = new ReferenceIndex(this.bridge.firstEventId);
+    this.reference.feed(this.workerId, { ts: 0, events: [], dataParallelRank: 0 });
+    for (const batch of this.history) this.reference.feed(this.workerId, batch);
+  }
+
+  /** Stops the bridge, runs `whileDown`, and starts a new bridge (default options) under the same worker id. */
+  async restartBridge(whileDown: () => Promise<void> = async () => undefined): Promise<void> {
+    await this.bridge.close();
+    await whileDown();
+    this.bridge = await startBridge(this.nc, this.namespace, this.workerId, this.endpoints, false);
+    this.rebase();
+  }
+
+  /** Restarts the whole worker: a new vLLM publisher (empty cache, sequence from 0) with `seed`, and a new bridge. */
+  async restartWorker(seed: number): Promise<void> {
+    await this.bridge.close();
+    await this.zmq.close();
+    this.history.length = 0;
+    this.source = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: 256, eventsPerBatch: 4, seed });
+    this.zmq = await ZmqEventPublisher.open({ ...this.endpoints, bind: true });
+    this.bridge = await startBridge(this.nc, this.namespace, this.workerId, this.endpoints, false);
+    this.rebase();
+  }
 
   static async start(
     server: NatsServer,
@@ -72,28 +117,35 @@ export class SimulatedWorker {
     const endpoints = { endpoint: `tcp://127.0.0.1:${await freePort()}`, replayEndpoint: `tcp://127.0.0.1:${await freePort()}` };
     const zmq = await ZmqEventPublisher.open({ ...endpoints, bind: true });
     const nc = await connectNats(server);
-    const bridge = await KvEventBridge.start({ nc, namespace, component: "backend", blockSize: BLOCK_SIZE, worker: { workerId, ...endpoints }, log: quiet, durable: shape.durable ?? false });
+    const bridge = await startBridge(nc, namespace, workerId, endpoints, shape.durable ?? false);
     const source = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: shape.capacityBlocks ?? 256, eventsPerBatch: shape.eventsPerBatch ?? 4, seed });
-    return new SimulatedWorker(workerId, source, zmq, bridge, nc, endpoints);
+    return new SimulatedWorker(workerId, source, zmq, bridge, nc, endpoints, namespace);
   }
 
   /** Publishes `n` batches and feeds them to the reference index too. */
   async publish(n: number): Promise<void> {
-    for (let i = 0; i < n; i++) {
-      const batch = this.source.nextBatch(Date.now() / 1000);
-      this.reference.feed(this.workerId, batch);
-      await this.zmq.publish(batch);
-      this.published++;
-    }
+    for (let i = 0; i < n; i++) await this.publishBatch(this.source.nextBatch(Date.now() / 1000));
+  }
+
+  /** Publishes one batch and feeds it to the reference index too. */
+  async publishBatch(batch: VllmEventBatch): Promise<void> {
+    this.record(batch);
+    await this.zmq.publish(batch);
+    this.published++;
   }
 
   /** Generates and encodes `n` batches (feeding the reference) without sending them. */
   prepare(n: number): Uint8Array[] {
     return Array.from({ length: n }, () => {
       const batch = this.source.nextBatch(Date.now() / 1000);
-      this.reference.feed(this.workerId, batch);
+      this.record(batch);
       return encodeVllmEventBatch({ ...batch, dataParallelRank: 0 });
     });
+  }
+
+  private record(batch: VllmEventBatch): void {
+    this.history.push(batch);
+    this.reference.feed(this.workerId, batch);
   }
 
   /** Sends prepared payloads. */
@@ -109,6 +161,10 @@ export class SimulatedWorker {
     await this.zmq.close();
     await this.nc.close();
   }
+}
+
+function startBridge(nc: NatsConnection, namespace: string, workerId: bigint, endpoints: { endpoint: string; replayEndpoint: string }, durable: boolean): Promise<KvEventBridge> {
+  return KvEventBridge.start({ nc, namespace, component: "backend", blockSize: BLOCK_SIZE, worker: { workerId, ...endpoints }, log: quiet, durable });
 }
 
 export async function startRouter(server: NatsServer, namespace: string, durableConsumer?: string): Promise<{ router: KvEventSubscriber; nc: NatsConnection }> {
