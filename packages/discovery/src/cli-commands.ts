@@ -4,8 +4,10 @@ import {
   DiscoveryConfigError,
   kubernetesOptionsFromEnv,
   natsOptionsFromEnv,
+  staticOptionsFromEnv,
   type DiscoveryBackendName,
 } from "./env.js";
+import { envValue } from "./namespace.js";
 import type { WorkerRegistry } from "./registry.js";
 import { formatWorkerId } from "./worker-id.js";
 import type { WorkerChange, WorkerInfo } from "./worker.js";
@@ -15,10 +17,13 @@ export const USAGE = `Usage: dynamo-discovery <list|watch> --backend <static|nat
   list     print the workers the router would see once discovery is ready, then exit
   watch    print the list, then one line per change until interrupted
 
+Unset flags fall back to the environment variables in parentheses.
+
 Options:
+  --backend <name>            static | nats | kubernetes (DYN_DISCOVERY_BACKEND)
   --json                      JSON output (ids as decimal strings)
   --timeout <ms>              how long to wait for the first full list (default 10000)
-  static:      --file <workers.yaml|json>
+  static:      --file <workers.yaml|json>  (DYN_DISCOVERY_FILE, else an inline document in DYN_DISCOVERY_WORKERS)
   nats:        --url <nats://host:port>  (NATS_SERVER)
                --namespace <prefix>      Dynamo namespace prefix (DYN_NAMESPACE_PREFIX > DYN_NAMESPACE > vllm-agg)
                --component <name>        only this component (DYN_COMPONENT_NAME)
@@ -62,9 +67,9 @@ export async function parseCommandLine(argv: readonly string[], env: NodeJS.Proc
   });
   const [command, ...extra] = positionals;
   if ((command !== "list" && command !== "watch") || extra.length > 0) throw new DiscoveryConfigError("expected one command: list or watch");
-  const backend = values.backend as DiscoveryBackendName | undefined;
+  const backend = (values.backend ?? envValue(env, "DYN_DISCOVERY_BACKEND")) as DiscoveryBackendName | undefined;
   if (backend === undefined || !DISCOVERY_BACKENDS.includes(backend)) {
-    throw new DiscoveryConfigError(`--backend must be one of ${DISCOVERY_BACKENDS.join(", ")}`);
+    throw new DiscoveryConfigError(`--backend (or DYN_DISCOVERY_BACKEND) must be one of ${DISCOVERY_BACKENDS.join(", ")}`);
   }
   const timeoutMs = Number(values.timeout);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new DiscoveryConfigError(`--timeout "${values.timeout}" is not a positive integer`);
@@ -77,9 +82,13 @@ export async function parseCommandLine(argv: readonly string[], env: NodeJS.Proc
   let registry: WorkerRegistry;
   switch (backend) {
     case "static": {
-      if (values.file === undefined) throw new DiscoveryConfigError("--backend static needs --file");
+      const merged = overlay({ DYN_DISCOVERY_FILE: values.file });
+      if (envValue(merged, "DYN_DISCOVERY_FILE") === undefined && envValue(merged, "DYN_DISCOVERY_WORKERS") === undefined) {
+        throw new DiscoveryConfigError("--backend static needs --file, DYN_DISCOVERY_FILE or DYN_DISCOVERY_WORKERS");
+      }
+      const options = staticOptionsFromEnv(merged);
       const { StaticDiscovery } = await import("./static/backend.js");
-      registry = new StaticDiscovery({ file: values.file, pollIntervalMs: 1000 });
+      registry = new StaticDiscovery("file" in options ? { ...options, pollIntervalMs: 1000 } : options);
       break;
     }
     case "nats": {

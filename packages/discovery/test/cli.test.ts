@@ -79,9 +79,36 @@ describe("dynamo-discovery command", () => {
     expect(invalid.code).toBe(1);
     expect(invalid.stderr).toContain(`${broken}:3:11: workers[0].http: must be host:port`);
 
-    const usage = await cli(["list", "--backend", "static"]);
+    const usage = await cli(["list", "--backend", "static"], { DYN_DISCOVERY_FILE: "", DYN_DISCOVERY_WORKERS: "" });
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toMatch(/needs --file/);
+    expect(usage.stderr).toMatch(/needs --file, DYN_DISCOVERY_FILE or DYN_DISCOVERY_WORKERS/);
+    const noBackend = await cli(["list"], { DYN_DISCOVERY_BACKEND: "" });
+    expect(noBackend.code).toBe(2);
+    expect(noBackend.stderr).toMatch(/--backend \(or DYN_DISCOVERY_BACKEND\) must be one of/);
+  });
+
+  it("falls back to the environment for unset flags: DYN_DISCOVERY_FILE, DYN_DISCOVERY_WORKERS, DYN_DISCOVERY_BACKEND", async () => {
+    const listed = (stdout: string): string[] => (JSON.parse(stdout) as { name: string }[]).map((w) => w.name).sort();
+    const fromFile = await cli(["list", "--backend", "static", "--json"], { DYN_DISCOVERY_FILE: file, DYN_DISCOVERY_WORKERS: "" });
+    expect(fromFile.code).toBe(0);
+    expect(listed(fromFile.stdout)).toEqual(["big-id", "decode-0"]);
+
+    const inline = await cli(["list", "--json"], {
+      DYN_DISCOVERY_BACKEND: "static",
+      DYN_DISCOVERY_FILE: "",
+      DYN_DISCOVERY_WORKERS: "[{name: inline-0, http: '127.0.0.1:9000'}]",
+    });
+    expect(inline.code).toBe(0);
+    expect(listed(inline.stdout)).toEqual(["inline-0"]);
+
+    // A flag wins over the environment.
+    const flagged = await cli(["list", "--backend", "static", "--file", file, "--json"], {
+      DYN_DISCOVERY_BACKEND: "nats",
+      DYN_DISCOVERY_FILE: join(dir, "missing.yaml"),
+      DYN_DISCOVERY_WORKERS: "[{name: inline-0, http: '127.0.0.1:9000'}]",
+    });
+    expect(flagged.code).toBe(0);
+    expect(listed(flagged.stdout)).toEqual(["big-id", "decode-0"]);
   });
 
   it("streams changes with watch until interrupted", async () => {
