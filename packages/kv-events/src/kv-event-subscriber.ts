@@ -10,7 +10,7 @@ import {
 } from "@dynamo/kv-indexer";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumerMessages } from "@nats-io/jetstream";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { NatsConnection, Status, Subscription } from "@nats-io/transport-node";
 import { consumeKvEventStream } from "./jetstream.js";
 import { RateLimitedLog, type LogSink } from "./log.js";
 import { ConcurrencyLimit, queryEventRange } from "./nats-request.js";
@@ -69,6 +69,10 @@ export interface KvEventSubscriberStats {
   recoveryFailures: number;
   /** Events of workers removed by `removeWorker`, dropped. */
   droppedFromRemovedWorkers: number;
+  /** Reconnections of the NATS connection seen. */
+  reconnects: number;
+  /** Queries for the events after a rank's last id, sent because of a reconnection. */
+  reconnectCatchUps: number;
 }
 
 interface RankState {
@@ -79,6 +83,8 @@ interface RankState {
   /** Bumped to abandon a running recovery (removal, clear barrier). */
   generation: number;
   held: RouterEvent[];
+  /** The connection came back while a recovery ran: ask for the events after the last id once it ends. */
+  catchUpPending: boolean;
 }
 
 
@@ -90,6 +96,8 @@ interface RankState {
  * event and the ones after it are held until the missing range is applied, because a store whose
  * parent is in the gap would otherwise be skipped. When the bridge's buffer no longer holds the range,
  * its dump replaces the rank's state. A `cleared` event is a barrier: it abandons the rank's recovery.
+ * When the NATS connection comes back after an outage, every known rank is asked for the events after
+ * its last id, so that losses are recovered even if the worker stays quiet afterwards.
  */
 export class KvEventSubscriber {
   readonly stats: KvEventSubscriberStats = {
@@ -100,6 +108,8 @@ export class KvEventSubscriber {
     recoveredFromDump: 0,
     recoveryFailures: 0,
     droppedFromRemovedWorkers: 0,
+    reconnects: 0,
+    reconnectCatchUps: 0,
   };
   /** Device-tier index: the one routing decisions use. */
   readonly index: RadixIndex;
@@ -110,6 +120,7 @@ export class KvEventSubscriber {
   private readonly limit: ConcurrencyLimit;
   private readonly log: RateLimitedLog;
   private subscription: Subscription | ConsumerMessages | undefined;
+  private statusWatch: AsyncIterable<Status> | undefined;
   private readonly idle = new Set<Promise<void>>();
   /** Aborted by `close()`: ends recovery backoffs at once. */
   private readonly closing = new AbortController();
@@ -132,7 +143,41 @@ export class KvEventSubscriber {
     } else {
       subscriber.subscription = await consumeKvEventStream(nc, namespace, component, durableConsumer, receive);
     }
+    subscriber.watchReconnects(nc);
     return subscriber;
+  }
+
+  private watchReconnects(nc: NatsConnection): void {
+    const status = nc.status();
+    this.statusWatch = status;
+    void (async () => {
+      for await (const s of status) if (s.type === "reconnect" && !this.closing.signal.aborted) this.catchUpAfterReconnect();
+    })().catch((err: unknown) => this.log.warn("status", `kv-events subscriber: connection status watch failed: ${(err as Error).message}`));
+  }
+
+  /**
+   * The connection came back: events published meanwhile never reached the subscription, and a worker
+   * that goes quiet would never reveal the gap. Ask every known rank for the events after its last id
+   * (answered with those events, `too_new` when nothing is missing, or the bridge's dump).
+   */
+  private catchUpAfterReconnect(): void {
+    this.stats.reconnects++;
+    for (const state of this.ranks.values()) {
+      if (state.recovering) state.catchUpPending = true;
+      else this.catchUp(state);
+    }
+  }
+
+  private catchUp(state: RankState): void {
+    state.catchUpPending = false;
+    this.stats.reconnectCatchUps++;
+    const last = this.index.lastEventId(state.workerId, state.dpRank);
+    void this.recover(state, last === undefined ? null : last + 1n, null);
+  }
+
+  /** Runs the catch-up a reconnection asked for while the rank was recovering. */
+  private catchUpIfPending(state: RankState): void {
+    if (state.catchUpPending && !state.recovering && this.ranks.get(workerRankKey(state.workerId, state.dpRank)) === state) this.catchUp(state);
   }
 
   /** Index of a lower storage tier (host_pinned, disk, external); created on first use. */
@@ -174,11 +219,13 @@ export class KvEventSubscriber {
     } else if (event.data.type === "cleared") {
       this.abandonRecovery(state);
       this.restartAt(state, event);
+      this.catchUpIfPending(state);
     } else if (state.held.length >= this.policy.maxHeldEvents) {
       this.log.warn("held", `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery too slow, clearing the rank`);
       this.abandonRecovery(state);
       this.stats.recoveryFailures++;
       this.restartAt(state, event);
+      this.catchUpIfPending(state);
     } else {
       state.held.push(event);
     }
@@ -220,6 +267,7 @@ export class KvEventSubscriber {
     const subscription = this.subscription;
     if (subscription && "unsubscribe" in subscription) subscription.unsubscribe();
     else await subscription?.close();
+    (this.statusWatch as { stop?: () => void } | undefined)?.stop?.();
     for (const state of this.ranks.values()) this.abandonRecovery(state);
     this.closing.abort();
     await this.settled();
@@ -228,7 +276,7 @@ export class KvEventSubscriber {
   private rankState(workerId: bigint, dpRank: number): RankState {
     const key = workerRankKey(workerId, dpRank);
     let state = this.ranks.get(key);
-    if (!state) this.ranks.set(key, (state = { workerId, dpRank, recovering: false, generation: 0, held: [] }));
+    if (!state) this.ranks.set(key, (state = { workerId, dpRank, recovering: false, generation: 0, held: [], catchUpPending: false }));
     return state;
   }
 
@@ -277,7 +325,10 @@ export class KvEventSubscriber {
     state.held = [];
   }
 
-  /** Fetches `[from, to]` (or, with `from` null, the whole state) and applies it, then the held events. */
+  /**
+   * Fetches `[from, to]` (`to` null: up to the newest; `from` null: the whole state) and applies it, then
+   * the held events.
+   */
   private recover(state: RankState, from: bigint | null, to: bigint | null): Promise<void> {
     state.recovering = true;
     const generation = state.generation;
@@ -314,32 +365,38 @@ export class KvEventSubscriber {
         this.stats.recoveredFromDump++;
         return this.finishRecovery(state);
       }
-      if (answer.kind === "events" && start !== null && to !== null && covers(answer.events, start, to)) {
+      if (answer.kind === "events" && start !== null && covers(answer.events, start, to)) {
         this.applyRange(state, answer.events, start, to);
         this.stats.recoveredFromEvents++;
         return this.finishRecovery(state);
+      }
+      if (answer.kind === "too_new" && start !== null && to === null && answer.lastEventId !== null && answer.lastEventId + 1n === start) {
+        return this.finishRecovery(state); // asked for anything newer: nothing is missing
       }
       // Too new, or not the whole range: the bridge's history does not match ours (it restarted). Ask for its state.
       start = null;
     }
     if (state.generation !== generation) return;
     this.stats.recoveryFailures++;
-    this.log.warn("recovery", `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery failed, clearing the rank to re-warm`);
     const held = state.held;
     state.held = [];
     state.recovering = false;
+    const outcome = held.length > 0 ? "clearing the rank to re-warm" : "keeping the rank's state";
+    this.log.warn("recovery", `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery failed, ${outcome}`);
     if (held.length > 0) this.restartAt(state, held.shift()!);
     for (const event of held) this.dispatch(event);
+    this.catchUpIfPending(state);
   }
 
   /**
-   * Applies recovered events `[start, to]`. An answer may start above `start` with a `cleared` (the bridge's
-   * buffer begins with one): ids restart there, so that older ids are not remembered as missing.
+   * Applies recovered events `[start, to]` (`to` null: all from `start`). An answer may start above
+   * `start` with a `cleared` (the bridge's buffer begins with one): ids restart there, so that older ids
+   * are not remembered as missing.
    */
-  private applyRange(state: RankState, events: readonly RouterEvent[], start: bigint, to: bigint): void {
+  private applyRange(state: RankState, events: readonly RouterEvent[], start: bigint, to: bigint | null): void {
     const first = events[0];
     if (first !== undefined && first.eventId > start && first.data.type === "cleared") this.index.resetEventIds(state.workerId, state.dpRank, first.eventId);
-    for (const event of events) if (event.eventId >= start && event.eventId <= to) this.apply(event);
+    for (const event of events) if (event.eventId >= start && (to === null || event.eventId <= to)) this.apply(event);
   }
 
   private replaceWithDump(state: RankState, answer: RangeAnswer): void {
@@ -357,16 +414,20 @@ export class KvEventSubscriber {
     state.held = [];
     state.recovering = false;
     for (const event of held) this.dispatch(event);
+    this.catchUpIfPending(state);
   }
 }
 
-/** Whether `events` hold every id of `[from, to]`, or start with a `cleared` after `from` and hold every id from it to `to`. */
-function covers(events: readonly RouterEvent[], from: bigint, to: bigint): boolean {
+/**
+ * Whether `events` hold every id of `[from, to]`, or start with a `cleared` after `from` and hold every id
+ * from it to `to`. With `to` null: at least one event, without holes.
+ */
+function covers(events: readonly RouterEvent[], from: bigint, to: bigint | null): boolean {
   const first = events[0];
   let next = first !== undefined && first.eventId > from && first.data.type === "cleared" ? first.eventId : from;
   for (const e of events) {
     if (e.eventId === next) next++;
     else if (e.eventId > next) return false;
   }
-  return next > to;
+  return to === null ? events.length > 0 : next > to;
 }

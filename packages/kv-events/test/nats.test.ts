@@ -1,6 +1,7 @@
 import { NatsServer, waitFor } from "@dynamo/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SyntheticVllmWorker, ZmqEventPublisher, kvEventSubject, workerQuerySubject } from "../src/index.js";
+import { TcpProxy } from "./support/tcp-proxy.js";
 import { BLOCK_SIZE, ReferenceIndex, SimulatedWorker, canonicalState, converged, freshNamespace, startRouter } from "./support/pipeline.js";
 
 let server: NatsServer;
@@ -85,6 +86,68 @@ describe("NATS event plane", () => {
     // Events published while the router's subscription was not yet back on the server came through recovery.
     const lost = w.bridge.stats.published - r.stats.received;
     expect(lost === 0 || r.stats.recoveredFromEvents + r.stats.recoveredFromDump > 0).toBe(true);
+    expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
+  });
+
+  it("recovers the events lost while the NATS server restarted mid-stream, although the worker goes quiet afterwards", async () => {
+    const ns = freshNamespace();
+    // The router reaches the server through a forwarder, so that its side can be kept down until the bridge,
+    // reconnected directly, has published the rest of the stream: those events are lost for sure.
+    const proxy = await TcpProxy.start(server.port);
+    cleanups.push(() => proxy.close());
+    const { router: r, nc } = await startRouter(server, ns, undefined, `nats://${proxy.url}`);
+    cleanups.push(() => nc.close(), () => r.close());
+    const w = await worker(ns, 13n);
+    let running = true;
+    const stream = (async () => {
+      while (running) {
+        await w.publish(2);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    await waitFor(() => w.published > 100 && r.stats.received > 200, "traffic before the restart");
+    await proxy.cut();
+    await server.restart();
+    const afterRestart = w.published;
+    await waitFor(() => w.published > afterRestart + 100, "traffic after the restart", 20_000);
+    running = false;
+    await stream;
+    await bridgeCaughtUp(w);
+    await w.nc.flush(); // the server has every event the bridge published
+    const { received, gaps } = r.stats;
+    expect(r.index.lastEventId(13n, 0)).toBeLessThan(w.bridge.lastEventId(0)! - 400n); // at least the 100 batches after the restart are lost
+    await proxy.restore(); // the worker stays quiet: only the reconnection can reveal the loss
+    await converged(r, w);
+    expect(r.stats.received).toBe(received);
+    expect(r.stats.gaps).toBe(gaps);
+    expect(r.stats.reconnects).toBe(1);
+    expect(r.stats.reconnectCatchUps).toBe(1);
+    expect(r.stats.recoveredFromEvents).toBeGreaterThanOrEqual(1);
+    expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
+  });
+
+  it("on every reconnection asks each rank for what came after its last id: nothing, or the dump once the buffer rolled over", async () => {
+    const ns = freshNamespace();
+    const proxy = await TcpProxy.start(server.port);
+    cleanups.push(() => proxy.close());
+    const { router: r, nc } = await startRouter(server, ns, undefined, `nats://${proxy.url}`);
+    cleanups.push(() => nc.close(), () => r.close());
+    const w = await worker(ns, 20n);
+    await w.publish(20);
+    await converged(r, w);
+    await nc.reconnect(); // nothing was lost
+    await waitFor(() => r.stats.reconnectCatchUps === 1 && r.recovering === 0 && w.bridge.stats.answered.too_new === 1, "the catch-up after the reconnection");
+    expect(r.stats.recoveredFromEvents + r.stats.recoveredFromDump).toBe(0);
+    expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
+
+    await proxy.cut();
+    await w.publish(300); // 1 200 events: more than the bridge's buffer keeps
+    await bridgeCaughtUp(w);
+    await w.nc.flush();
+    await proxy.restore();
+    await converged(r, w);
+    expect(r.stats).toMatchObject({ reconnects: 2, reconnectCatchUps: 2, recoveredFromDump: 1, recoveredFromEvents: 0 });
+    expect(w.bridge.stats.answered.tree_dump).toBe(1);
     expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
   });
 

@@ -54,8 +54,9 @@ export class ReferenceIndex {
   }
 }
 
-export function connectNats(server: NatsServer): Promise<NatsConnection> {
-  return connectEventPlane(server.url, { reconnectTimeWait: 100, pingInterval: 2_000 });
+/** A connection to `server`, or to another address of it (e.g. a `TcpProxy` in front of it). */
+export function connectNats(server: NatsServer, url = server.url): Promise<NatsConnection> {
+  return connectEventPlane(url, { reconnectTimeWait: 100, pingInterval: 2_000, ignoreClusterUpdates: true });
 }
 
 let namespaces = 0;
@@ -167,8 +168,8 @@ function startBridge(nc: NatsConnection, namespace: string, workerId: bigint, en
   return KvEventBridge.start({ nc, namespace, component: "backend", blockSize: BLOCK_SIZE, worker: { workerId, ...endpoints }, log: quiet, durable });
 }
 
-export async function startRouter(server: NatsServer, namespace: string, durableConsumer?: string): Promise<{ router: KvEventSubscriber; nc: NatsConnection }> {
-  const nc = await connectNats(server);
+export async function startRouter(server: NatsServer, namespace: string, durableConsumer?: string, url?: string): Promise<{ router: KvEventSubscriber; nc: NatsConnection }> {
+  const nc = await connectNats(server, url);
   const router = await KvEventSubscriber.start({
     ...(durableConsumer === undefined ? {} : { durableConsumer }),
     nc,
