@@ -1,9 +1,11 @@
 import { defineConfig } from "tsup";
 
+// The library and the `dynamo-discovery` command (the `bin` of package.json): the command runs on
+// plain Node from the build, with no TypeScript loader.
 export default defineConfig({
-  entry: ["src/index.ts"],
+  entry: { index: "src/index.ts", cli: "src/cli.ts" },
   format: ["esm"],
-  dts: true,
+  dts: { entry: { index: "src/index.ts" } },
   sourcemap: true,
   clean: true,
   target: "node20",

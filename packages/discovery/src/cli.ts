@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { describeProblem } from "./registry.js";
 import { DiscoveryConfigError } from "./env.js";
 import { USAGE, changeLine, parseCommandLine, workersJson, workersTable } from "./cli-commands.js";

@@ -1,7 +1,7 @@
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { connect } from "@nats-io/transport-node";
@@ -10,8 +10,26 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NatsWorkerRegistrar, formatWorkerId, podWorkerId, workerIdFromName } from "../src/index.js";
 import { FakeKubeApi, pod } from "./fake-kube-api.js";
 
-const BIN = fileURLToPath(new URL("../bin/dynamo-discovery.mjs", import.meta.url));
+const PACKAGE_DIR = fileURLToPath(new URL("..", import.meta.url));
 const run = promisify(execFile);
+
+/** The package's own tsup build (its config from the package directory), minus declarations and maps. */
+const BUILD = `import { build } from "tsup"; await build({ outDir: process.argv[1], dts: false, sourcemap: false, silent: true });`;
+
+/**
+ * Builds the package into a directory laid out like an installed copy, `package.json` beside `dist/`,
+ * and returns the path its `bin` entry names. The directory sits in the package's node_modules, so
+ * the build's imports resolve the way they do once installed, without the workspace's TypeScript
+ * sources or a loader.
+ */
+async function buildInstalledCopy(root: string): Promise<string> {
+  await run(process.execPath, ["--input-type=module", "-e", BUILD, join(root, "dist")], { cwd: PACKAGE_DIR, timeout: 60_000 });
+  copyFileSync(join(PACKAGE_DIR, "package.json"), join(root, "package.json"));
+  const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { bin: Record<string, string> };
+  return join(root, manifest.bin["dynamo-discovery"]!);
+}
+
+let BIN: string;
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -26,8 +44,12 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
 describe("dynamo-discovery command", () => {
   let dir: string;
   let file: string;
+  let installed: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
+    mkdirSync(join(PACKAGE_DIR, "node_modules"), { recursive: true });
+    installed = mkdtempSync(join(PACKAGE_DIR, "node_modules", ".cli-build-"));
+    BIN = await buildInstalledCopy(installed);
     dir = mkdtempSync(join(tmpdir(), "discovery-cli-"));
     file = join(dir, "workers.yaml");
     writeFileSync(
@@ -47,7 +69,19 @@ describe("dynamo-discovery command", () => {
       ].join("\n"),
     );
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => {
+    for (const path of [installed, dir]) if (path) rmSync(path, { recursive: true, force: true });
+  });
+
+  it("is built as an executable command that runs on plain Node, as installed", async () => {
+    expect(BIN).toBe(join(installed, "dist", "cli.js"));
+    expect(readFileSync(BIN, "utf8").startsWith("#!/usr/bin/env node\n")).toBe(true);
+    expect(statSync(BIN).mode & 0o111).not.toBe(0);
+    // Run through its shebang, the way the bin link runs it, with Node first on the PATH.
+    const PATH = [dirname(process.execPath), process.env["PATH"] ?? ""].join(delimiter);
+    const { stdout } = await run(BIN, ["list", "--backend", "static", "--file", file, "--json"], { env: { ...process.env, PATH }, timeout: 30_000 });
+    expect((JSON.parse(stdout) as { name: string }[]).map((w) => w.name).sort()).toEqual(["big-id", "decode-0"]);
+  });
 
   it("prints the static list as a table", async () => {
     const { code, stdout } = await cli(["list", "--backend", "static", "--file", file]);
