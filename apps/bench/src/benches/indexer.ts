@@ -213,6 +213,12 @@ function memoryMB(): number {
 setFlagsFromString("--expose-gc");
 const collectGarbage = runInNewContext("gc") as () => void;
 
+async function settledGarbage(): Promise<void> {
+  collectGarbage();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  collectGarbage();
+}
+
 export const bench: Bench = {
   name: "indexer",
   description:
@@ -232,12 +238,13 @@ export const bench: Bench = {
       rounds.push(runRound(stream));
       ctx.progress.update("timed rounds", r + 1, options.rounds);
     }
-    // Memory of one index holding the final state (heap objects + typed-array buffers).
-    collectGarbage();
+    // Memory of one index holding the final state (heap objects + typed-array buffers). Array-buffer
+    // memory is released off the main thread after a collection, so settle before each reading.
+    await settledGarbage();
     const before = memoryMB();
     const index = new RadixIndex();
     for (const event of stream.events) index.apply(event);
-    collectGarbage();
+    await settledGarbage();
     const indexMB = memoryMB() - before;
     if (index.size !== rounds[0]!.size) throw new Error("index size differs between runs");
     // Headline: the median round by combined throughput; the best round approximates a quiet machine.
