@@ -27,4 +27,9 @@ export default [
       "no-console": "off",
     },
   },
+  {
+    // Build configuration, not package code: every package's tsup config extends the shared one in tools/.
+    files: ["**/tsup.config.ts"],
+    rules: { "@nx/enforce-module-boundaries": "off" },
+  },
 ];

@@ -1,11 +1,4 @@
-import { defineConfig } from "tsup";
+import { packageBuild } from "../../tools/tsup-package.js";
 
-export default defineConfig({
-  // The pool worker is its own entry: worker threads load dist/pool-worker.js by file name.
-  entry: ["src/index.ts", "src/pool-worker.ts"],
-  format: ["esm"],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: "node20",
-});
+// The pool worker is its own entry: worker threads load dist/pool-worker.js by file name.
+export default packageBuild({ entry: ["src/index.ts", "src/pool-worker.ts"] });
