@@ -1,4 +1,4 @@
-import { NatsServer } from "@dynamo/testkit";
+import { NatsServer, waitFor } from "@dynamo/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { SimulatedWorker, canonicalState, converged, freshNamespace, startRouter } from "./support/pipeline.js";
 
@@ -11,34 +11,88 @@ afterAll(async () => {
 });
 
 const EVENTS_PER_BATCH = 10;
-const BATCHES_PER_SECOND = 1_000; // 10 000 events/s
-const DURATION_MS = 2_500;
+const EVENTS_PER_SECOND = 10_000;
+const WINDOW_MS = 3_000;
+const WINDOW_BATCHES = (EVENTS_PER_SECOND * WINDOW_MS) / 1000 / EVENTS_PER_BATCH;
+const WARM_UP_BATCHES = 300;
+/** The sender must have kept to at least this share of the schedule over the window. */
+const MIN_OFFERED_SHARE = 0.95;
+/** Events the router may be behind the sender at any moment of the window: a quarter of a second of traffic. */
+const MAX_LAG_EVENTS = 2_500;
+/** Time the router may take to apply the last events once the sender stopped. */
+const SETTLE_MS = 2_000;
+/**
+ * Windows measured at most. The machine is shared: another process taking the CPU for a while holds
+ * everything in this process back (sender included), so a window spoilt that way is measured again; one
+ * window must meet every bound.
+ */
+const MAX_WINDOWS = 3;
 
-it("sustains 10 000 events/s through the bridge, ending with the router's index equal to a directly fed one", async () => {
+interface Window {
+  offeredPerSecond: number;
+  maxLagEvents: number;
+  settleMs: number | null;
+  ok: boolean;
+}
+
+/** Sends `payloads` at `EVENTS_PER_SECOND` (the batches due are sent every ~2 ms, catching up when behind). */
+async function sendOnSchedule(worker: SimulatedWorker, payloads: readonly Uint8Array[]): Promise<void> {
+  const started = performance.now();
+  let done = 0;
+  while (done < payloads.length) {
+    const due = Math.min(payloads.length, Math.floor(((performance.now() - started) * EVENTS_PER_SECOND) / 1000 / EVENTS_PER_BATCH));
+    if (due > done) {
+      await worker.send(payloads.slice(done, due));
+      done = due;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+it("sustains 10 000 events/s through ZeroMQ, the bridge and NATS: the router keeps up during the run and ends equal to a directly fed index", async () => {
   const ns = freshNamespace();
   const { router, nc } = await startRouter(server, ns);
   const worker = await SimulatedWorker.start(server, ns, 21n, 5, { eventsPerBatch: EVENTS_PER_BATCH, capacityBlocks: 2_048 });
   try {
-    // Generate, encode and feed the reference up front: during the run this process only sends, bridges and routes.
-    const payloads = worker.prepare((DURATION_MS * BATCHES_PER_SECOND) / 1000);
-    const started = performance.now();
-    let elapsed = 0;
-    while (worker.published < payloads.length) {
-      // Keep to the schedule (one batch per millisecond since the start), catching up when behind.
-      const due = Math.min(payloads.length, Math.floor(elapsed * (BATCHES_PER_SECOND / 1000)));
-      if (due > worker.published) await worker.send(payloads.slice(worker.published, due));
-      await new Promise((resolve) => setTimeout(resolve, 2));
-      elapsed = performance.now() - started;
-    }
-    const sendSeconds = (performance.now() - started) / 1000;
-    const events = worker.published * EVENTS_PER_BATCH;
-    expect(events).toBe(25_000);
-    // The schedule offers 10 000 events/s; sender, bridge and router share this thread, so a pipeline that
-    // could not keep up would hold the sender back. The margin is for a machine busy with other work.
-    expect(events / sendSeconds).toBeGreaterThan(7_000);
+    const first = worker.bridge.firstEventId;
+    await waitFor(() => router.index.lastEventId(21n, 0) === first, "the bridge's opening event at the router");
+    const applied = () => Number(router.index.lastEventId(21n, 0)! - first);
+    const sent = () => worker.published * EVENTS_PER_BATCH;
+    const caughtUp = () => applied() === sent();
 
-    await converged(router, worker, 60_000);
-    expect(worker.bridge.stats.published).toBe(events + 1); // and the opening `cleared`
+    await sendOnSchedule(worker, worker.prepare(WARM_UP_BATCHES)); // let the JIT compile the whole path first
+    await waitFor(caughtUp, "the warm-up events at the router", SETTLE_MS);
+
+    const measure = async (): Promise<Window> => {
+      // Generated, encoded and fed to the reference before the window: during it this process only sends, bridges and routes.
+      const payloads = worker.prepare(WINDOW_BATCHES);
+      let maxLagEvents = 0;
+      const sampler = setInterval(() => (maxLagEvents = Math.max(maxLagEvents, sent() - applied())), 20);
+      const started = performance.now();
+      try {
+        await sendOnSchedule(worker, payloads);
+      } finally {
+        clearInterval(sampler);
+      }
+      const stopped = performance.now();
+      const offeredPerSecond = (WINDOW_BATCHES * EVENTS_PER_BATCH) / ((stopped - started) / 1000);
+      const settled = await waitFor(caughtUp, "the router", SETTLE_MS).then(
+        () => true,
+        () => false,
+      );
+      const settleMs = settled ? performance.now() - stopped : null;
+      await waitFor(caughtUp, "the router to catch up before the next window", 30_000);
+      const ok = offeredPerSecond >= MIN_OFFERED_SHARE * EVENTS_PER_SECOND && maxLagEvents <= MAX_LAG_EVENTS && settleMs !== null;
+      return { offeredPerSecond: Math.round(offeredPerSecond), maxLagEvents, settleMs: settleMs === null ? null : Math.round(settleMs), ok };
+    };
+    const windows: Window[] = [];
+    while (windows.length < MAX_WINDOWS && !windows.some((w) => w.ok)) windows.push(await measure());
+    expect(windows.some((w) => w.ok), `no window met the bounds: ${JSON.stringify(windows)}`).toBe(true);
+
+    await converged(router, worker, SETTLE_MS);
+    expect(router.stats.gaps + router.stats.recoveredFromDump + router.stats.recoveredFromEvents + router.stats.malformed).toBe(0);
+    expect(router.stats.received).toBe(sent() + 1); // and the opening `cleared`
+    expect(worker.bridge.stats.published).toBe(sent() + 1);
     expect(canonicalState(router.index)).toEqual(canonicalState(worker.reference.index));
     expect(router.index.size).toBe(worker.reference.index.size);
     expect(router.index.size).toBeGreaterThan(1_000);
