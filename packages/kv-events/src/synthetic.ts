@@ -26,8 +26,9 @@ interface CachedBlock {
 
 /**
  * A deterministic stand-in for a vLLM engine's KV-event stream: stores that start at block 0 or extend
- * cached blocks, and lazy removals of the least recently stored leaf blocks once the cache is full
- * (so every removal is valid). Engine hashes are spread over the whole u64 range.
+ * cached blocks, lazy removals of the least recently stored leaf blocks once the cache is full (so every
+ * removal is valid), and on demand a cache reset (`clearCache`). Engine hashes are spread over the whole
+ * u64 range.
  */
 export class SyntheticVllmWorker {
   private readonly blocks = new Map<bigint, CachedBlock>();
@@ -63,6 +64,20 @@ export class SyntheticVllmWorker {
       }
     }
     return { ts, events, dataParallelRank: this.options.dataParallelRank ?? null };
+  }
+
+  /**
+   * Resets the prefix cache like vLLM's `reset_prefix_cache`: every cached block is forgotten (no
+   * `BlockRemoved` for them, evictions still pending included) and the returned batch holds one
+   * `AllBlocksCleared`. Later stores start from block 0 again.
+   */
+  clearCache(ts = 0): VllmEventBatch {
+    this.blocks.clear();
+    this.hashes.length = 0;
+    this.positions.clear();
+    this.leaves.clear();
+    this.pendingRemovals = [];
+    return { ts, events: [{ type: "AllBlocksCleared" }], dataParallelRank: this.options.dataParallelRank ?? null };
   }
 
   private store(): VllmKvEvent {

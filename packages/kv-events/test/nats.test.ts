@@ -189,6 +189,23 @@ describe("NATS event plane", () => {
     expect(now.filter((line) => old.includes(line))).toEqual([]);
   });
 
+  it("empties the router's rank on an AllBlocksCleared from the worker, and later stores re-warm it", async () => {
+    const ns = freshNamespace();
+    const r = await router(ns);
+    const w = await worker(ns, 22n);
+    await w.publish(30);
+    await converged(r, w);
+    expect(r.index.size).toBeGreaterThan(50);
+    await w.publishBatch(w.source.clearCache(Date.now() / 1000));
+    await converged(r, w);
+    expect(canonicalState(r.index, 22n)).toEqual([]);
+    expect(r.index.size).toBe(0);
+    await w.publish(10);
+    await converged(r, w);
+    expect(r.index.size).toBeGreaterThan(0);
+    expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
+  });
+
   it("counts and drops malformed payloads and messages at every stage, and carries on", async () => {
     const ns = freshNamespace();
     const r = await router(ns);

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   SyntheticVllmWorker,
   VllmEventIngest,
+  VllmEventTranslator,
   ZmqEventPublisher,
   ZmqEventSubscriber,
   encodeSeq,
@@ -12,6 +13,7 @@ import {
   requestReplay,
   type ZmqBatchHandler,
   type ZmqBatchInfo,
+  type VllmEventBatch,
   type ZmqResetReason,
 } from "../src/index.js";
 import { freePortRun } from "./support/pipeline.js";
@@ -317,6 +319,35 @@ describe("ZmqEventSubscriber on a quiet publisher", () => {
 });
 
 describe("direct ingestion (ZeroMQ → translation → index, no NATS)", () => {
+  it("empties the rank on an AllBlocksCleared sent over ZeroMQ, and later stores re-warm it", async () => {
+    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const replayEndpoint = `tcp://127.0.0.1:${await freePort()}`;
+    const p = await ZmqEventPublisher.open({ endpoint, replayEndpoint, bind: true });
+    const index = new RadixIndex();
+    const ingest = new VllmEventIngest({ blockSize: 16, log: quiet }, (event) => index.apply(event));
+    const sub = new ZmqEventSubscriber(ingest, { log: quiet });
+    cleanups.push(() => p.close(), () => sub.close());
+    await sub.addWorker({ workerId: 6n, endpoint, replayEndpoint });
+    const source = new SyntheticVllmWorker({ blockSize: 16, capacityBlocks: 64, eventsPerBatch: 4, seed: 8 });
+    const reference = new RadixIndex();
+    const translator = new VllmEventTranslator({ workerId: 6n, dpRank: 0, blockSize: 16, log: quiet });
+    const publish = async (batch: VllmEventBatch) => {
+      for (const event of translator.translateBatch({ ...batch, unknownEvents: 0, invalidEvents: 0 })) reference.apply(event);
+      await p.publish(batch);
+    };
+    for (let i = 0; i < 30; i++) await publish(source.nextBatch());
+    await waitFor(() => index.lastEventId(6n, 0) === 119n, "the first 30 batches");
+    expect(index.size).toBeGreaterThan(30);
+    await publish(source.clearCache());
+    await waitFor(() => index.lastEventId(6n, 0) === 120n, "the clear");
+    expect(index.size).toBe(0);
+    for (let i = 0; i < 10; i++) await publish(source.nextBatch());
+    await waitFor(() => index.lastEventId(6n, 0) === 160n, "the stores after the clear");
+    expect(index.size).toBeGreaterThan(0);
+    expect(index.dump()).toEqual(reference.dump());
+    expect(index.errorCounts).toEqual(reference.errorCounts);
+  });
+
   it("stops delivering a removed worker's batches, even those already queued, and forgets its event ids", async () => {
     const endpoint = `tcp://127.0.0.1:${await freePort()}`;
     const replayEndpoint = `tcp://127.0.0.1:${await freePort()}`;
