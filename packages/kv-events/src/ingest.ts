@@ -9,6 +9,8 @@ export interface VllmPublisherQuirks {
   readonly zeroParentIsRoot?: boolean;
   /** Cache namespace salt for events without their own `cache_salt`. */
   readonly defaultCacheSalt?: string | null;
+  /** The publisher sends `BlockStored` without token ids (lower tiers of vLLM's offloading connector). */
+  readonly tokenlessStores?: boolean;
 }
 
 export interface VllmEventIngestOptions {
@@ -54,6 +56,7 @@ export class VllmEventIngest implements ZmqBatchHandler {
         blockSize: this.options.blockSize,
         zeroParentIsRoot: quirks.zeroParentIsRoot ?? false,
         defaultCacheSalt: quirks.defaultCacheSalt ?? null,
+        tokenlessStores: quirks.tokenlessStores ?? false,
         firstEventId: this.options.firstEventId ?? 0n,
         ...(this.options.log ? { log: this.options.log } : {}),
       });

@@ -14,8 +14,13 @@ export interface VllmBlockStored {
   /** Engine block hashes, normalised to unsigned 64-bit. */
   readonly blockHashes: readonly bigint[];
   readonly parentBlockHash: bigint | null;
-  readonly tokenIds: readonly number[];
-  readonly blockSize: number;
+  /**
+   * Tokens of the blocks; null when the publisher left them out (e.g. a lower tier announcing blocks the
+   * engine already stored with their tokens): their router hashes then come from those earlier stores.
+   */
+  readonly tokenIds: readonly number[] | null;
+  /** Null only together with `tokenIds`. */
+  readonly blockSize: number | null;
   readonly loraId?: number | null;
   readonly medium?: string | null;
   readonly loraName?: string | null;
@@ -188,12 +193,14 @@ function positionalReader(fields: readonly string[], event: readonly unknown[]):
 function decodeStored(get: FieldReader): VllmBlockStored {
   const extraKeys = get("extra_keys");
   if (extraKeys !== null && extraKeys !== undefined && !Array.isArray(extraKeys)) invalid("extra_keys: expected an array");
+  const rawTokens = get("token_ids");
+  const tokenIds = rawTokens === null || rawTokens === undefined ? null : tokenList(rawTokens);
   return {
     type: "BlockStored",
     blockHashes: hashList(get("block_hashes"), "block_hashes"),
     parentBlockHash: optionalHash(get("parent_block_hash")),
-    tokenIds: tokenList(get("token_ids")),
-    blockSize: toNumber(get("block_size"), "block_size"),
+    tokenIds,
+    blockSize: tokenIds === null ? optionalNumber(get("block_size"), "block_size") : toNumber(get("block_size"), "block_size"),
     loraId: optionalNumber(get("lora_id"), "lora_id"),
     medium: optionalString(get("medium"), "medium"),
     loraName: optionalString(get("lora_name"), "lora_name"),

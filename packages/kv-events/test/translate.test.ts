@@ -1,4 +1,4 @@
-import { computeBlockHashes, type RouterEvent, type StoredData } from "@dynamo/kv-indexer";
+import { RadixIndex, computeBlockHashes, workerRankKey, type RouterEvent, type StoredData } from "@dynamo/kv-indexer";
 import { describe, expect, it } from "vitest";
 import { VllmEventTranslator, encodeVllmEventBatch, storageTierFromMedium, type VllmEventBatch, type VllmKvEvent } from "../src/index.js";
 
@@ -119,6 +119,86 @@ describe("VllmEventTranslator", () => {
     expect(t.issues).toMatchObject({ rank_mismatch: 1, remote_locality: 1, malformed_payload: 1 });
     expect(lines.some((l) => l.includes("malformed") && l.includes("worker 7"))).toBe(true);
     expect(t.nextEventId).toBe(1n);
+  });
+
+  describe("BlockStored without token ids (a lower tier announcing blocks stored before)", () => {
+    /** vLLM's offloading connector: no tokens, block size 0, no parent, the tier's medium. */
+    const offload = (hashes: bigint[], medium = "CPU"): VllmKvEvent => ({ type: "BlockStored", blockHashes: hashes, parentBlockHash: null, tokenIds: [], blockSize: 0, medium });
+
+    it("takes the router hashes and parents of its blocks from their earlier stores, one stored event per run of linked blocks", () => {
+      const { t } = translator({ tokenlessStores: true });
+      const [a, b] = t.translateBatch({ ...batch([store([11n, 12n, 13n], null, tokens(12)), store([21n], 12n, tokens(4, 100))]), unknownEvents: 0, invalidEvents: 0 });
+      const out = t.translatePayload(encodeVllmEventBatch(batch([offload([11n, 12n, 13n, 21n])])));
+      expect(out.map((e) => [e.storageTier, stored(e.data).parentHash, Array.from(stored(e.data).blockHashes)])).toEqual([
+        ["host_pinned", null, [11n, 12n, 13n]],
+        ["host_pinned", 12n, [21n]],
+      ]);
+      expect(Array.from(stored(out[0]!.data).tokensHashes)).toEqual(Array.from(stored(a!.data).tokensHashes));
+      expect(Array.from(stored(out[1]!.data).tokensHashes)).toEqual(Array.from(stored(b!.data).tokensHashes));
+      // Applied to the host tier's index, the offloaded blocks match the prompts they belong to.
+      const host = new RadixIndex({ storageTier: "host_pinned" });
+      for (const e of out) host.apply(e);
+      const branch = [...tokens(8), ...tokens(4, 100)];
+      expect(host.findMatches(computeBlockHashes(branch, BS)).scores.get(workerRankKey(7n, 1))).toBe(3);
+      expect(host.errorCounts.parent_not_found).toBe(0);
+      expect(t.issues.unknown_tokens).toBe(0);
+    });
+
+    it("skips and counts blocks never stored with their tokens, keeping the known ones", () => {
+      const { t, lines } = translator({ tokenlessStores: true });
+      t.translateBatch({ ...batch([store([11n, 12n], null, tokens(8))]), unknownEvents: 0, invalidEvents: 0 });
+      const out = t.translateBatch({ ...batch([offload([11n, 99n, 12n])]), unknownEvents: 0, invalidEvents: 0 });
+      expect(out.map((e) => [stored(e.data).parentHash, Array.from(stored(e.data).blockHashes)])).toEqual([
+        [null, [11n]],
+        [11n, [12n]],
+      ]);
+      expect(t.issues.unknown_tokens).toBe(1);
+      expect(lines.some((l) => l.includes("1 of 3 block(s) (first 99) were never stored with their tokens"))).toBe(true);
+    });
+
+    it("without the quirk, remembers blocks from the first such store on", () => {
+      const { t, lines } = translator();
+      const translate = (events: VllmKvEvent[]) => t.translateBatch({ ...batch(events), unknownEvents: 0, invalidEvents: 0 });
+      translate([store([11n], null, tokens(4))]);
+      expect(t.knownBlocks).toBe(0);
+      expect(translate([offload([11n])])).toEqual([]); // stored before tracking began
+      expect(t.issues.unknown_tokens).toBe(1);
+      expect(lines.some((l) => l.includes("remembering stored blocks from now on"))).toBe(true);
+      translate([store([31n], null, tokens(4, 50))]);
+      expect(translate([offload([31n])]).map((e) => Array.from(stored(e.data).blockHashes))).toEqual([[31n]]);
+    });
+
+    it("knows a block as long as some tier holds it, and forgets everything on a clear", () => {
+      const { t } = translator({ tokenlessStores: true });
+      const translate = (events: VllmKvEvent[]) => t.translateBatch({ ...batch(events), unknownEvents: 0, invalidEvents: 0 });
+      translate([store([11n], null, tokens(4)), offload([11n], "CPU"), { type: "BlockRemoved", blockHashes: [11n], medium: "GPU" }]);
+      expect(translate([offload([11n], "DISK")]).map((e) => e.storageTier)).toEqual(["disk"]); // still held on the CPU
+      translate([
+        { type: "BlockRemoved", blockHashes: [11n], medium: "CPU" },
+        { type: "BlockRemoved", blockHashes: [11n], medium: "DISK" },
+      ]);
+      expect(t.knownBlocks).toBe(0);
+      expect(translate([offload([11n])])).toEqual([]);
+      translate([store([12n, 13n], null, tokens(8))]);
+      expect(t.knownBlocks).toBe(2);
+      translate([{ type: "AllBlocksCleared" }]);
+      expect(t.knownBlocks).toBe(0);
+      expect(translate([offload([12n])])).toEqual([]);
+      expect(t.issues.unknown_tokens).toBe(2);
+    });
+
+    it("remembers many blocks and forgets evicted ones (table growth and deletion)", () => {
+      const { t } = translator({ tokenlessStores: true });
+      const translate = (events: VllmKvEvent[]) => t.translateBatch({ ...batch(events), unknownEvents: 0, invalidEvents: 0 });
+      const hashes = Array.from({ length: 5_000 }, (_, i) => BigInt(i + 1) * 0x9e3779b97f4a7c15n % (1n << 64n));
+      for (let i = 0; i < hashes.length; i++) translate([store([hashes[i]!], null, tokens(4, i))]);
+      translate([{ type: "BlockRemoved", blockHashes: hashes.filter((_, i) => i % 2 === 0), medium: "GPU" }]);
+      expect(t.knownBlocks).toBe(2_500);
+      const out = translate([offload(hashes)]);
+      expect(out.map((e) => stored(e.data).blockHashes[0])).toEqual(hashes.filter((_, i) => i % 2 === 1));
+      expect(out.map((e) => stored(e.data).tokensHashes[0])).toEqual(hashes.map((_, i) => computeBlockHashes(tokens(4, i), BS)[0]).filter((_, i) => i % 2 === 1));
+      expect(t.issues.unknown_tokens).toBe(2_500);
+    });
   });
 
   it("emits cleared events with the next id for resets", () => {

@@ -124,6 +124,28 @@ describe("decodeVllmEventBatch: unknown and bad input", () => {
     expect(batch.events).toHaveLength(1);
   });
 
+  it("decodes a BlockStored without token ids (nil, absent, or vLLM's offloading connector's empty list) instead of rejecting it", () => {
+    const batch = decodeVllmEventBatch(
+      raw([
+        0,
+        [
+          ["BlockStored", [1, 2], null, null, null, null, "CPU", null],
+          { type: "BlockStored", block_hashes: [3], parent_block_hash: null, medium: "CPU" },
+          ["BlockStored", [4], null, [], 0, null, "CPU", null],
+          ["BlockStored", [5], null, "not-a-list", 16, null, "CPU", null],
+          ["BlockStored", [6], null, [1, 2], null, null, "GPU", null],
+        ],
+      ]),
+    );
+    expect(batch.events).toMatchObject([
+      { type: "BlockStored", blockHashes: [1n, 2n], tokenIds: null, blockSize: null, medium: "CPU" },
+      { type: "BlockStored", blockHashes: [3n], tokenIds: null, blockSize: null },
+      { type: "BlockStored", blockHashes: [4n], tokenIds: [], blockSize: 0 },
+    ]);
+    expect(batch.invalidEvents).toBe(2); // token ids of the wrong type, and token ids without a block size
+    expect(batch.firstInvalidReason).toContain("token_ids");
+  });
+
   it("drops events with badly typed fields, keeps the rest, reports the first reason", () => {
     const batch = decodeVllmEventBatch(
       raw([0, [["BlockStored", "not-a-list", null, [], 16, null, null, null], ["BlockRemoved", [1.5]], ["BlockRemoved", [2]], 42, [7]]]),
