@@ -111,7 +111,7 @@ const COLUMNS = 8;
 
 /** Everything computed for one evaluation, column-wise; candidate objects are made only when asked for. */
 class ScoreTable {
-  readonly values: number[];
+  readonly values: Float64Array;
   /** Ranks that may not be chosen (busy worker, or over `DYN_BUSY_THRESHOLD`); null when none are. */
   excluded: boolean[] | null = null;
   private readonly made: Array<Candidate | undefined>;
@@ -126,7 +126,7 @@ class ScoreTable {
     readonly trackingKeys: TrackingKeys | undefined,
     readonly keysFrom: ActiveSequences,
   ) {
-    this.values = new Array<number>(ranks.length * COLUMNS).fill(0);
+    this.values = new Float64Array(ranks.length * COLUMNS);
     this.made = new Array(ranks.length);
   }
 

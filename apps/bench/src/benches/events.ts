@@ -135,7 +135,8 @@ async function throughNats(ctx: BenchContext, w: Workload, server: NatsServer): 
   const router = await KvEventSubscriber.start({ nc: routerNc, namespace: "bench", component: "backend", log: quiet });
   const bridge = await KvEventBridge.start({ nc: bridgeNc, namespace: "bench", component: "backend", blockSize: BLOCK_SIZE, worker: { workerId: 1n, endpoint, replayEndpoint }, log: quiet });
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const last = BigInt(w.events - 1);
+  // The bridge opens the rank's stream with a `cleared` event at its first id; the workload's events follow.
+  const last = bridge.firstEventId + BigInt(w.events);
   const started = performance.now();
   await publishAll(pub, w, ctx, "nats publish");
   await waitUntil(() => router.index.lastEventId(1n, 0) === last && router.recovering === 0, "the router behind NATS");
