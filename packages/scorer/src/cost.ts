@@ -70,6 +70,16 @@ export interface CostBreakdown {
 
 /** Cost of routing the request to one candidate (kv-router.md §6.3). */
 export function computeCost(request: CostRequest, c: CostInputs, params: CostParams): CostBreakdown {
+  const out = { rawPrefillBlocks: 0, overlapCredit: 0, prefillBlocks: 0, decodeBlocks: 0, cost: 0 };
+  costInto(out, request, c, params);
+  return out;
+}
+
+/**
+ * `computeCost` writing its breakdown into `out` (reused by callers scoring many candidates, so that
+ * scoring allocates nothing per candidate); returns the cost.
+ */
+export function costInto(out: { -readonly [K in keyof CostBreakdown]: number }, request: CostRequest, c: CostInputs, params: CostParams): number {
   const bs = request.blockSize;
   const activePrefill = c.activePrefillTokens ?? 0;
   const rawPrefillTokens = request.trackPrefillTokens ? activePrefill + request.isl : 0;
@@ -94,7 +104,12 @@ export function computeCost(request: CostRequest, c: CostInputs, params: CostPar
   const cost = decodeOnly
     ? Math.max(0, decodeBlocks - overlapCredit) + requestCost
     : params.prefillLoadScale * prefillBlocks + decodeBlocks + requestCost;
-  return { rawPrefillBlocks, overlapCredit, prefillBlocks, decodeBlocks, cost };
+  out.rawPrefillBlocks = rawPrefillBlocks;
+  out.overlapCredit = overlapCredit;
+  out.prefillBlocks = prefillBlocks;
+  out.decodeBlocks = decodeBlocks;
+  out.cost = cost;
+  return cost;
 }
 
 /**

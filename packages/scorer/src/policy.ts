@@ -64,7 +64,7 @@ export interface RoutingPolicy {
    * Optional fast path for policies that need only the candidates' costs (same order as `choose`'s
    * candidates); when present the pool calls it instead of `choose` and builds no candidate objects.
    */
-  chooseByCost?(request: PolicyRequest, costs: readonly number[], state: PolicyState): PolicyChoice;
+  chooseByCost?(request: PolicyRequest, costs: ArrayLike<number>, state: PolicyState): PolicyChoice;
 }
 
 /** Dynamo's KV policy: minimum cost with random tie-break, or softmax sampling when temperature > 0. */
@@ -75,7 +75,7 @@ export class KvCostPolicy implements RoutingPolicy {
     return this.chooseByCost(request, candidates.map((c) => c.cost), state);
   }
 
-  chooseByCost(request: PolicyRequest, costs: readonly number[], state: PolicyState): PolicyChoice {
+  chooseByCost(request: PolicyRequest, costs: ArrayLike<number>, state: PolicyState): PolicyChoice {
     const s = selectByCost(costs, request.temperature, state.rng);
     const cost = +costs[s.index]!.toFixed(3);
     if (s.probability !== undefined) {
@@ -94,7 +94,7 @@ export class RoundRobinPolicy implements RoutingPolicy {
     return this.next(candidates.length);
   }
 
-  chooseByCost(_request: PolicyRequest, costs: readonly number[]): PolicyChoice {
+  chooseByCost(_request: PolicyRequest, costs: ArrayLike<number>): PolicyChoice {
     return this.next(costs.length);
   }
 
@@ -113,7 +113,7 @@ export class RandomPolicy implements RoutingPolicy {
     return this.pick(candidates.length, state);
   }
 
-  chooseByCost(_request: PolicyRequest, costs: readonly number[], state: PolicyState): PolicyChoice {
+  chooseByCost(_request: PolicyRequest, costs: ArrayLike<number>, state: PolicyState): PolicyChoice {
     return this.pick(costs.length, state);
   }
 

@@ -1,7 +1,7 @@
 import { workerRankKey } from "@dynamo/kv-indexer";
 import { ActiveSequences, type RankHandle, type RankLoad, type SequenceChange, type TrackingKeys } from "./active-sequences.js";
 import { anyThresholdEnabled, busyWorkers, overBusyThreshold, rankBusyReason, type BusyThresholds } from "./busy.js";
-import { DEFAULT_COST_PARAMS, computeCost, type CostBreakdown, type CostInputs, type CostParams, type CostRequest } from "./cost.js";
+import { DEFAULT_COST_PARAMS, computeCost, costInto, type CostBreakdown, type CostInputs, type CostParams, type CostRequest } from "./cost.js";
 import { KvCostPolicy, type PolicyChoice, type RankInfo, type RoutingPolicy, type ScoredCandidate } from "./policy.js";
 import type { Rng } from "./rng.js";
 
@@ -92,6 +92,8 @@ export interface Rejected extends EvaluationBase {
 export type Evaluation = Chosen | Rejected;
 
 const NO_WORKERS: ReadonlySet<bigint> = new Set();
+/** Breakdown written and discarded while scoring (only the cost is kept per candidate). */
+const scratchBreakdown = { rawPrefillBlocks: 0, overlapCredit: 0, prefillBlocks: 0, decodeBlocks: 0, cost: 0 };
 
 interface CostContext {
   readonly request: CostRequest;
@@ -109,9 +111,24 @@ const NEW = 6;
 const COST = 7;
 const COLUMNS = 8;
 
+let zeroTemplate: number[] = [];
+
+/**
+ * `count` zeros in a packed array of doubles: copying a template is cheaper than filling a new array
+ * (whose element kind would change on the first fractional value) or allocating a typed array's
+ * off-heap buffer on every evaluation.
+ */
+function zeros(count: number): number[] {
+  if (zeroTemplate.length < count) {
+    zeroTemplate = Array.from({ length: Math.max(count, 2 * zeroTemplate.length) }, () => 0.5);
+    zeroTemplate.fill(0);
+  }
+  return zeroTemplate.slice(0, count);
+}
+
 /** Everything computed for one evaluation, column-wise; candidate objects are made only when asked for. */
 class ScoreTable {
-  readonly values: Float64Array;
+  readonly values: number[];
   /** Ranks that may not be chosen (busy worker, or over `DYN_BUSY_THRESHOLD`); null when none are. */
   excluded: boolean[] | null = null;
   private readonly made: Array<Candidate | undefined>;
@@ -126,7 +143,7 @@ class ScoreTable {
     readonly trackingKeys: TrackingKeys | undefined,
     readonly keysFrom: ActiveSequences,
   ) {
-    this.values = new Float64Array(ranks.length * COLUMNS);
+    this.values = zeros(ranks.length * COLUMNS);
     this.made = new Array(ranks.length);
   }
 
@@ -136,6 +153,12 @@ class ScoreTable {
 
   set(column: number, i: number, value: number): void {
     this.values[column * this.ranks.length + i] = value;
+  }
+
+  /** One column, every rank in order. */
+  column(column: number): number[] {
+    const n = this.ranks.length;
+    return this.values.slice(column * n, (column + 1) * n);
   }
 
   candidate(i: number): Candidate {
@@ -334,11 +357,12 @@ export class WorkerPool {
       }
     }
     const excluded = busyReasons ? busyWorkers(ranks.map((r, i) => ({ workerId: r.workerId, busy: busyReasons[i] !== null }))) : NO_WORKERS;
-    const eligible: number[] = [];
+    const eligible = new Array<number>(n);
+    let eligibleCount = 0;
     let minPrefill = Infinity;
     for (let i = 0; i < n; i++) {
       if ((excluded.size > 0 && excluded.has(ranks[i]!.workerId)) || skipped?.[i]) continue;
-      eligible.push(i);
+      eligible[eligibleCount++] = i;
       minPrefill = Math.min(minPrefill, table.get(PREFILL, i));
     }
     const costRequest: CostRequest = {
@@ -347,6 +371,7 @@ export class WorkerPool {
       trackPrefillTokens: trackPrefill,
       minActivePrefillTokens: Number.isFinite(minPrefill) ? minPrefill : 0,
     };
+    eligible.length = eligibleCount;
     table.context = { request: costRequest, params: cost };
     if (eligible.length < n) {
       table.excluded = new Array<boolean>(n).fill(true);
@@ -386,7 +411,7 @@ export class WorkerPool {
       table.set(HOST, i, inputs.hostOverlapBlocks);
       table.set(DISK, i, inputs.diskOverlapBlocks);
       table.set(NEW, i, inputs.newBlocks);
-      table.set(COST, i, computeCost(costRequest, inputs, cost).cost);
+      table.set(COST, i, costInto(scratchBreakdown, costRequest, inputs, cost));
     }
     if (eligible.length === 0) {
       const pinned = request.pinned !== undefined;
@@ -399,8 +424,13 @@ export class WorkerPool {
     const state = { rng: this.rng };
     let choice: PolicyChoice;
     if (this.policy.chooseByCost) {
-      const costs = new Array<number>(eligible.length);
-      for (let k = 0; k < eligible.length; k++) costs[k] = table.get(COST, eligible[k]!);
+      let costs: ArrayLike<number>;
+      if (eligible.length === n) costs = table.column(COST);
+      else {
+        const picked = new Array<number>(eligible.length);
+        for (let k = 0; k < eligible.length; k++) picked[k] = table.get(COST, eligible[k]!);
+        costs = picked;
+      }
       choice = this.policy.chooseByCost(policyRequest, costs, state);
     } else {
       choice = this.policy.choose(policyRequest, eligible.map((i) => table.candidate(i)), state);
