@@ -111,24 +111,10 @@ const NEW = 6;
 const COST = 7;
 const COLUMNS = 8;
 
-let zeroTemplate: number[] = [];
-
-/**
- * `count` zeros in a packed array of doubles: copying a template is cheaper than filling a new array
- * (whose element kind would change on the first fractional value) or allocating a typed array's
- * off-heap buffer on every evaluation.
- */
-function zeros(count: number): number[] {
-  if (zeroTemplate.length < count) {
-    zeroTemplate = Array.from({ length: Math.max(count, 2 * zeroTemplate.length) }, () => 0.5);
-    zeroTemplate.fill(0);
-  }
-  return zeroTemplate.slice(0, count);
-}
-
 /** Everything computed for one evaluation, column-wise; candidate objects are made only when asked for. */
 class ScoreTable {
-  readonly values: number[];
+  /** Off the JavaScript heap: with a thousand ranks the table is too large to churn through the young generation. */
+  readonly values: Float64Array;
   /** Ranks that may not be chosen (busy worker, or over `DYN_BUSY_THRESHOLD`); null when none are. */
   excluded: boolean[] | null = null;
   private readonly made: Array<Candidate | undefined>;
@@ -143,7 +129,7 @@ class ScoreTable {
     readonly trackingKeys: TrackingKeys | undefined,
     readonly keysFrom: ActiveSequences,
   ) {
-    this.values = zeros(ranks.length * COLUMNS);
+    this.values = new Float64Array(ranks.length * COLUMNS);
     this.made = new Array(ranks.length);
   }
 
@@ -155,10 +141,10 @@ class ScoreTable {
     this.values[column * this.ranks.length + i] = value;
   }
 
-  /** One column, every rank in order. */
-  column(column: number): number[] {
+  /** One column, every rank in order (a view, not a copy). */
+  column(column: number): Float64Array {
     const n = this.ranks.length;
-    return this.values.slice(column * n, (column + 1) * n);
+    return this.values.subarray(column * n, (column + 1) * n);
   }
 
   candidate(i: number): Candidate {
