@@ -14,7 +14,8 @@ export interface TraceRequest {
 /** Tokens each Mooncake `hash_id` stands for. */
 export const TRACE_BLOCK_TOKENS = 512;
 
-export const MOONCAKE_CONVERSATION_TRACE = "../shared/traces/mooncake_conversation_trace.jsonl";
+/** The Mooncake conversation trace shipped with the benchmarks (see `apps/bench/data/README.md`). */
+export const MOONCAKE_CONVERSATION_TRACE = "apps/bench/data/mooncake_conversation_trace.jsonl";
 
 /** Loads a Mooncake JSONL trace (path relative to the repository root unless absolute). */
 export function loadTrace(root: string, path = MOONCAKE_CONVERSATION_TRACE, limit = Infinity): TraceRequest[] {

@@ -3,7 +3,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { computeBlockHashes, computeSequenceHashes, RadixIndex, type RouterEvent } from "@dynamo/kv-indexer";
 import { cdfPoints, markdownTable, percentile, round, type Bench, type BenchContext, type Chart } from "../framework.js";
-import { TRACE_BLOCK_TOKENS, blockTokens, loadTrace, mulberry32, type TraceRequest } from "../mooncake.js";
+import { MOONCAKE_CONVERSATION_TRACE, TRACE_BLOCK_TOKENS, blockTokens, loadTrace, mulberry32, type TraceRequest } from "../mooncake.js";
 
 /**
  * KV-indexer throughput on a Mooncake-derived event + lookup stream.
@@ -23,6 +23,8 @@ interface Options {
   chunkTokens: number;
   rounds: number;
   limit: number;
+  /** Mooncake-format trace (repository-relative or absolute path). */
+  trace: string;
 }
 
 interface Stream {
@@ -61,7 +63,14 @@ function parseOptions(args: readonly string[]): Options {
     chunkTokens: value("chunk-tokens", 2048),
     rounds: value("rounds", 5),
     limit: value("limit", Infinity),
+    trace: MOONCAKE_CONVERSATION_TRACE,
   };
+  const traceAt = args.indexOf("--trace");
+  if (traceAt >= 0) {
+    const path = args[traceAt + 1];
+    if (!path || path.startsWith("--")) throw new Error("--trace needs a path to a Mooncake-format JSONL trace");
+    options.trace = path;
+  }
   if (TRACE_BLOCK_TOKENS % options.blockSize !== 0) throw new Error(`--block-size must divide ${TRACE_BLOCK_TOKENS}`);
   return options;
 }
@@ -145,7 +154,7 @@ class SimulatedWorker {
 }
 
 function generateStream(ctx: BenchContext, options: Options): Stream {
-  const trace = loadTrace(ctx.root, undefined, options.limit);
+  const trace = loadTrace(ctx.root, options.trace, options.limit);
   const events: RouterEvent[] = [];
   const counters = { stored: 0, removed: 0, storedBlocks: 0 };
   const workers = Array.from({ length: options.workers }, (_, w) => new SimulatedWorker(BigInt(1000 + w), options.capacity, events, counters));
@@ -224,7 +233,7 @@ export const bench: Bench = {
   description:
     "RadixIndex (`@dynamo/kv-indexer`) alone on a pre-generated event + lookup stream derived from the Mooncake conversation trace: " +
     "requests round-robin over simulated engines with LRU block caches that emit vLLM-style stored/removed events. " +
-    "Options: `--block-size 64 --workers 8 --capacity 16384 --chunk-tokens 2048 --rounds 5 --limit <requests>`.",
+    "Options: `--block-size 64 --workers 8 --capacity 16384 --chunk-tokens 2048 --rounds 5 --limit <requests> --trace <jsonl>`.",
   async run(ctx) {
     const options = parseOptions(ctx.args);
     const stream = generateStream(ctx, options);

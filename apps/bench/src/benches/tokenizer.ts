@@ -68,14 +68,20 @@ interface LoopDelay {
   maxMs: number;
 }
 
-/** Documents the prompts are drawn from: the shared seed and reference texts next to the repository, else its README. */
-const TEXT_SOURCES = ["../shared/seed", "../shared/reference"];
-
+/**
+ * Documents the prompts are drawn from: the repository's own prose and code (package READMEs and
+ * TypeScript sources), so that every clone draws the same mix of English, identifiers and punctuation.
+ */
 function sourceLines(root: string): string[] {
-  const files = TEXT_SOURCES.map((dir) => join(root, dir))
-    .filter((dir) => existsSync(dir))
-    .flatMap((dir) => readdirSync(dir).map((name) => join(dir, name)));
-  if (files.length === 0) files.push(join(root, "README.md"));
+  const files = [join(root, "README.md")];
+  for (const folder of ["packages", "apps"]) {
+    for (const name of readdirSync(join(root, folder)).sort()) {
+      const dir = join(root, folder, name);
+      if (existsSync(join(dir, "README.md"))) files.push(join(dir, "README.md"));
+      const src = join(dir, "src");
+      if (existsSync(src)) files.push(...readdirSync(src).filter((f) => f.endsWith(".ts")).sort().map((f) => join(src, f)));
+    }
+  }
   return files.flatMap((file) => readFileSync(file, "utf8").split("\n")).filter((line) => line.trim().length > 0);
 }
 
