@@ -318,16 +318,22 @@ describe("ZmqEventSubscriber on a quiet publisher", () => {
   });
 });
 
+/** A publisher and one worker's events straight into a `RadixIndex` through `VllmEventIngest`. */
+async function directIngestion(workerId: bigint) {
+  const endpoint = `tcp://127.0.0.1:${await freePort()}`;
+  const replayEndpoint = `tcp://127.0.0.1:${await freePort()}`;
+  const p = await ZmqEventPublisher.open({ endpoint, replayEndpoint, bind: true });
+  const index = new RadixIndex();
+  const ingest = new VllmEventIngest({ blockSize: 16, log: quiet }, (event) => index.apply(event));
+  const sub = new ZmqEventSubscriber(ingest, { log: quiet });
+  cleanups.push(() => p.close(), () => sub.close());
+  await sub.addWorker({ workerId, endpoint, replayEndpoint });
+  return { p, index, ingest, sub };
+}
+
 describe("direct ingestion (ZeroMQ → translation → index, no NATS)", () => {
   it("empties the rank on an AllBlocksCleared sent over ZeroMQ, and later stores re-warm it", async () => {
-    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
-    const replayEndpoint = `tcp://127.0.0.1:${await freePort()}`;
-    const p = await ZmqEventPublisher.open({ endpoint, replayEndpoint, bind: true });
-    const index = new RadixIndex();
-    const ingest = new VllmEventIngest({ blockSize: 16, log: quiet }, (event) => index.apply(event));
-    const sub = new ZmqEventSubscriber(ingest, { log: quiet });
-    cleanups.push(() => p.close(), () => sub.close());
-    await sub.addWorker({ workerId: 6n, endpoint, replayEndpoint });
+    const { p, index } = await directIngestion(6n);
     const source = new SyntheticVllmWorker({ blockSize: 16, capacityBlocks: 64, eventsPerBatch: 4, seed: 8 });
     const reference = new RadixIndex();
     const translator = new VllmEventTranslator({ workerId: 6n, dpRank: 0, blockSize: 16, log: quiet });
@@ -349,14 +355,7 @@ describe("direct ingestion (ZeroMQ → translation → index, no NATS)", () => {
   });
 
   it("stops delivering a removed worker's batches, even those already queued, and forgets its event ids", async () => {
-    const endpoint = `tcp://127.0.0.1:${await freePort()}`;
-    const replayEndpoint = `tcp://127.0.0.1:${await freePort()}`;
-    const p = await ZmqEventPublisher.open({ endpoint, replayEndpoint, bind: true });
-    const index = new RadixIndex();
-    const ingest = new VllmEventIngest({ blockSize: 16, log: quiet }, (event) => index.apply(event));
-    const sub = new ZmqEventSubscriber(ingest, { log: quiet });
-    cleanups.push(() => p.close(), () => sub.close());
-    await sub.addWorker({ workerId: 5n, endpoint, replayEndpoint });
+    const { p, index, ingest, sub } = await directIngestion(5n);
     const source = new SyntheticVllmWorker({ blockSize: 16, eventsPerBatch: 4, seed: 3 });
     for (let i = 0; i < 20; i++) await p.publish(source.nextBatch());
     await waitFor(() => index.lastEventId(5n, 0) === 79n, "the first 20 batches");
