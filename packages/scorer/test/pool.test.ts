@@ -89,17 +89,20 @@ describe("WorkerPool", () => {
       const pinned = pool.evaluate({ ...warm, pinned: { workerId: 1n, dpRank: 0 } });
       if (pinned.kind !== "chosen") throw new Error("pin failed");
       pool.book("fill", pinned.chosen, warm); // rank 1/0: 6 of 10 blocks
+      pool.sequences.markPrefillCompleted("fill"); // no prompt backlog: only the blocks count
       // Rank 1/0 holds the prompt: it would win on cost if it were eligible.
       return pool.evaluate(request(6, { overlaps: { device: new Map([[key(1, 0), 6]]) } }));
     };
-    const perRank = fill(new WorkerPool({ blockSize: BS, busy: { busyThreshold: 0.5 } }));
+    const perRank = fill(new WorkerPool({ blockSize: BS, busy: { busyThreshold: 0.5 }, rng: seededRng(4) }));
     expect(chosenKey(perRank)).not.toBe(key(1, 0));
     const skipped = perRank.candidates.find((c) => c.rank.key === key(1, 0))!;
     expect(skipped).toMatchObject({ excluded: true });
     expect(skipped.busyReason).toMatch(/busy threshold/);
     expect(perRank.busyWorkers.size).toBe(0);
     expect(perRank.candidates.filter((c) => c.excluded)).toHaveLength(1);
-    const perWorker = fill(new WorkerPool({ blockSize: BS, busy: { activeDecodeBlocksThreshold: 0.5 } }));
+    const perWorker = fill(new WorkerPool({ blockSize: BS, busy: { activeDecodeBlocksThreshold: 0.5 }, rng: seededRng(4) }));
+    // Rank 1/0 costs 6 (its 6 active blocks, the prompt fully cached); every other rank 12.
+    expect(perWorker.kind === "chosen" && perWorker.chosen.cost).toBe(6);
     expect(chosenKey(perWorker)).toBe(key(1, 0));
     expect(perWorker.candidates.every((c) => !c.excluded)).toBe(true);
   });
