@@ -31,17 +31,22 @@ function enabled(value: number | undefined): value is number {
   return value !== undefined && value >= 0;
 }
 
+/** The rank's KV fill fraction, or undefined when its capacity is unknown. */
+function kvFill(load: BusyInputs): number | undefined {
+  const capacity = load.kvTotalBlocks;
+  return capacity !== undefined && capacity > 0 ? load.activeBlocks / capacity : undefined;
+}
+
 /** Why a rank is busy (first threshold exceeded), or null when it is not. */
 export function rankBusyReason(load: BusyInputs, t: BusyThresholds): string | null {
-  const capacity = load.kvTotalBlocks;
-  if (capacity !== undefined && capacity > 0) {
-    const fill = load.activeBlocks / capacity;
+  const fill = kvFill(load);
+  if (fill !== undefined) {
     for (const [name, limit] of [
       ["busy threshold", t.busyThreshold],
       ["active decode blocks threshold", t.activeDecodeBlocksThreshold],
     ] as const) {
       if (enabled(limit) && fill > limit) {
-        return `${name}: KV fill ${fill.toFixed(3)} (${load.activeBlocks}/${capacity} blocks) > ${limit}`;
+        return `${name}: KV fill ${fill.toFixed(3)} (${load.activeBlocks}/${load.kvTotalBlocks} blocks) > ${limit}`;
       }
     }
   }
@@ -63,8 +68,8 @@ export function rankBusyReason(load: BusyInputs, t: BusyThresholds): string | nu
  * even when its worker has other ranks free (the other thresholds exclude only fully busy workers).
  */
 export function overBusyThreshold(load: BusyInputs, t: BusyThresholds): boolean {
-  const capacity = load.kvTotalBlocks;
-  return enabled(t.busyThreshold) && capacity !== undefined && capacity > 0 && load.activeBlocks / capacity > t.busyThreshold;
+  const fill = kvFill(load);
+  return enabled(t.busyThreshold) && fill !== undefined && fill > t.busyThreshold;
 }
 
 /** True when at least one threshold is enabled (lets callers skip the per-rank checks). */
