@@ -29,6 +29,15 @@ async function router(namespace: string) {
   return r.router;
 }
 
+/** A router whose NATS connection goes through a forwarder the test can cut and restore. */
+async function routerBehindProxy(namespace: string) {
+  const proxy = await TcpProxy.start(server.port);
+  cleanups.push(() => proxy.close());
+  const { router: r, nc } = await startRouter(server, namespace, undefined, `nats://${proxy.url}`);
+  cleanups.push(() => nc.close(), () => r.close());
+  return { proxy, router: r, nc };
+}
+
 function bridgeCaughtUp(w: SimulatedWorker): Promise<void> {
   return waitFor(() => w.bridge.lastEventId(0) === w.reference.lastEventId(w.workerId), "the bridge to see every batch");
 }
@@ -69,10 +78,7 @@ describe("NATS event plane", () => {
     const ns = freshNamespace();
     // The router reaches the server through a forwarder, so that its side can be kept down until the bridge,
     // reconnected directly, has published the rest of the stream: those events are lost for sure.
-    const proxy = await TcpProxy.start(server.port);
-    cleanups.push(() => proxy.close());
-    const { router: r, nc } = await startRouter(server, ns, undefined, `nats://${proxy.url}`);
-    cleanups.push(() => nc.close(), () => r.close());
+    const { proxy, router: r } = await routerBehindProxy(ns);
     const w = await worker(ns, 13n);
     let running = true;
     const stream = (async () => {
@@ -104,10 +110,7 @@ describe("NATS event plane", () => {
 
   it("on every reconnection asks each rank for what came after its last id: nothing, or the dump once the buffer rolled over", async () => {
     const ns = freshNamespace();
-    const proxy = await TcpProxy.start(server.port);
-    cleanups.push(() => proxy.close());
-    const { router: r, nc } = await startRouter(server, ns, undefined, `nats://${proxy.url}`);
-    cleanups.push(() => nc.close(), () => r.close());
+    const { proxy, router: r, nc } = await routerBehindProxy(ns);
     const w = await worker(ns, 20n);
     await w.publish(20);
     await converged(r, w);
