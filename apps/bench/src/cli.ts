@@ -24,7 +24,8 @@ function printFigures(figures: Record<string, Figure>, indent = ""): void {
       console.log(`${indent}${key}:`);
       for (const item of value) console.log(`${indent}  ${JSON.stringify(item)}`);
     } else {
-      const shown = typeof value === "number" ? value.toLocaleString("en-US", { maximumFractionDigits: 2 }) : JSON.stringify(value);
+      const shown =
+        typeof value === "number" ? value.toLocaleString("en-US", { maximumFractionDigits: 2 }) : JSON.stringify(value);
       console.log(`${indent}${key}: ${shown}`);
     }
   }

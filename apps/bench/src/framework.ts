@@ -86,7 +86,8 @@ export function round(value: number, digits = 2): number {
 
 /** A markdown table from a header row and rows of cells. */
 export function markdownTable(header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
-  const fmt = (c: string | number) => (typeof c === "number" ? c.toLocaleString("en-US", { maximumFractionDigits: 2 }) : c);
+  const fmt = (c: string | number) =>
+    typeof c === "number" ? c.toLocaleString("en-US", { maximumFractionDigits: 2 }) : c;
   return [
     `| ${header.join(" | ")} |`,
     `|${header.map(() => "---").join("|")}|`,

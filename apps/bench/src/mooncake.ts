@@ -24,7 +24,13 @@ export function loadTrace(root: string, path = MOONCAKE_CONVERSATION_TRACE, limi
   for (const line of text.split("\n")) {
     if (out.length >= limit) break;
     if (!line.trim()) continue;
-    const r = JSON.parse(line) as { timestamp?: number; delay?: number; input_length: number; output_length: number; hash_ids: number[] };
+    const r = JSON.parse(line) as {
+      timestamp?: number;
+      delay?: number;
+      input_length: number;
+      output_length: number;
+      hash_ids: number[];
+    };
     out.push({
       timestamp: r.timestamp ?? r.delay ?? 0,
       inputLength: r.input_length,

@@ -2,7 +2,8 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { BenchResult, Chart } from "./framework.js";
 
-const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 const W = 720;
 const H = 320;
@@ -15,7 +16,11 @@ function niceMax(v: number): number {
 }
 
 const fmtTick = (v: number) =>
-  Math.abs(v) >= 1e6 ? `${+(v / 1e6).toPrecision(3)}M` : Math.abs(v) >= 1e3 ? `${+(v / 1e3).toPrecision(3)}k` : `${+v.toPrecision(3)}`;
+  Math.abs(v) >= 1e6
+    ? `${+(v / 1e6).toPrecision(3)}M`
+    : Math.abs(v) >= 1e3
+      ? `${+(v / 1e3).toPrecision(3)}k`
+      : `${+v.toPrecision(3)}`;
 
 function barChart(chart: Extract<Chart, { kind: "bar" }>): string {
   const max = niceMax(Math.max(...chart.bars.map((b) => b.value)));
@@ -26,16 +31,26 @@ function barChart(chart: Extract<Chart, { kind: "bar" }>): string {
   for (let i = 0; i <= 4; i++) {
     const y = M.top + plotH - (plotH * i) / 4;
     parts.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${y}" y2="${y}" stroke="#ddd"/>`);
-    parts.push(`<text x="${M.left - 6}" y="${y + 4}" text-anchor="end" font-size="11">${fmtTick((max * i) / 4)}</text>`);
+    parts.push(
+      `<text x="${M.left - 6}" y="${y + 4}" text-anchor="end" font-size="11">${fmtTick((max * i) / 4)}</text>`,
+    );
   }
   chart.bars.forEach((b, i) => {
     const h = (plotH * b.value) / max;
     const x = M.left + i * slot + slot * 0.15;
-    parts.push(`<rect x="${x}" y="${M.top + plotH - h}" width="${slot * 0.7}" height="${h}" fill="${PALETTE[i % PALETTE.length]}"><title>${escapeHtml(b.label)}: ${b.value}</title></rect>`);
-    parts.push(`<text x="${x + slot * 0.35}" y="${H - M.bottom + 16}" text-anchor="middle" font-size="11">${escapeHtml(b.label)}</text>`);
-    parts.push(`<text x="${x + slot * 0.35}" y="${M.top + plotH - h - 4}" text-anchor="middle" font-size="10">${fmtTick(b.value)}</text>`);
+    parts.push(
+      `<rect x="${x}" y="${M.top + plotH - h}" width="${slot * 0.7}" height="${h}" fill="${PALETTE[i % PALETTE.length]}"><title>${escapeHtml(b.label)}: ${b.value}</title></rect>`,
+    );
+    parts.push(
+      `<text x="${x + slot * 0.35}" y="${H - M.bottom + 16}" text-anchor="middle" font-size="11">${escapeHtml(b.label)}</text>`,
+    );
+    parts.push(
+      `<text x="${x + slot * 0.35}" y="${M.top + plotH - h - 4}" text-anchor="middle" font-size="10">${fmtTick(b.value)}</text>`,
+    );
   });
-  parts.push(`<text x="14" y="${M.top + plotH / 2}" transform="rotate(-90 14 ${M.top + plotH / 2})" text-anchor="middle" font-size="12">${escapeHtml(chart.unit)}</text>`);
+  parts.push(
+    `<text x="14" y="${M.top + plotH / 2}" transform="rotate(-90 14 ${M.top + plotH / 2})" text-anchor="middle" font-size="12">${escapeHtml(chart.unit)}</text>`,
+  );
   return svg(chart.title, parts);
 }
 
@@ -54,19 +69,29 @@ function lineChart(chart: Extract<Chart, { kind: "line" }>): string {
   for (let i = 0; i <= 4; i++) {
     const y = M.top + plotH - (plotH * i) / 4;
     parts.push(`<line x1="${M.left}" x2="${M.left + plotW}" y1="${y}" y2="${y}" stroke="#ddd"/>`);
-    parts.push(`<text x="${M.left - 6}" y="${y + 4}" text-anchor="end" font-size="11">${fmtTick((yMax * i) / 4)}</text>`);
+    parts.push(
+      `<text x="${M.left - 6}" y="${y + 4}" text-anchor="end" font-size="11">${fmtTick((yMax * i) / 4)}</text>`,
+    );
     const xv = xMin + ((xMax - xMin) * i) / 4;
-    parts.push(`<text x="${M.left + (plotW * i) / 4}" y="${H - M.bottom + 16}" text-anchor="middle" font-size="11">${fmtTick(chart.logX ? 10 ** xv : xv)}</text>`);
+    parts.push(
+      `<text x="${M.left + (plotW * i) / 4}" y="${H - M.bottom + 16}" text-anchor="middle" font-size="11">${fmtTick(chart.logX ? 10 ** xv : xv)}</text>`,
+    );
   }
   chart.series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const d = s.points.map((p, j) => `${j === 0 ? "M" : "L"}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join("");
     parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"/>`);
     parts.push(`<rect x="${M.left + plotW + 15}" y="${M.top + i * 18}" width="12" height="12" fill="${color}"/>`);
-    parts.push(`<text x="${M.left + plotW + 32}" y="${M.top + i * 18 + 10}" font-size="11">${escapeHtml(s.name)}</text>`);
+    parts.push(
+      `<text x="${M.left + plotW + 32}" y="${M.top + i * 18 + 10}" font-size="11">${escapeHtml(s.name)}</text>`,
+    );
   });
-  parts.push(`<text x="${M.left + plotW / 2}" y="${H - 10}" text-anchor="middle" font-size="12">${escapeHtml(chart.xLabel)}${chart.logX ? " (log)" : ""}</text>`);
-  parts.push(`<text x="14" y="${M.top + plotH / 2}" transform="rotate(-90 14 ${M.top + plotH / 2})" text-anchor="middle" font-size="12">${escapeHtml(chart.yLabel)}</text>`);
+  parts.push(
+    `<text x="${M.left + plotW / 2}" y="${H - 10}" text-anchor="middle" font-size="12">${escapeHtml(chart.xLabel)}${chart.logX ? " (log)" : ""}</text>`,
+  );
+  parts.push(
+    `<text x="14" y="${M.top + plotH / 2}" transform="rotate(-90 14 ${M.top + plotH / 2})" text-anchor="middle" font-size="12">${escapeHtml(chart.yLabel)}</text>`,
+  );
   return svg(chart.title, parts);
 }
 
@@ -96,7 +121,9 @@ export function writeMarkdownSection(root: string, name: string, body: string): 
   const from = current.indexOf(start);
   const to = current.indexOf(end);
   const next =
-    from >= 0 && to > from ? current.slice(0, from) + section + current.slice(to + end.length) : `${current.trimEnd()}\n\n${section}\n`;
+    from >= 0 && to > from
+      ? current.slice(0, from) + section + current.slice(to + end.length)
+      : `${current.trimEnd()}\n\n${section}\n`;
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, next);
 }

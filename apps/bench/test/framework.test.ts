@@ -42,7 +42,21 @@ describe("bench framework", () => {
         markdown: "",
         charts: [
           { kind: "bar", title: "ops", unit: "ops/s", bars: [{ label: "a<b", value: 3 }] },
-          { kind: "line", title: "cdf", xLabel: "µs", yLabel: "fraction", series: [{ name: "p", points: [[1, 0.5], [2, 1]] }] },
+          {
+            kind: "line",
+            title: "cdf",
+            xLabel: "µs",
+            yLabel: "fraction",
+            series: [
+              {
+                name: "p",
+                points: [
+                  [1, 0.5],
+                  [2, 1],
+                ],
+              },
+            ],
+          },
         ],
       },
       "machine",

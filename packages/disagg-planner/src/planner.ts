@@ -73,17 +73,33 @@ export class DisaggPlanner {
     if (hasPrefill) {
       prefillEval = this.prefill.evaluate({ ...request, pinned: request.pinnedPrefill });
       if (prefillEval.kind === "chosen") {
-        const decode = this.decode.evaluate({ ...request, overrides: { ...request.overrides, ...DISAGG_DECODE_OVERRIDES } });
-        if (decode.kind !== "chosen") return { kind: "rejected", reason: decode.reason, message: `decode: ${decode.message}`, prefill: prefillEval, decode };
+        const decode = this.decode.evaluate({
+          ...request,
+          overrides: { ...request.overrides, ...DISAGG_DECODE_OVERRIDES },
+        });
+        if (decode.kind !== "chosen")
+          return {
+            kind: "rejected",
+            reason: decode.reason,
+            message: `decode: ${decode.message}`,
+            prefill: prefillEval,
+            decode,
+          };
         return { kind: "disaggregated", prefill: prefillEval, decode };
       }
     }
     if (this.enforceDisagg) {
       const why = prefillEval?.kind === "rejected" ? prefillEval.message : "no prefill worker registered";
-      return { kind: "rejected", reason: "prefill_unavailable", message: `prefill unavailable: ${why}`, prefill: prefillEval };
+      return {
+        kind: "rejected",
+        reason: "prefill_unavailable",
+        message: `prefill unavailable: ${why}`,
+        prefill: prefillEval,
+      };
     }
     const decode = this.decode.evaluate(request);
-    if (decode.kind !== "chosen") return { kind: "rejected", reason: decode.reason, message: decode.message, prefill: prefillEval, decode };
+    if (decode.kind !== "chosen")
+      return { kind: "rejected", reason: decode.reason, message: decode.message, prefill: prefillEval, decode };
     return { kind: "aggregated", decode, fallback: this.prefillSeen, prefill: prefillEval };
   }
 
@@ -96,7 +112,12 @@ export class DisaggPlanner {
     if (plan.kind === "aggregated") return this.decode.book(requestId, plan.decode.chosen, request);
     if (this.prefill.sequences.has(requestId) || this.decode.sequences.has(requestId)) return false;
     if (!this.prefill.book(requestId, plan.prefill.chosen, { ...request, pinned: request.pinnedPrefill })) return false;
-    if (!this.decode.book(requestId, plan.decode.chosen, { ...request, overrides: { ...request.overrides, ...DISAGG_DECODE_OVERRIDES } })) {
+    if (
+      !this.decode.book(requestId, plan.decode.chosen, {
+        ...request,
+        overrides: { ...request.overrides, ...DISAGG_DECODE_OVERRIDES },
+      })
+    ) {
       this.prefill.sequences.free(requestId);
       return false;
     }

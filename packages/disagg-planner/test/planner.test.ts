@@ -11,8 +11,20 @@ const request = (blocks: number, extra: Partial<PlanRequest> = {}): PlanRequest 
   ...extra,
 });
 
-function setup(options: { prefillWorkers?: number[]; decodeWorkers?: number[]; enforceDisagg?: boolean; kvTotalBlocks?: number } = {}) {
-  const prefill = new WorkerPool({ blockSize: BS, trackActiveBlocks: false, rng: seededRng(1), busy: { activePrefillTokensThreshold: 100 } });
+function setup(
+  options: {
+    prefillWorkers?: number[];
+    decodeWorkers?: number[];
+    enforceDisagg?: boolean;
+    kvTotalBlocks?: number;
+  } = {},
+) {
+  const prefill = new WorkerPool({
+    blockSize: BS,
+    trackActiveBlocks: false,
+    rng: seededRng(1),
+    busy: { activePrefillTokensThreshold: 100 },
+  });
   const decode = new WorkerPool({ blockSize: BS, rng: seededRng(2) });
   for (const w of options.prefillWorkers ?? [1, 2]) prefill.addWorker({ workerId: BigInt(w) });
   for (const w of options.decodeWorkers ?? [10, 11]) decode.addWorker({ workerId: BigInt(w) });
@@ -24,7 +36,12 @@ describe("DisaggPlanner", () => {
     const { prefill, decode, planner } = setup();
     decode.sequences.addRequest("busy", key(11), { privateBlocks: 50, isl: 800, prefillTokens: 0 });
     // Decode worker 11 holds the prefix: no credit on the decode side, so the idle worker 10 wins.
-    const overlaps = { device: new Map([[key(2), 4], [key(11), 4]]) };
+    const overlaps = {
+      device: new Map([
+        [key(2), 4],
+        [key(11), 4],
+      ]),
+    };
     const plan = planner.planAndBook("r1", request(4, { overlaps }));
     expect(plan.kind).toBe("disaggregated");
     if (plan.kind !== "disaggregated") return;
@@ -56,14 +73,21 @@ describe("DisaggPlanner", () => {
     prefill.addWorker({ workerId: 1n });
     prefill.sequences.addRequest("hog", key(1), { isl: 500, prefillTokens: 500 });
     const busy = planner.planAndBook("b", request(4));
-    expect(busy).toMatchObject({ kind: "aggregated", fallback: true, prefill: { kind: "rejected", reason: "overloaded" } });
+    expect(busy).toMatchObject({
+      kind: "aggregated",
+      fallback: true,
+      prefill: { kind: "rejected", reason: "overloaded" },
+    });
     prefill.removeWorker(1n);
     expect(planner.plan(request(4))).toMatchObject({ kind: "aggregated", fallback: true });
   });
 
   it("fails with prefill_unavailable when disaggregation is enforced", () => {
     const none = setup({ prefillWorkers: [], enforceDisagg: true });
-    expect(none.planner.planAndBook("a", request(4))).toMatchObject({ kind: "rejected", reason: "prefill_unavailable" });
+    expect(none.planner.planAndBook("a", request(4))).toMatchObject({
+      kind: "rejected",
+      reason: "prefill_unavailable",
+    });
     expect(none.decode.sequences.size).toBe(0);
     const busy = setup({ prefillWorkers: [1], enforceDisagg: true });
     busy.prefill.sequences.addRequest("hog", key(1), { isl: 500, prefillTokens: 500 });
@@ -85,7 +109,12 @@ describe("DisaggPlanner", () => {
 
   it("pins each side independently", () => {
     const { planner } = setup();
-    const plan = planner.plan(request(4, { pinnedPrefill: { workerId: 1n, dpRank: 0 }, pinned: { workerId: 11n, dpRank: 0 } }));
-    expect(plan.kind === "disaggregated" && [plan.prefill.chosen.rank.key, plan.decode.chosen.rank.key]).toEqual([key(1), key(11)]);
+    const plan = planner.plan(
+      request(4, { pinnedPrefill: { workerId: 1n, dpRank: 0 }, pinned: { workerId: 11n, dpRank: 0 } }),
+    );
+    expect(plan.kind === "disaggregated" && [plan.prefill.chosen.rank.key, plan.decode.chosen.rank.key]).toEqual([
+      key(1),
+      key(11),
+    ]);
   });
 });

@@ -66,13 +66,17 @@ export async function parseCommandLine(argv: readonly string[], env: NodeJS.Proc
     },
   });
   const [command, ...extra] = positionals;
-  if ((command !== "list" && command !== "watch") || extra.length > 0) throw new DiscoveryConfigError("expected one command: list or watch");
+  if ((command !== "list" && command !== "watch") || extra.length > 0)
+    throw new DiscoveryConfigError("expected one command: list or watch");
   const backend = (values.backend ?? envValue(env, "DYN_DISCOVERY_BACKEND")) as DiscoveryBackendName | undefined;
   if (backend === undefined || !DISCOVERY_BACKENDS.includes(backend)) {
-    throw new DiscoveryConfigError(`--backend (or DYN_DISCOVERY_BACKEND) must be one of ${DISCOVERY_BACKENDS.join(", ")}`);
+    throw new DiscoveryConfigError(
+      `--backend (or DYN_DISCOVERY_BACKEND) must be one of ${DISCOVERY_BACKENDS.join(", ")}`,
+    );
   }
   const timeoutMs = Number(values.timeout);
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new DiscoveryConfigError(`--timeout "${values.timeout}" is not a positive integer`);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
+    throw new DiscoveryConfigError(`--timeout "${values.timeout}" is not a positive integer`);
   const overlay = (entries: Record<string, string | undefined>): NodeJS.ProcessEnv => {
     const merged = { ...env };
     for (const [name, value] of Object.entries(entries)) if (value !== undefined) merged[name] = value;
@@ -83,7 +87,10 @@ export async function parseCommandLine(argv: readonly string[], env: NodeJS.Proc
   switch (backend) {
     case "static": {
       const merged = overlay({ DYN_DISCOVERY_FILE: values.file });
-      if (envValue(merged, "DYN_DISCOVERY_FILE") === undefined && envValue(merged, "DYN_DISCOVERY_WORKERS") === undefined) {
+      if (
+        envValue(merged, "DYN_DISCOVERY_FILE") === undefined &&
+        envValue(merged, "DYN_DISCOVERY_WORKERS") === undefined
+      ) {
         throw new DiscoveryConfigError("--backend static needs --file, DYN_DISCOVERY_FILE or DYN_DISCOVERY_WORKERS");
       }
       const options = staticOptionsFromEnv(merged);
@@ -93,7 +100,11 @@ export async function parseCommandLine(argv: readonly string[], env: NodeJS.Proc
     }
     case "nats": {
       const options = natsOptionsFromEnv(
-        overlay({ NATS_SERVER: values.url, DYN_NAMESPACE_PREFIX: values.namespace, DYN_COMPONENT_NAME: values.component }),
+        overlay({
+          NATS_SERVER: values.url,
+          DYN_NAMESPACE_PREFIX: values.namespace,
+          DYN_COMPONENT_NAME: values.component,
+        }),
       );
       if (values.bucket !== undefined) options.bucket = values.bucket;
       const { NatsDiscovery } = await import("./nats/discovery.js");
@@ -144,12 +155,18 @@ export function workersTable(workers: readonly WorkerInfo[]): string {
     w.namespace || "-",
     w.httpEndpoint,
     w.dpSize === 1 ? "1" : `${w.dpSize}@${w.dpStartRank}`,
-    w.kvEvents ? w.kvEvents.endpoints[0]! + (w.kvEvents.endpoints.length > 1 ? ` +${w.kvEvents.endpoints.length - 1}` : "") : "-",
+    w.kvEvents
+      ? w.kvEvents.endpoints[0]! + (w.kvEvents.endpoints.length > 1 ? ` +${w.kvEvents.endpoints.length - 1}` : "")
+      : "-",
     w.modelName ?? "-",
     w.blockSize === undefined ? "-" : String(w.blockSize),
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: string[]): string => cells.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join("  ")
+      .trimEnd();
   return [line(header), ...rows.map(line)].join("\n");
 }
 

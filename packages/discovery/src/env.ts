@@ -13,7 +13,8 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const text = envValue(env, name);
   if (text === undefined) return undefined;
   const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0) throw new DiscoveryConfigError(`${name}="${text}" is not a positive integer`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new DiscoveryConfigError(`${name}="${text}" is not a positive integer`);
   return value;
 }
 

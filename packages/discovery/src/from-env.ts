@@ -1,4 +1,10 @@
-import { DISCOVERY_BACKENDS, kubernetesOptionsFromEnv, natsOptionsFromEnv, oneOf, staticOptionsFromEnv } from "./env.js";
+import {
+  DISCOVERY_BACKENDS,
+  kubernetesOptionsFromEnv,
+  natsOptionsFromEnv,
+  oneOf,
+  staticOptionsFromEnv,
+} from "./env.js";
 import { KubernetesDiscovery } from "./kubernetes/backend.js";
 import { NatsDiscovery } from "./nats/discovery.js";
 import type { WorkerRegistry } from "./registry.js";

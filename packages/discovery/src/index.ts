@@ -19,9 +19,21 @@ export {
   type DiscoveryStats,
   type WorkerRegistry,
 } from "./registry.js";
-export { offsetTcpPort, workerFromSpec, workerSpecSchema, workerToSpec, type WorkerSpec, type WorkerSpecContext } from "./worker-spec.js";
+export {
+  offsetTcpPort,
+  workerFromSpec,
+  workerSpecSchema,
+  workerToSpec,
+  type WorkerSpec,
+  type WorkerSpecContext,
+} from "./worker-spec.js";
 export { DEFAULT_DYNAMO_NAMESPACE, envValue, namespaceMatches, resolveNamespacePrefix } from "./namespace.js";
-export { fetchModelCard, readLocalModelCardFiles, type ModelCardFetchOptions, type ModelCardFiles } from "./model-card.js";
+export {
+  fetchModelCard,
+  readLocalModelCardFiles,
+  type ModelCardFetchOptions,
+  type ModelCardFiles,
+} from "./model-card.js";
 export { parseWorkerDocument, type WorkerDocumentResult } from "./static/parse.js";
 export { StaticDiscovery, type StaticDiscoveryOptions } from "./static/backend.js";
 export { DEFAULT_INSTANCE_BUCKET, DEFAULT_MODEL_CARD_BUCKET, instanceKey, parseInstanceKey } from "./nats/names.js";

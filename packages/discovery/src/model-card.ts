@@ -1,7 +1,12 @@
 import { readFile } from "node:fs/promises";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { NatsModelCardStore } from "./nats/model-card-store.js";
-import { OPTIONAL_MODEL_CARD_FILES, REQUIRED_MODEL_CARD_FILES, type ModelCard, type ModelCardFileSource } from "./worker.js";
+import {
+  OPTIONAL_MODEL_CARD_FILES,
+  REQUIRED_MODEL_CARD_FILES,
+  type ModelCard,
+  type ModelCardFileSource,
+} from "./worker.js";
 
 /** Model-card files as bytes, by file name. */
 export type ModelCardFiles = Record<string, Uint8Array>;
@@ -81,7 +86,8 @@ async function fetchFile(
       try {
         return new Uint8Array(await readFile(source.path));
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new MissingFileError(`${source.path} does not exist`);
+        if ((error as NodeJS.ErrnoException).code === "ENOENT")
+          throw new MissingFileError(`${source.path} does not exist`);
         throw error;
       }
     case "url": {

@@ -124,7 +124,8 @@ export abstract class WorkerRegistryBase implements WorkerRegistry {
   }
 
   changes(options: { replay?: boolean; signal?: AbortSignal } = {}): AsyncIterableIterator<WorkerChange> {
-    const queue: WorkerChange[] = (options.replay ?? true) ? this.list().map((worker) => ({ type: "added", worker })) : [];
+    const queue: WorkerChange[] =
+      (options.replay ?? true) ? this.list().map((worker) => ({ type: "added", worker })) : [];
     let wake: (() => void) | undefined;
     let closed = false;
     const off = this.on("change", (change) => {
@@ -228,7 +229,11 @@ export abstract class WorkerRegistryBase implements WorkerRegistry {
     try {
       call();
     } catch (error) {
-      this.reportProblem({ source: `listener:${event}`, message: `listener threw: ${(error as Error).message}`, cause: error });
+      this.reportProblem({
+        source: `listener:${event}`,
+        message: `listener threw: ${(error as Error).message}`,
+        cause: error,
+      });
     }
   }
 

@@ -199,7 +199,8 @@ export function workerToSpec(worker: WorkerInfo): WorkerSpec {
   if (worker.modelName !== undefined) spec.model = worker.modelName;
   if (worker.blockSize !== undefined) spec.blockSize = worker.blockSize;
   if (worker.capacity?.totalKvBlocks !== undefined) spec.totalKvBlocks = worker.capacity.totalKvBlocks;
-  if (worker.capacity?.maxNumBatchedTokens !== undefined) spec.maxNumBatchedTokens = worker.capacity.maxNumBatchedTokens;
+  if (worker.capacity?.maxNumBatchedTokens !== undefined)
+    spec.maxNumBatchedTokens = worker.capacity.maxNumBatchedTokens;
   if (worker.modelCard) {
     const files: Record<string, string | z.input<typeof natsObjectRef>> = {};
     for (const [name, source] of Object.entries(worker.modelCard.files)) {

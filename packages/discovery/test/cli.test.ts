@@ -23,7 +23,10 @@ const BUILD = `import { build } from "tsup"; await build({ outDir: process.argv[
  * sources or a loader.
  */
 async function buildInstalledCopy(root: string): Promise<string> {
-  await run(process.execPath, ["--input-type=module", "-e", BUILD, join(root, "dist")], { cwd: PACKAGE_DIR, timeout: 60_000 });
+  await run(process.execPath, ["--input-type=module", "-e", BUILD, join(root, "dist")], {
+    cwd: PACKAGE_DIR,
+    timeout: 60_000,
+  });
   copyFileSync(join(PACKAGE_DIR, "package.json"), join(root, "package.json"));
   const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { bin: Record<string, string> };
   return join(root, manifest.bin["dynamo-discovery"]!);
@@ -31,9 +34,15 @@ async function buildInstalledCopy(root: string): Promise<string> {
 
 let BIN: string;
 
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 30_000 });
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...env },
+      timeout: 30_000,
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -79,7 +88,10 @@ describe("dynamo-discovery command", () => {
     expect(statSync(BIN).mode & 0o111).not.toBe(0);
     // Run through its shebang, the way the bin link runs it, with Node first on the PATH.
     const PATH = [dirname(process.execPath), process.env["PATH"] ?? ""].join(delimiter);
-    const { stdout } = await run(BIN, ["list", "--backend", "static", "--file", file, "--json"], { env: { ...process.env, PATH }, timeout: 30_000 });
+    const { stdout } = await run(BIN, ["list", "--backend", "static", "--file", file, "--json"], {
+      env: { ...process.env, PATH },
+      timeout: 30_000,
+    });
     expect((JSON.parse(stdout) as { name: string }[]).map((w) => w.name).sort()).toEqual(["big-id", "decode-0"]);
   });
 
@@ -88,10 +100,12 @@ describe("dynamo-discovery command", () => {
     expect(code).toBe(0);
     const lines = stdout.trim().split("\n");
     expect(lines[0]).toMatch(/^ID\s+NAME\s+ROLE\s+NAMESPACE\s+HTTP\s+DP\s+KV EVENTS\s+MODEL\s+BLOCK$/);
-    expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 3))).toEqual([
-      [formatWorkerId(workerIdFromName("decode-0")), "decode-0", "decode"],
-      ["18446744073709551615", "big-id", "both"],
-    ].sort((a, b) => (BigInt(a[0]!) < BigInt(b[0]!) ? -1 : 1)));
+    expect(lines.slice(1).map((line) => line.split(/\s+/).slice(0, 3))).toEqual(
+      [
+        [formatWorkerId(workerIdFromName("decode-0")), "decode-0", "decode"],
+        ["18446744073709551615", "big-id", "both"],
+      ].sort((a, b) => (BigInt(a[0]!) < BigInt(b[0]!) ? -1 : 1)),
+    );
     expect(stdout).toContain("tcp://127.0.0.1:5557 +1");
   });
 
@@ -103,7 +117,10 @@ describe("dynamo-discovery command", () => {
       ["big-id", "18446744073709551615"],
       ["decode-0", formatWorkerId(workerIdFromName("decode-0"))],
     ]);
-    expect(workers.find((w) => w.name === "decode-0")?.kvEvents?.endpoints).toEqual(["tcp://127.0.0.1:5557", "tcp://127.0.0.1:5558"]);
+    expect(workers.find((w) => w.name === "decode-0")?.kvEvents?.endpoints).toEqual([
+      "tcp://127.0.0.1:5557",
+      "tcp://127.0.0.1:5558",
+    ]);
   });
 
   it("exits 1 naming the line when the file is invalid, and 2 on a usage error", async () => {
@@ -123,7 +140,10 @@ describe("dynamo-discovery command", () => {
 
   it("falls back to the environment for unset flags: DYN_DISCOVERY_FILE, DYN_DISCOVERY_WORKERS, DYN_DISCOVERY_BACKEND", async () => {
     const listed = (stdout: string): string[] => (JSON.parse(stdout) as { name: string }[]).map((w) => w.name).sort();
-    const fromFile = await cli(["list", "--backend", "static", "--json"], { DYN_DISCOVERY_FILE: file, DYN_DISCOVERY_WORKERS: "" });
+    const fromFile = await cli(["list", "--backend", "static", "--json"], {
+      DYN_DISCOVERY_FILE: file,
+      DYN_DISCOVERY_WORKERS: "",
+    });
     expect(fromFile.code).toBe(0);
     expect(listed(fromFile.stdout)).toEqual(["big-id", "decode-0"]);
 
@@ -148,7 +168,9 @@ describe("dynamo-discovery command", () => {
   it("streams changes with watch until interrupted", async () => {
     const watched = join(dir, "watched.yaml");
     writeFileSync(watched, "- {name: first, http: '127.0.0.1:1'}\n");
-    const child = spawn(process.execPath, [BIN, "watch", "--backend", "static", "--file", watched], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "watch", "--backend", "static", "--file", watched], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
@@ -179,9 +201,20 @@ describe("dynamo-discovery command", () => {
     });
     try {
       await registrar.register();
-      const { code, stdout } = await cli(["list", "--backend", "nats", "--url", server.url, "--namespace", "vllm-agg", "--json"]);
+      const { code, stdout } = await cli([
+        "list",
+        "--backend",
+        "nats",
+        "--url",
+        server.url,
+        "--namespace",
+        "vllm-agg",
+        "--json",
+      ]);
       expect(code).toBe(0);
-      expect((JSON.parse(stdout) as { name: string; namespace: string }[]).map((w) => [w.name, w.namespace])).toEqual([["nats-worker", "vllm-agg-2"]]);
+      expect((JSON.parse(stdout) as { name: string; namespace: string }[]).map((w) => [w.name, w.namespace])).toEqual([
+        ["nats-worker", "vllm-agg-2"],
+      ]);
     } finally {
       await registrar.deregister();
       await nc.close();
@@ -192,7 +225,13 @@ describe("dynamo-discovery command", () => {
   it("lists Kubernetes pods through a kubeconfig", async () => {
     const api = await FakeKubeApi.start("serving");
     try {
-      api.apply("pods", pod("engine-0", { ip: "10.2.0.1", labels: { "nvidia.com/dynamo-component-class": "worker", "nvidia.com/dynamo-namespace": "vllm-agg" } }));
+      api.apply(
+        "pods",
+        pod("engine-0", {
+          ip: "10.2.0.1",
+          labels: { "nvidia.com/dynamo-component-class": "worker", "nvidia.com/dynamo-namespace": "vllm-agg" },
+        }),
+      );
       const kubeconfig = join(dir, "kubeconfig.yaml");
       writeFileSync(
         kubeconfig,
@@ -205,10 +244,13 @@ describe("dynamo-discovery command", () => {
           "current-context: fake",
         ].join("\n"),
       );
-      const { code, stdout } = await cli(["list", "--backend", "kubernetes", "--namespace", "serving", "--kubeconfig", kubeconfig, "--json"], {
-        DYN_NAMESPACE_PREFIX: "",
-        DYN_NAMESPACE: "",
-      });
+      const { code, stdout } = await cli(
+        ["list", "--backend", "kubernetes", "--namespace", "serving", "--kubeconfig", kubeconfig, "--json"],
+        {
+          DYN_NAMESPACE_PREFIX: "",
+          DYN_NAMESPACE: "",
+        },
+      );
       expect(code).toBe(0);
       const [worker] = JSON.parse(stdout) as { id: string; httpEndpoint: string }[];
       expect(worker).toMatchObject({ id: formatWorkerId(podWorkerId("engine-0")), httpEndpoint: "10.2.0.1:8000" });

@@ -49,7 +49,9 @@ describe("configuration from the environment", () => {
     expect(() => kubernetesOptionsFromEnv({ POD_NAMESPACE: "x", DYN_KUBE_DISCOVERY_MODE: "node" })).toThrow(
       /DYN_KUBE_DISCOVERY_MODE="node" must be one of pod, container/,
     );
-    expect(() => kubernetesOptionsFromEnv({ POD_NAMESPACE: "x", DYN_KV_CACHE_BLOCK_SIZE: "16k" })).toThrow(DiscoveryConfigError);
+    expect(() => kubernetesOptionsFromEnv({ POD_NAMESPACE: "x", DYN_KV_CACHE_BLOCK_SIZE: "16k" })).toThrow(
+      DiscoveryConfigError,
+    );
   });
 
   it("reads the NATS and static options", () => {
@@ -60,14 +62,21 @@ describe("configuration from the environment", () => {
       component: "backend",
     });
     expect(staticOptionsFromEnv({ DYN_DISCOVERY_FILE: "/etc/workers.yaml" })).toEqual({ file: "/etc/workers.yaml" });
-    expect(staticOptionsFromEnv({ DYN_DISCOVERY_WORKERS: "[]" })).toEqual({ text: "[]", sourceName: "DYN_DISCOVERY_WORKERS" });
+    expect(staticOptionsFromEnv({ DYN_DISCOVERY_WORKERS: "[]" })).toEqual({
+      text: "[]",
+      sourceName: "DYN_DISCOVERY_WORKERS",
+    });
     expect(() => staticOptionsFromEnv({})).toThrow(/DYN_DISCOVERY_FILE or DYN_DISCOVERY_WORKERS/);
   });
 
   it("builds the backend DYN_DISCOVERY_BACKEND names", () => {
-    expect(discoveryFromEnv({ DYN_DISCOVERY_BACKEND: "static", DYN_DISCOVERY_WORKERS: "[]" })).toBeInstanceOf(StaticDiscovery);
+    expect(discoveryFromEnv({ DYN_DISCOVERY_BACKEND: "static", DYN_DISCOVERY_WORKERS: "[]" })).toBeInstanceOf(
+      StaticDiscovery,
+    );
     expect(discoveryFromEnv({ DYN_DISCOVERY_BACKEND: "nats" })).toBeInstanceOf(NatsDiscovery);
-    expect(() => discoveryFromEnv({ DYN_DISCOVERY_BACKEND: "etcd" })).toThrow(/must be one of static, nats, kubernetes/);
+    expect(() => discoveryFromEnv({ DYN_DISCOVERY_BACKEND: "etcd" })).toThrow(
+      /must be one of static, nats, kubernetes/,
+    );
     expect(() => discoveryFromEnv({})).toThrow(/POD_NAMESPACE/);
     expect(discoveryFromEnv({ POD_NAMESPACE: "serving" })).toBeInstanceOf(KubernetesDiscovery);
   });

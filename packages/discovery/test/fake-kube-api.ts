@@ -3,7 +3,15 @@ import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 
 /** A JSON object as the API server stores it. */
-type KubeJson = { metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string; uid?: string } } & Record<string, unknown>;
+type KubeJson = {
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    resourceVersion?: string;
+    uid?: string;
+  };
+} & Record<string, unknown>;
 type Resource = "pods" | "inferencepools";
 
 interface LogEntry {
@@ -85,7 +93,13 @@ export class FakeKubeApi {
     stored.metadata.uid = previous?.metadata.uid ?? `uid-${object.metadata.name}-${this.resourceVersion}`;
     stored.metadata.resourceVersion = String(++this.resourceVersion);
     this.objects[resource].set(object.metadata.name, stored);
-    this.record({ resourceVersion: this.resourceVersion, resource, type: previous ? "MODIFIED" : "ADDED", object: stored, previous });
+    this.record({
+      resourceVersion: this.resourceVersion,
+      resource,
+      type: previous ? "MODIFIED" : "ADDED",
+      object: stored,
+      previous,
+    });
   }
 
   remove(resource: Resource, name: string): void {
@@ -145,7 +159,9 @@ export class FakeKubeApi {
     const url = new URL(request.url ?? "/", "http://fake");
     const resource = this.resourceOf(url.pathname);
     if (!resource) {
-      response.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ kind: "Status", code: 404 }));
+      response
+        .writeHead(404, { "content-type": "application/json" })
+        .end(JSON.stringify({ kind: "Status", code: 404 }));
       return;
     }
     const matches = selectorMatcher(url.searchParams.get("labelSelector"), url.searchParams.get("fieldSelector"));
@@ -154,13 +170,22 @@ export class FakeKubeApi {
       const items = [...this.objects[resource].values()].filter(matches);
       const kind = resource === "pods" ? "PodList" : "InferencePoolList";
       response.writeHead(200, { "content-type": "application/json" });
-      response.end(JSON.stringify({ kind, apiVersion: "v1", metadata: { resourceVersion: String(this.resourceVersion) }, items }));
+      response.end(
+        JSON.stringify({ kind, apiVersion: "v1", metadata: { resourceVersion: String(this.resourceVersion) }, items }),
+      );
       return;
     }
     this.requests.watches[resource]++;
     if (resource === "pods") this.podWatchSelectors.push(url.searchParams.get("labelSelector") ?? "");
     const from = Number(url.searchParams.get("resourceVersion") || this.resourceVersion);
-    const gone = { kind: "Status", apiVersion: "v1", status: "Failure", reason: "Expired", code: 410, message: "too old resource version" };
+    const gone = {
+      kind: "Status",
+      apiVersion: "v1",
+      status: "Failure",
+      reason: "Expired",
+      code: 410,
+      message: "too old resource version",
+    };
     if (from < this.compactedBelow) {
       if (this.goneAs === "status") {
         response.writeHead(410, { "content-type": "application/json" }).end(JSON.stringify(gone));
@@ -186,7 +211,8 @@ export class FakeKubeApi {
 
   private resourceOf(path: string): Resource | undefined {
     if (path === `/api/v1/namespaces/${this.namespace}/pods`) return "pods";
-    if (path === `/apis/inference.networking.k8s.io/v1/namespaces/${this.namespace}/inferencepools`) return "inferencepools";
+    if (path === `/apis/inference.networking.k8s.io/v1/namespaces/${this.namespace}/inferencepools`)
+      return "inferencepools";
     return undefined;
   }
 }
@@ -238,7 +264,14 @@ export function pod(name: string, spec: PodSpec = {}): KubeJson {
       phase: "Running",
       ...(spec.ip === null ? {} : { podIP: spec.ip ?? "10.0.0.1" }),
       conditions: [{ type: "Ready", status: (spec.ready ?? true) ? "True" : "False" }],
-      containerStatuses: containers.map((c) => ({ name: c.name, ready: c.ready, restartCount: 0, image: "engine", imageID: "", started: true })),
+      containerStatuses: containers.map((c) => ({
+        name: c.name,
+        ready: c.ready,
+        restartCount: 0,
+        image: "engine",
+        imageID: "",
+        started: true,
+      })),
     },
   };
 }

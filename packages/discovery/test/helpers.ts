@@ -12,7 +12,10 @@ export function record(registry: WorkerRegistry): { changes: WorkerChange[]; pro
 
 /** Names of the current workers, sorted. */
 export function names(registry: WorkerRegistry): string[] {
-  return registry.list().map((worker) => worker.name).sort();
+  return registry
+    .list()
+    .map((worker) => worker.name)
+    .sort();
 }
 
 /**

@@ -11,7 +11,10 @@ import { FakeKubeApi, inferencePool, pod, type PodSpec } from "./fake-kube-api.j
 import { names, record } from "./helpers.js";
 
 const WORKER = { "nvidia.com/dynamo-component-class": "worker" };
-const dynamoLabels = (namespace: string): Record<string, string> => ({ ...WORKER, "nvidia.com/dynamo-namespace": namespace });
+const dynamoLabels = (namespace: string): Record<string, string> => ({
+  ...WORKER,
+  "nvidia.com/dynamo-namespace": namespace,
+});
 const summary = (changes: WorkerChange[]): string[] => changes.map((c) => `${c.type}:${c.worker.name}`);
 
 describe("KubernetesDiscovery against a fake API server", () => {
@@ -44,7 +47,10 @@ describe("KubernetesDiscovery against a fake API server", () => {
     api.apply("pods", pod(name, { labels: dynamoLabels("vllm-agg"), ...spec }));
 
   it("lists only Ready, non-terminating worker pods with an IP and an http port, then follows the watch", async () => {
-    addPod("ready-a", { ip: "10.0.0.1", labels: { ...dynamoLabels("vllm-agg"), "nvidia.com/dynamo-sub-component-type": "decode" } });
+    addPod("ready-a", {
+      ip: "10.0.0.1",
+      labels: { ...dynamoLabels("vllm-agg"), "nvidia.com/dynamo-sub-component-type": "decode" },
+    });
     addPod("ready-b", { ip: "10.0.0.2" });
     addPod("not-ready", { ready: false });
     addPod("no-ip", { ip: null });
@@ -158,7 +164,12 @@ describe("KubernetesDiscovery against a fake API server", () => {
       ready: false,
     });
     const d = await start({ mode: "container" });
-    expect(d.list().map((w) => [w.name, w.id, w.httpEndpoint]).sort()).toEqual(
+    expect(
+      d
+        .list()
+        .map((w) => [w.name, w.id, w.httpEndpoint])
+        .sort(),
+    ).toEqual(
       [
         ["multi/engine-b", containerWorkerId("multi", "engine-b"), "10.0.0.5:8000"],
         ["multi/main", podWorkerId("multi"), "10.0.0.5:8000"],
@@ -249,7 +260,9 @@ describe("KubernetesDiscovery against a fake API server", () => {
     api.remove("pods", "b");
     addPod("c");
     await waitFor(() => problems.some((p) => /list pods failed/.test(p.message)), "a failed relist");
-    await expect(d.whenReady(100)).rejects.toThrow(/not ready after 100 ms; last problem: kubernetes:pods: (list|watch) pods failed/);
+    await expect(d.whenReady(100)).rejects.toThrow(
+      /not ready after 100 ms; last problem: kubernetes:pods: (list|watch) pods failed/,
+    );
     expect(d.ready).toBe(false);
     expect(names(d)).toEqual(["a", "b"]);
     expect(changes).toEqual([]);
@@ -297,7 +310,12 @@ describe("KubernetesDiscovery against a fake API server", () => {
     const config = api.kubeConfig();
     const port = Number(new URL(api.url).port);
     await api.close();
-    discovery = new KubernetesDiscovery({ kubeConfig: config, namespace: "dynamo", namespacePrefix: "vllm-agg", retryMs: 50 });
+    discovery = new KubernetesDiscovery({
+      kubeConfig: config,
+      namespace: "dynamo",
+      namespacePrefix: "vllm-agg",
+      retryMs: 50,
+    });
     const { problems } = record(discovery);
     await discovery.start();
     await waitFor(() => problems.length >= 2, "list failures reported");

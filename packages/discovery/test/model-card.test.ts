@@ -4,7 +4,14 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeRegistration, encodeRegistration, fetchModelCard, parseWorkerDocument, workerIdFromName, type WorkerInfo } from "../src/index.js";
+import {
+  decodeRegistration,
+  encodeRegistration,
+  fetchModelCard,
+  parseWorkerDocument,
+  workerIdFromName,
+  type WorkerInfo,
+} from "../src/index.js";
 
 describe("model cards", () => {
   let dir: string;
@@ -27,7 +34,8 @@ describe("model cards", () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  const text = (bytes: Uint8Array | undefined): string | undefined => (bytes ? new TextDecoder().decode(bytes) : undefined);
+  const text = (bytes: Uint8Array | undefined): string | undefined =>
+    bytes ? new TextDecoder().decode(bytes) : undefined;
 
   it("reads a card directory, leaving out optional files that do not exist", async () => {
     const result = parseWorkerDocument(`- {name: w, http: "h:1", modelCard: {dir: .}}`, "w.yaml", dir);
@@ -55,7 +63,9 @@ describe("model cards", () => {
     await expect(
       fetchModelCard({ files: { ...card.files, "chat_template.jinja": { kind: "url", url: `${base}/broken` } } }),
     ).rejects.toThrow(/chat_template.jinja: .*500/);
-    await expect(fetchModelCard({ files: { "tokenizer.json": card.files["tokenizer.json"] } })).rejects.toThrow(/no tokenizer_config.json/);
+    await expect(fetchModelCard({ files: { "tokenizer.json": card.files["tokenizer.json"] } })).rejects.toThrow(
+      /no tokenizer_config.json/,
+    );
     await expect(
       fetchModelCard({ files: { ...card.files, "tokenizer.json": { kind: "nats-object", bucket: "b", object: "o" } } }),
     ).rejects.toThrow(/needs a NATS connection/);
@@ -72,20 +82,32 @@ describe("model cards", () => {
       rankHttpEndpoints: ["10.0.0.1:8000", "10.0.0.1:8001"],
       dpSize: 2,
       dpStartRank: 4,
-      kvEvents: { endpoints: ["tcp://10.0.0.1:5561", "tcp://10.0.0.1:5562"], replayEndpoints: ["tcp://10.0.0.1:5604", "tcp://10.0.0.1:5605"] },
+      kvEvents: {
+        endpoints: ["tcp://10.0.0.1:5561", "tcp://10.0.0.1:5562"],
+        replayEndpoints: ["tcp://10.0.0.1:5604", "tcp://10.0.0.1:5605"],
+      },
       modelName: "m",
       blockSize: 64,
       capacity: { totalKvBlocks: 100, maxNumBatchedTokens: 8192 },
       modelCard: {
         files: {
-          "tokenizer.json": { kind: "nats-object", bucket: "cards", object: "m/tokenizer.json", digest: "SHA-256=x", size: 3 },
+          "tokenizer.json": {
+            kind: "nats-object",
+            bucket: "cards",
+            object: "m/tokenizer.json",
+            digest: "SHA-256=x",
+            size: 3,
+          },
           "tokenizer_config.json": { kind: "url", url: "https://example.invalid/tokenizer_config.json" },
         },
       },
     };
     expect(decodeRegistration(encodeRegistration({ worker, leaseTtlMs: 5000 }))).toEqual({ worker, leaseTtlMs: 5000 });
-    expect(() => encodeRegistration({ worker: { ...worker, modelCard: { files: { a: { kind: "bytes", bytes: new Uint8Array(1) } } } }, leaseTtlMs: 1 })).toThrow(
-      /upload it first/,
-    );
+    expect(() =>
+      encodeRegistration({
+        worker: { ...worker, modelCard: { files: { a: { kind: "bytes", bytes: new Uint8Array(1) } } } },
+        leaseTtlMs: 1,
+      }),
+    ).toThrow(/upload it first/);
   });
 });

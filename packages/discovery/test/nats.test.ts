@@ -99,7 +99,10 @@ describe("NATS registry", () => {
     const a = worker("worker-a", {
       dpSize: 2,
       rankHttpEndpoints: ["127.0.0.1:8000", "127.0.0.1:8000"],
-      kvEvents: { endpoints: ["tcp://127.0.0.1:5557", "tcp://127.0.0.1:5558"], replayEndpoints: ["tcp://127.0.0.1:5600", "tcp://127.0.0.1:5601"] },
+      kvEvents: {
+        endpoints: ["tcp://127.0.0.1:5557", "tcp://127.0.0.1:5558"],
+        replayEndpoints: ["tcp://127.0.0.1:5600", "tcp://127.0.0.1:5601"],
+      },
       modelName: "Qwen/Qwen3-0.6B",
       blockSize: 16,
       capacity: { totalKvBlocks: 1024 },
@@ -152,7 +155,9 @@ describe("NATS registry", () => {
       "tokenizer_config.json": new TextEncoder().encode('{"bos_token": "<s>"}'),
       "chat_template.jinja": new TextEncoder().encode("{% for m in messages %}{{ m.content }}{% endfor %}"),
     };
-    const card = { files: Object.fromEntries(Object.entries(files).map(([n, bytes]) => [n, { kind: "bytes" as const, bytes }])) };
+    const card = {
+      files: Object.fromEntries(Object.entries(files).map(([n, bytes]) => [n, { kind: "bytes" as const, bytes }])),
+    };
     await registrar(worker("card-0", { modelName: "org/model", modelCard: card }));
     await registrar(worker("card-1", { modelName: "org/model", modelCard: card }));
     const d = await watcher();
@@ -167,7 +172,8 @@ describe("NATS registry", () => {
     });
     const fetched = await d.modelCardFiles(listed);
     expect(Object.keys(fetched).sort()).toEqual(Object.keys(files).sort());
-    for (const [name, bytes] of Object.entries(files)) expect(Buffer.from(fetched[name]!).equals(Buffer.from(bytes))).toBe(true);
+    for (const [name, bytes] of Object.entries(files))
+      expect(Buffer.from(fetched[name]!).equals(Buffer.from(bytes))).toBe(true);
 
     const nc = await connection();
     const store = await new Objm(nc).open(`${bucket}-cards`);
@@ -312,8 +318,17 @@ describe("NATS registry", () => {
     const { problems } = record(d);
     const wrongId = formatWorkerId(workerIdFromName("someone-else"));
     await kv.put("vllm-agg.backend.123", "not json");
-    await kv.put(`vllm-agg.backend.${wrongId}`, JSON.stringify({ worker: { name: "x", http: "h:1" }, leaseTtlMs: 1000 }));
-    await kv.put("vllm-agg.backend.456", JSON.stringify({ worker: { name: "x", http: "h:1", namespace: "vllm-agg", component: "backend", id: "456" }, leaseTtlMs: -1 }));
+    await kv.put(
+      `vllm-agg.backend.${wrongId}`,
+      JSON.stringify({ worker: { name: "x", http: "h:1" }, leaseTtlMs: 1000 }),
+    );
+    await kv.put(
+      "vllm-agg.backend.456",
+      JSON.stringify({
+        worker: { name: "x", http: "h:1", namespace: "vllm-agg", component: "backend", id: "456" },
+        leaseTtlMs: -1,
+      }),
+    );
     await kv.put("no-dots", "{}");
     await waitFor(() => problems.length === 4, "four problem reports");
     expect(problems.map((p) => p.message)).toEqual([

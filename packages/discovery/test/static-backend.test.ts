@@ -33,16 +33,32 @@ describe("StaticDiscovery", () => {
   }
 
   it("is ready after the first load and reports the initial list", async () => {
-    const r = await startOn(yamlOf([["a", 8000], ["b", 8001]]));
+    const r = await startOn(
+      yamlOf([
+        ["a", 8000],
+        ["b", 8001],
+      ]),
+    );
     expect(r.ready).toBe(true);
     expect(names(r)).toEqual(["a", "b"]);
     expect(r.get(workerIdFromName("a"))?.httpEndpoint).toBe("127.0.0.1:8000");
   });
 
   it("picks up in-place edits as added, updated and removed changes", async () => {
-    const r = await startOn(yamlOf([["a", 8000], ["b", 8001]]));
+    const r = await startOn(
+      yamlOf([
+        ["a", 8000],
+        ["b", 8001],
+      ]),
+    );
     const { changes } = record(r);
-    await writeFile(file, yamlOf([["a", 9000], ["c", 8002]]));
+    await writeFile(
+      file,
+      yamlOf([
+        ["a", 9000],
+        ["c", 8002],
+      ]),
+    );
     await waitFor(() => changes.length === 3, "three changes");
     const summary = changes.map((c: WorkerChange) => `${c.type}:${c.worker.name}`).sort();
     expect(summary).toEqual(["added:c", "removed:b", "updated:a"]);
@@ -73,7 +89,13 @@ describe("StaticDiscovery", () => {
     expect(names(r)).toEqual(["a"]);
     expect(changes).toEqual([]);
 
-    await writeFile(file, yamlOf([["a", 8000], ["b", 8001]]));
+    await writeFile(
+      file,
+      yamlOf([
+        ["a", 8000],
+        ["b", 8001],
+      ]),
+    );
     await waitFor(() => names(r).length === 2, "the fixed list");
     expect(r.stats().problems).toBe(1);
   });
@@ -104,15 +126,32 @@ describe("StaticDiscovery", () => {
   });
 
   it("rejects an edit that gives two workers the same id and keeps the previous list", async () => {
-    const r = await startOn(yamlOf([["a", 8000], ["b", 8001]]));
+    const r = await startOn(
+      yamlOf([
+        ["a", 8000],
+        ["b", 8001],
+      ]),
+    );
     const { changes, problems } = record(r);
-    await writeFile(file, yamlOf([["a", 8000], ["b", 8001], ["a", 8002]]));
+    await writeFile(
+      file,
+      yamlOf([
+        ["a", 8000],
+        ["b", 8001],
+        ["a", 8002],
+      ]),
+    );
     await waitFor(() => problems.length > 0, "the duplicate reported");
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatchObject({ source: file, line: 6, column: 11 });
-    expect(problems[0]!.message).toMatch(/^workers\[2\]: duplicate worker id \d+, already used by workers\[0\] "a" on line 2$/);
+    expect(problems[0]!.message).toMatch(
+      /^workers\[2\]: duplicate worker id \d+, already used by workers\[0\] "a" on line 2$/,
+    );
     expect(r.list().map((w) => [w.name, w.httpEndpoint])).toEqual(
-      [["a", "127.0.0.1:8000"], ["b", "127.0.0.1:8001"]].sort((x, y) => (workerIdFromName(x[0]!) < workerIdFromName(y[0]!) ? -1 : 1)),
+      [
+        ["a", "127.0.0.1:8000"],
+        ["b", "127.0.0.1:8001"],
+      ].sort((x, y) => (workerIdFromName(x[0]!) < workerIdFromName(y[0]!) ? -1 : 1)),
     );
     expect(changes).toEqual([]);
   });
@@ -151,7 +190,13 @@ describe("StaticDiscovery", () => {
         if (seen.length === 2) controller.abort();
       }
     })();
-    await writeFile(file, yamlOf([["a", 8000], ["b", 8001]]));
+    await writeFile(
+      file,
+      yamlOf([
+        ["a", 8000],
+        ["b", 8001],
+      ]),
+    );
     await consumer;
     expect(seen).toEqual(["added:a", "added:b"]);
   });

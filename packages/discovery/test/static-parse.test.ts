@@ -43,13 +43,22 @@ describe("parseWorkerDocument", () => {
         replayEndpoints: ["tcp://10.0.0.1:5602", "tcp://10.0.0.1:5603"],
       },
     });
-    expect(decode!.modelCard!.files["tokenizer.json"]).toEqual({ kind: "path", path: "/etc/dynamo/models/qwen/tokenizer.json" });
+    expect(decode!.modelCard!.files["tokenizer.json"]).toEqual({
+      kind: "path",
+      path: "/etc/dynamo/models/qwen/tokenizer.json",
+    });
     expect(prefill).toMatchObject({ id: (1n << 64n) - 1n, role: "prefill", blockSize: 32, dpSize: 1 });
   });
 
   it("accepts JSON and a bare list", () => {
-    const result = parseWorkerDocument('[{"name": "w", "http": "127.0.0.1:9000", "rankHttp": ["127.0.0.1:9000", "127.0.0.1:9002"]}]', "w.json");
-    expect(result.ok && result.workers[0]).toMatchObject({ dpSize: 2, rankHttpEndpoints: ["127.0.0.1:9000", "127.0.0.1:9002"] });
+    const result = parseWorkerDocument(
+      '[{"name": "w", "http": "127.0.0.1:9000", "rankHttp": ["127.0.0.1:9000", "127.0.0.1:9002"]}]',
+      "w.json",
+    );
+    expect(result.ok && result.workers[0]).toMatchObject({
+      dpSize: 2,
+      rankHttpEndpoints: ["127.0.0.1:9000", "127.0.0.1:9002"],
+    });
   });
 
   it("names the line and column of a YAML syntax error", () => {
@@ -68,7 +77,16 @@ describe("parseWorkerDocument", () => {
 
   it("names the line of each invalid field, and of a missing one", () => {
     const result = parseWorkerDocument(
-      ["workers:", "  - name: a", "    http: 127.0.0.1:80", "  - name: b", "    http: nope", "    role: leader", "  - role: decode", "    http: h:1"].join("\n"),
+      [
+        "workers:",
+        "  - name: a",
+        "    http: 127.0.0.1:80",
+        "  - name: b",
+        "    http: nope",
+        "    role: leader",
+        "  - role: decode",
+        "    http: h:1",
+      ].join("\n"),
       "w.yaml",
     );
     expect(result.ok).toBe(false);
@@ -100,7 +118,11 @@ describe("parseWorkerDocument", () => {
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.problems.map((p) => [p.line, p.column, p.message])).toEqual([
-      [7, 11, `workers[2]: duplicate worker id ${formatWorkerId(workerIdFromName("a"))}, already used by workers[0] "a" on line 2`],
+      [
+        7,
+        11,
+        `workers[2]: duplicate worker id ${formatWorkerId(workerIdFromName("a"))}, already used by workers[0] "a" on line 2`,
+      ],
       [11, 9, 'workers[3]: duplicate worker id 42, already used by workers[1] "b" on line 4'],
     ]);
 

@@ -32,7 +32,12 @@ export class EngineHashTable {
    * Records the run `blockHashes[0..tokensHashes.length)` stored under `parent` (null: from block 0),
    * with router hashes `tokensHashes`, as held in the tier of `tierBit`.
    */
-  addStored(blockHashes: readonly bigint[], parent: bigint | null, tokensHashes: BigUint64Array, tierBit: number): void {
+  addStored(
+    blockHashes: readonly bigint[],
+    parent: bigint | null,
+    tokensHashes: BigUint64Array,
+    tierBit: number,
+  ): void {
     for (let i = 0; i < tokensHashes.length; i++) {
       if ((this.count + 1) * 4 > (this.mask + 1) * 3) this.grow();
       scratch64[0] = blockHashes[i]!;

@@ -49,7 +49,13 @@ export {
   type RangeQuery,
 } from "./recovery-protocol.js";
 export { ConcurrencyLimit, queryEventRange } from "./nats-request.js";
-export { BRIDGE_BUFFER_SIZE, KvEventBridge, defaultFirstEventId, type KvEventBridgeOptions, type KvEventBridgeStats } from "./kv-event-bridge.js";
+export {
+  BRIDGE_BUFFER_SIZE,
+  KvEventBridge,
+  defaultFirstEventId,
+  type KvEventBridgeOptions,
+  type KvEventBridgeStats,
+} from "./kv-event-bridge.js";
 export {
   DEFAULT_RECOVERY_POLICY,
   KvEventSubscriber,

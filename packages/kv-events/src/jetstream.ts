@@ -9,7 +9,12 @@ export const KV_EVENT_STREAM_MAX_AGE_MS = 3_600_000;
  * Creates (or finds) the JetStream stream `namespace-{ns}-component-{comp}-kv-events` capturing the
  * component's event subject, so that events published on plain NATS are kept for late subscribers.
  */
-export async function ensureKvEventStream(nc: NatsConnection, namespace: string, component: string, maxAgeMs = KV_EVENT_STREAM_MAX_AGE_MS): Promise<string> {
+export async function ensureKvEventStream(
+  nc: NatsConnection,
+  namespace: string,
+  component: string,
+  maxAgeMs = KV_EVENT_STREAM_MAX_AGE_MS,
+): Promise<string> {
   const jsm = await jetstreamManager(nc);
   const name = kvEventStreamName(namespace, component);
   try {
@@ -36,7 +41,11 @@ export async function consumeKvEventStream(
 ): Promise<ConsumerMessages> {
   const stream = await ensureKvEventStream(nc, namespace, component);
   const jsm = await jetstreamManager(nc);
-  await jsm.consumers.add(stream, { durable_name: consumerName, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
+  await jsm.consumers.add(stream, {
+    durable_name: consumerName,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+  });
   const consumer = await jetstream(nc).consumers.get(stream, consumerName);
   const messages = await consumer.consume();
   void (async () => {

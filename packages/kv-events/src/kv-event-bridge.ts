@@ -74,7 +74,12 @@ interface RankLog {
  * with a dump of its own index when the buffer no longer reaches back far enough.
  */
 export class KvEventBridge {
-  readonly stats: KvEventBridgeStats = { published: 0, publishFailures: 0, answered: { events: 0, tree_dump: 0, too_new: 0 }, badQueries: 0 };
+  readonly stats: KvEventBridgeStats = {
+    published: 0,
+    publishFailures: 0,
+    answered: { events: 0, tree_dump: 0, too_new: 0 },
+    badQueries: 0,
+  };
   /** The bridge's own index of the worker (device tier), the source of tree dumps. */
   readonly index = new RadixIndex({ trackEventIds: false });
   readonly ingest: VllmEventIngest;
@@ -92,7 +97,12 @@ export class KvEventBridge {
     const quirks = options.quirks ?? {};
     this.firstEventId = options.firstEventId ?? defaultFirstEventId();
     this.ingest = new VllmEventIngest(
-      { blockSize: options.blockSize, quirks: () => quirks, firstEventId: this.firstEventId, ...(options.log ? { log: options.log } : {}) },
+      {
+        blockSize: options.blockSize,
+        quirks: () => quirks,
+        firstEventId: this.firstEventId,
+        ...(options.log ? { log: options.log } : {}),
+      },
       (event, rank) => this.forward(event, rank),
     );
     this.zmq = new ZmqEventSubscriber(this.ingest, { ...(options.log ? { log: options.log } : {}), ...options.zmq });
@@ -109,7 +119,9 @@ export class KvEventBridge {
     const ranks = options.worker.dpRanks ?? [0];
     for (const dpRank of ranks) {
       const subject = workerQuerySubject(options.namespace, options.component, options.worker.workerId, dpRank);
-      bridge.subscriptions.push(options.nc.subscribe(subject, { callback: (_err, msg) => bridge.answer(dpRank, msg.string(), msg.reply) }));
+      bridge.subscriptions.push(
+        options.nc.subscribe(subject, { callback: (_err, msg) => bridge.answer(dpRank, msg.string(), msg.reply) }),
+      );
     }
     for (const dpRank of ranks) {
       const rank = { workerId: options.worker.workerId, dpRank };
@@ -138,7 +150,11 @@ export class KvEventBridge {
   private rankLog(rank: WorkerRank): RankLog {
     const key = workerRankKey(rank.workerId, rank.dpRank);
     let log = this.ranks.get(key);
-    if (!log) this.ranks.set(key, (log = { buffer: new RingBuffer(this.options.bufferSize ?? BRIDGE_BUFFER_SIZE), lastEventId: null }));
+    if (!log)
+      this.ranks.set(
+        key,
+        (log = { buffer: new RingBuffer(this.options.bufferSize ?? BRIDGE_BUFFER_SIZE), lastEventId: null }),
+      );
     return log;
   }
 
@@ -152,7 +168,10 @@ export class KvEventBridge {
       this.stats.published++;
     } catch (err) {
       this.stats.publishFailures++;
-      this.log.warn("publish", `kv-events bridge: worker ${rank.workerId} dp_rank ${rank.dpRank}: publish failed: ${(err as Error).message}`);
+      this.log.warn(
+        "publish",
+        `kv-events bridge: worker ${rank.workerId} dp_rank ${rank.dpRank}: publish failed: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -168,7 +187,10 @@ export class KvEventBridge {
     } catch (err) {
       const what = err instanceof RangeProtocolError ? "bad range query" : "could not answer a range query";
       if (err instanceof RangeProtocolError) this.stats.badQueries++;
-      this.log.warn("query", `kv-events bridge: worker ${this.options.worker.workerId} dp_rank ${dpRank}: ${what}: ${(err as Error).message}`);
+      this.log.warn(
+        "query",
+        `kv-events bridge: worker ${this.options.worker.workerId} dp_rank ${dpRank}: ${what}: ${(err as Error).message}`,
+      );
     }
   }
 

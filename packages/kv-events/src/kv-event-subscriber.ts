@@ -87,7 +87,6 @@ interface RankState {
   catchUpPending: boolean;
 }
 
-
 /**
  * The router side of the NATS event plane: applies router events to a `RadixIndex` per storage tier
  * (`index` is the device tier) and recovers event-id gaps by range queries to the worker rank's bridge.
@@ -138,7 +137,9 @@ export class KvEventSubscriber {
     const { nc, namespace, component, durableConsumer } = options;
     const receive = (text: string) => subscriber.receive(text);
     if (durableConsumer === undefined) {
-      subscriber.subscription = nc.subscribe(kvEventSubject(namespace, component), { callback: (_err, msg) => receive(msg.string()) });
+      subscriber.subscription = nc.subscribe(kvEventSubject(namespace, component), {
+        callback: (_err, msg) => receive(msg.string()),
+      });
       await nc.flush();
     } else {
       subscriber.subscription = await consumeKvEventStream(nc, namespace, component, durableConsumer, receive);
@@ -151,8 +152,11 @@ export class KvEventSubscriber {
     const status = nc.status();
     this.statusWatch = status;
     void (async () => {
-      for await (const s of status) if (s.type === "reconnect" && !this.closing.signal.aborted) this.catchUpAfterReconnect();
-    })().catch((err: unknown) => this.log.warn("status", `kv-events subscriber: connection status watch failed: ${(err as Error).message}`));
+      for await (const s of status)
+        if (s.type === "reconnect" && !this.closing.signal.aborted) this.catchUpAfterReconnect();
+    })().catch((err: unknown) =>
+      this.log.warn("status", `kv-events subscriber: connection status watch failed: ${(err as Error).message}`),
+    );
   }
 
   /**
@@ -177,7 +181,12 @@ export class KvEventSubscriber {
 
   /** Runs the catch-up a reconnection asked for while the rank was recovering. */
   private catchUpIfPending(state: RankState): void {
-    if (state.catchUpPending && !state.recovering && this.ranks.get(workerRankKey(state.workerId, state.dpRank)) === state) this.catchUp(state);
+    if (
+      state.catchUpPending &&
+      !state.recovering &&
+      this.ranks.get(workerRankKey(state.workerId, state.dpRank)) === state
+    )
+      this.catchUp(state);
   }
 
   /** Index of a lower storage tier (host_pinned, disk, external); created on first use. */
@@ -221,7 +230,10 @@ export class KvEventSubscriber {
       this.restartAt(state, event);
       this.catchUpIfPending(state);
     } else if (state.held.length >= this.policy.maxHeldEvents) {
-      this.log.warn("held", `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery too slow, clearing the rank`);
+      this.log.warn(
+        "held",
+        `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery too slow, clearing the rank`,
+      );
       this.abandonRecovery(state);
       this.stats.recoveryFailures++;
       this.restartAt(state, event);
@@ -276,7 +288,11 @@ export class KvEventSubscriber {
   private rankState(workerId: bigint, dpRank: number): RankState {
     const key = workerRankKey(workerId, dpRank);
     let state = this.ranks.get(key);
-    if (!state) this.ranks.set(key, (state = { workerId, dpRank, recovering: false, generation: 0, held: [], catchUpPending: false }));
+    if (!state)
+      this.ranks.set(
+        key,
+        (state = { workerId, dpRank, recovering: false, generation: 0, held: [], catchUpPending: false }),
+      );
     return state;
   }
 
@@ -303,7 +319,11 @@ export class KvEventSubscriber {
       }
       return;
     }
-    this.index.apply({ ...event, storageTier: "device", data: { type: "removed", blockHashes: new BigUint64Array(0) } });
+    this.index.apply({
+      ...event,
+      storageTier: "device",
+      data: { type: "removed", blockHashes: new BigUint64Array(0) },
+    });
     this.tierIndex(event.storageTier).apply(event);
   }
 
@@ -334,13 +354,20 @@ export class KvEventSubscriber {
     const generation = state.generation;
     const run = this.limit
       .run(() => this.recoverWithRetries(state, generation, from, to))
-      .catch((err: unknown) => this.log.warn("recovery-bug", `kv-events subscriber: recovery crashed: ${(err as Error).stack ?? String(err)}`));
+      .catch((err: unknown) =>
+        this.log.warn("recovery-bug", `kv-events subscriber: recovery crashed: ${(err as Error).stack ?? String(err)}`),
+      );
     const tracked = run.finally(() => this.idle.delete(tracked));
     this.idle.add(tracked);
     return tracked;
   }
 
-  private async recoverWithRetries(state: RankState, generation: number, from: bigint | null, to: bigint | null): Promise<void> {
+  private async recoverWithRetries(
+    state: RankState,
+    generation: number,
+    from: bigint | null,
+    to: bigint | null,
+  ): Promise<void> {
     const subject = workerQuerySubject(this.options.namespace, this.options.component, state.workerId, state.dpRank);
     let start = from;
     for (let attempt = 0; attempt <= this.policy.maxRetries; attempt++) {
@@ -354,9 +381,17 @@ export class KvEventSubscriber {
       if (state.generation !== generation) return;
       let answer: RangeAnswer;
       try {
-        answer = await queryEventRange(this.options.nc, subject, { startEventId: start, endEventId: to }, this.policy.attemptTimeoutMs);
+        answer = await queryEventRange(
+          this.options.nc,
+          subject,
+          { startEventId: start, endEventId: to },
+          this.policy.attemptTimeoutMs,
+        );
       } catch (err) {
-        this.log.warn("recovery", `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery attempt ${attempt + 1} failed: ${(err as Error).message}`);
+        this.log.warn(
+          "recovery",
+          `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery attempt ${attempt + 1} failed: ${(err as Error).message}`,
+        );
         continue;
       }
       if (state.generation !== generation) return;
@@ -370,7 +405,13 @@ export class KvEventSubscriber {
         this.stats.recoveredFromEvents++;
         return this.finishRecovery(state);
       }
-      if (answer.kind === "too_new" && start !== null && to === null && answer.lastEventId !== null && answer.lastEventId + 1n === start) {
+      if (
+        answer.kind === "too_new" &&
+        start !== null &&
+        to === null &&
+        answer.lastEventId !== null &&
+        answer.lastEventId + 1n === start
+      ) {
         return this.finishRecovery(state); // asked for anything newer: nothing is missing
       }
       // Too new, or not the whole range: the bridge's history does not match ours (it restarted). Ask for its state.
@@ -382,7 +423,10 @@ export class KvEventSubscriber {
     state.held = [];
     state.recovering = false;
     const outcome = held.length > 0 ? "clearing the rank to re-warm" : "keeping the rank's state";
-    this.log.warn("recovery", `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery failed, ${outcome}`);
+    this.log.warn(
+      "recovery",
+      `kv-events subscriber: worker ${state.workerId} dp_rank ${state.dpRank}: recovery failed, ${outcome}`,
+    );
     if (held.length > 0) this.restartAt(state, held.shift()!);
     for (const event of held) this.dispatch(event);
     this.catchUpIfPending(state);
@@ -395,7 +439,8 @@ export class KvEventSubscriber {
    */
   private applyRange(state: RankState, events: readonly RouterEvent[], start: bigint, to: bigint | null): void {
     const first = events[0];
-    if (first !== undefined && first.eventId > start && first.data.type === "cleared") this.index.resetEventIds(state.workerId, state.dpRank, first.eventId);
+    if (first !== undefined && first.eventId > start && first.data.type === "cleared")
+      this.index.resetEventIds(state.workerId, state.dpRank, first.eventId);
     for (const event of events) if (event.eventId >= start && (to === null || event.eventId <= to)) this.apply(event);
   }
 

@@ -5,6 +5,9 @@ import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-
  * restarted server is picked up again; a `KvEventSubscriber` then asks every bridge for the events it
  * missed meanwhile.
  */
-export function connectEventPlane(servers: string | string[], options: NodeConnectionOptions = {}): Promise<NatsConnection> {
+export function connectEventPlane(
+  servers: string | string[],
+  options: NodeConnectionOptions = {},
+): Promise<NatsConnection> {
   return connect({ servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 5_000, ...options });
 }

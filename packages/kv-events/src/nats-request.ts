@@ -24,7 +24,12 @@ export class ConcurrencyLimit {
  * Sends one range query and collects its reply chunks until the final one. Rejects on timeout, when no
  * bridge listens on the subject, or on a reply that is not in the protocol's shape.
  */
-export async function queryEventRange(nc: NatsConnection, subject: string, query: RangeQuery, timeoutMs: number): Promise<RangeAnswer> {
+export async function queryEventRange(
+  nc: NatsConnection,
+  subject: string,
+  query: RangeQuery,
+  timeoutMs: number,
+): Promise<RangeAnswer> {
   const inbox = createInbox();
   const sub = nc.subscribe(inbox);
   const timer = setTimeout(() => sub.unsubscribe(), timeoutMs);

@@ -36,7 +36,8 @@ export class RangeProtocolError extends Error {
 
 function optionalU64(value: unknown, field: string): bigint | null {
   if (value === null || value === undefined) return null;
-  if (typeof value !== "bigint" || value < 0n) throw new RangeProtocolError(`${field}: expected an unsigned integer or null`);
+  if (typeof value !== "bigint" || value < 0n)
+    throw new RangeProtocolError(`${field}: expected an unsigned integer or null`);
   return value;
 }
 
@@ -47,7 +48,8 @@ function asRecord(text: string): Record<string, unknown> {
   } catch (err) {
     throw new RangeProtocolError(`malformed JSON: ${(err as Error).message}`);
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new RangeProtocolError("expected a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new RangeProtocolError("expected a JSON object");
   return value as Record<string, unknown>;
 }
 
@@ -57,7 +59,10 @@ export function encodeRangeQuery(query: RangeQuery): string {
 
 export function decodeRangeQuery(text: string): RangeQuery {
   const obj = asRecord(text);
-  return { startEventId: optionalU64(obj["start_event_id"], "start_event_id"), endEventId: optionalU64(obj["end_event_id"], "end_event_id") };
+  return {
+    startEventId: optionalU64(obj["start_event_id"], "start_event_id"),
+    endEventId: optionalU64(obj["end_event_id"], "end_event_id"),
+  };
 }
 
 /**
@@ -76,7 +81,8 @@ export function answerRangeQuery(
   if (start === null) return { kind: "tree_dump", lastEventId, events: dump() };
   if (lastEventId === null || start > lastEventId) return { kind: "too_new", lastEventId, events: [] };
   const oldest = buffer.at(0);
-  if (oldest === undefined || (oldest.eventId > start && oldest.data.type !== "cleared")) return { kind: "tree_dump", lastEventId, events: dump() };
+  if (oldest === undefined || (oldest.eventId > start && oldest.data.type !== "cleared"))
+    return { kind: "tree_dump", lastEventId, events: dump() };
   const end = query.endEventId ?? lastEventId;
   const events: RouterEvent[] = [];
   for (let i = buffer.lowerBound((e) => e.eventId >= start); i < buffer.length; i++) {
@@ -89,7 +95,8 @@ export function answerRangeQuery(
 
 /** Splits an answer into reply chunks of at most about `maxBytes` each (at least one event per chunk). */
 export function encodeRangeAnswer(answer: RangeAnswer, maxBytes: number): string[] {
-  const head = (final: boolean) => `{"kind":"${answer.kind}","last_event_id":${answer.lastEventId ?? "null"},"final":${final},"events":[`;
+  const head = (final: boolean) =>
+    `{"kind":"${answer.kind}","last_event_id":${answer.lastEventId ?? "null"},"final":${final},"events":[`;
   const chunks: string[] = [];
   let parts: string[] = [];
   let size = 0;
@@ -114,7 +121,8 @@ export interface RangeAnswerChunk extends RangeAnswer {
 export function decodeRangeAnswerChunk(text: string): RangeAnswerChunk {
   const obj = asRecord(text);
   const kind = obj["kind"];
-  if (kind !== "events" && kind !== "tree_dump" && kind !== "too_new") throw new RangeProtocolError(`unknown kind ${JSON.stringify(kind)}`);
+  if (kind !== "events" && kind !== "tree_dump" && kind !== "too_new")
+    throw new RangeProtocolError(`unknown kind ${JSON.stringify(kind)}`);
   const events = obj["events"];
   if (!Array.isArray(events)) throw new RangeProtocolError("events: expected an array");
   return {

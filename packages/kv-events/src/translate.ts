@@ -1,7 +1,13 @@
 import { computeBlockHashes, type RouterEvent, type StorageTier } from "@dynamo/kv-indexer";
 import { EngineHashTable } from "./engine-hash-table.js";
 import { RateLimitedLog, type LogSink } from "./log.js";
-import { decodeVllmEventBatch, VllmDecodeError, type DecodedVllmBatch, type VllmBlockStored, type VllmKvEvent } from "./vllm-codec.js";
+import {
+  decodeVllmEventBatch,
+  VllmDecodeError,
+  type DecodedVllmBatch,
+  type VllmBlockStored,
+  type VllmKvEvent,
+} from "./vllm-codec.js";
 
 /** Why (part of) a vLLM batch or event was not turned into router events. */
 export type TranslationIssue =
@@ -84,10 +90,9 @@ export class VllmEventTranslator {
   readonly workerId: bigint;
   readonly dpRank: number;
   /** Problems seen so far, by kind. */
-  readonly issues: Record<TranslationIssue, number> = Object.fromEntries(TRANSLATION_ISSUES.map((k) => [k, 0])) as Record<
-    TranslationIssue,
-    number
-  >;
+  readonly issues: Record<TranslationIssue, number> = Object.fromEntries(
+    TRANSLATION_ISSUES.map((k) => [k, 0]),
+  ) as Record<TranslationIssue, number>;
   private nextId: bigint;
   /** Blocks held, for stores without token ids: kept from the start with `tokenlessStores`, else from the first such store. */
   private known: EngineHashTable | null;
@@ -115,7 +120,10 @@ export class VllmEventTranslator {
       batch = decodeVllmEventBatch(payload);
     } catch (err) {
       if (!(err instanceof VllmDecodeError)) throw err;
-      this.report("malformed_payload", `dropped a malformed KV-event payload (${payload.byteLength} bytes): ${err.message}`);
+      this.report(
+        "malformed_payload",
+        `dropped a malformed KV-event payload (${payload.byteLength} bytes): ${err.message}`,
+      );
       return [];
     }
     return this.translateBatch(batch);
@@ -123,9 +131,14 @@ export class VllmEventTranslator {
 
   /** Translates one decoded batch into router events (possibly none). */
   translateBatch(batch: DecodedVllmBatch): RouterEvent[] {
-    if (batch.unknownEvents > 0) this.report("unknown_event", `skipped ${batch.unknownEvents} event(s) of unknown type`, batch.unknownEvents);
+    if (batch.unknownEvents > 0)
+      this.report("unknown_event", `skipped ${batch.unknownEvents} event(s) of unknown type`, batch.unknownEvents);
     if (batch.invalidEvents > 0) {
-      this.report("invalid_event", `dropped ${batch.invalidEvents} invalid event(s): ${batch.firstInvalidReason}`, batch.invalidEvents);
+      this.report(
+        "invalid_event",
+        `dropped ${batch.invalidEvents} invalid event(s): ${batch.firstInvalidReason}`,
+        batch.invalidEvents,
+      );
     }
     if (batch.dataParallelRank !== null && batch.dataParallelRank !== this.dpRank) {
       this.report("rank_mismatch", `dropped a batch of data_parallel_rank ${batch.dataParallelRank}`);
@@ -215,7 +228,10 @@ export class VllmEventTranslator {
   private translateTokenless(event: VllmBlockStored, tier: StorageTier, out: RouterEvent[]): void {
     if (!this.known) {
       this.known = new EngineHashTable(); // from now on every stored block is remembered
-      this.log.warn("tracking", `kv-events: ${this.label}: BlockStored without token ids seen: remembering stored blocks from now on`);
+      this.log.warn(
+        "tracking",
+        `kv-events: ${this.label}: BlockStored without token ids seen: remembering stored blocks from now on`,
+      );
     }
     if (hasDuplicate(event.blockHashes, null)) {
       this.report("duplicate_hashes", `ignored a BlockStored repeating a block hash`);
@@ -229,7 +245,13 @@ export class VllmEventTranslator {
     let runLocals: bigint[] = [];
     const flush = () => {
       if (runBlocks.length === 0) return;
-      const data = { type: "stored" as const, parentHash: runParent, startPosition: null, blockHashes: BigUint64Array.from(runBlocks), tokensHashes: BigUint64Array.from(runLocals) };
+      const data = {
+        type: "stored" as const,
+        parentHash: runParent,
+        startPosition: null,
+        blockHashes: BigUint64Array.from(runBlocks),
+        tokensHashes: BigUint64Array.from(runLocals),
+      };
       out.push(this.emit(tier, data));
       runBlocks = [];
       runLocals = [];

@@ -101,7 +101,13 @@ const STORED_FIELDS = [
 ] as const;
 /** Positions 1..7 of `BlockStored` are always written; later ones are omitted when default (nil). */
 const STORED_REQUIRED = 7;
-const REMOVED_FIELDS = ["block_hashes", "medium", "group_idx", "kv_cache_spec_kind", "kv_cache_spec_sliding_window"] as const;
+const REMOVED_FIELDS = [
+  "block_hashes",
+  "medium",
+  "group_idx",
+  "kv_cache_spec_kind",
+  "kv_cache_spec_sliding_window",
+] as const;
 const REMOVED_REQUIRED = 2;
 
 const decoder = new Decoder({ useBigInt64: true });
@@ -153,7 +159,11 @@ function optionalHash(value: unknown): bigint | null {
 
 function toNumber(value: unknown, field: string): number {
   if (typeof value === "number" && Number.isInteger(value)) return value;
-  if (typeof value === "bigint" && value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)) {
+  if (
+    typeof value === "bigint" &&
+    value >= BigInt(Number.MIN_SAFE_INTEGER) &&
+    value <= BigInt(Number.MAX_SAFE_INTEGER)
+  ) {
     return Number(value);
   }
   return invalid(`${field}: expected an integer, got ${describe(value)}`);
@@ -166,7 +176,8 @@ function optionalNumber(value: unknown, field: string): number | null {
 function optionalString(value: unknown, field: string): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === "string") return value;
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("utf8");
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("utf8");
   return invalid(`${field}: expected a string, got ${describe(value)}`);
 }
 
@@ -192,7 +203,8 @@ function positionalReader(fields: readonly string[], event: readonly unknown[]):
 
 function decodeStored(get: FieldReader): VllmBlockStored {
   const extraKeys = get("extra_keys");
-  if (extraKeys !== null && extraKeys !== undefined && !Array.isArray(extraKeys)) invalid("extra_keys: expected an array");
+  if (extraKeys !== null && extraKeys !== undefined && !Array.isArray(extraKeys))
+    invalid("extra_keys: expected an array");
   const rawTokens = get("token_ids");
   const tokenIds = rawTokens === null || rawTokens === undefined ? null : tokenList(rawTokens);
   return {
@@ -200,7 +212,8 @@ function decodeStored(get: FieldReader): VllmBlockStored {
     blockHashes: hashList(get("block_hashes"), "block_hashes"),
     parentBlockHash: optionalHash(get("parent_block_hash")),
     tokenIds,
-    blockSize: tokenIds === null ? optionalNumber(get("block_size"), "block_size") : toNumber(get("block_size"), "block_size"),
+    blockSize:
+      tokenIds === null ? optionalNumber(get("block_size"), "block_size") : toNumber(get("block_size"), "block_size"),
     loraId: optionalNumber(get("lora_id"), "lora_id"),
     medium: optionalString(get("medium"), "medium"),
     loraName: optionalString(get("lora_name"), "lora_name"),
@@ -271,7 +284,8 @@ export function decodeVllmEventBatch(payload: Uint8Array): DecodedVllmBatch {
   if (Array.isArray(root)) [ts, rawEvents, rank] = root;
   else if (isRecord(root)) [ts, rawEvents, rank] = [root["ts"], root["events"], root["data_parallel_rank"]];
   else throw new VllmDecodeError(`batch: expected an array or a map, got ${describe(root)}`);
-  if (!Array.isArray(rawEvents)) throw new VllmDecodeError(`batch events: expected an array, got ${describe(rawEvents)}`);
+  if (!Array.isArray(rawEvents))
+    throw new VllmDecodeError(`batch events: expected an array, got ${describe(rawEvents)}`);
   let dataParallelRank: number | null;
   try {
     dataParallelRank = optionalNumber(rank, "data_parallel_rank");

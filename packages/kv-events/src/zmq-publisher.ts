@@ -104,13 +104,17 @@ export class ZmqEventPublisher {
         const [identity, delimiter, start] = frames;
         const startSeq = start === undefined ? null : decodeSeq(start);
         if (frames.length !== 3 || delimiter?.byteLength !== 0 || startSeq === null) {
-          this.log.warn("replay_request", `kv-events publisher: ignored a malformed replay request of ${frames.length} frame(s)`);
+          this.log.warn(
+            "replay_request",
+            `kv-events publisher: ignored a malformed replay request of ${frames.length} frame(s)`,
+          );
           continue;
         }
         await this.answerReplay(router, identity!, startSeq);
       }
     } catch (err) {
-      if (!router.closed) this.log.warn("replay_loop", `kv-events publisher: replay socket failed: ${(err as Error).message}`);
+      if (!router.closed)
+        this.log.warn("replay_loop", `kv-events publisher: replay socket failed: ${(err as Error).message}`);
     }
   }
 

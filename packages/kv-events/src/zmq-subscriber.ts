@@ -122,7 +122,11 @@ class RankSubscription {
     topic: string,
     private readonly owner: ZmqEventSubscriber,
   ) {
-    this.socket = new Subscriber({ linger: 0, reconnectInterval: owner.reconnectIntervalMs, receiveHighWaterMark: owner.receiveHighWaterMark });
+    this.socket = new Subscriber({
+      linger: 0,
+      reconnectInterval: owner.reconnectIntervalMs,
+      receiveHighWaterMark: owner.receiveHighWaterMark,
+    });
     this.socket.subscribe(topic);
     this.watch = this.watchConnection(); // before connecting, or the first events are missed
     this.socket.connect(endpoint);
@@ -153,7 +157,9 @@ class RankSubscription {
 
   private inOrder(task: () => Promise<void>): Promise<void> {
     const next = this.serial.then(task);
-    this.serial = next.catch((err: unknown) => this.owner.warn("handler", `${this.label()}: ${(err as Error).message}`));
+    this.serial = next.catch((err: unknown) =>
+      this.owner.warn("handler", `${this.label()}: ${(err as Error).message}`),
+    );
     return this.serial;
   }
 
@@ -176,9 +182,15 @@ class RankSubscription {
     const continuity = this.continuity(reply, last);
     if (continuity === "same") {
       this.reconnected = false;
-      this.deliverRun(reply.batches.filter((b) => b.seq > last), last);
+      this.deliverRun(
+        reply.batches.filter((b) => b.seq > last),
+        last,
+      );
     } else if (continuity === "restarted") {
-      await this.restart(`its replay from ${last} does not hold the batch ${last} received before the disconnection`, null);
+      await this.restart(
+        `its replay from ${last} does not hold the batch ${last} received before the disconnection`,
+        null,
+      );
     }
     // "unknown": the next live batch decides.
   }
@@ -188,7 +200,10 @@ class RankSubscription {
    * replay holds that batch with the same bytes, `restarted` when it holds other bytes, or (a complete
    * answer) nothing from `last` on; `unknown` when the buffer rolled past `last` or the answer is incomplete.
    */
-  private continuity(reply: { batches: readonly ReplayedBatch[]; complete: boolean }, last: bigint): "same" | "restarted" | "unknown" {
+  private continuity(
+    reply: { batches: readonly ReplayedBatch[]; complete: boolean },
+    last: bigint,
+  ): "same" | "restarted" | "unknown" {
     const held = reply.batches.find((b) => b.seq === last);
     if (held) return this.lastPayload !== null && samePayload(held.payload, this.lastPayload) ? "same" : "restarted";
     if (reply.complete && !reply.batches.some((b) => b.seq >= last)) return "restarted";
@@ -215,7 +230,8 @@ class RankSubscription {
     const seq = frames.length === 3 ? decodeSeq(frames[1]!) : null;
     if (seq === null) {
       stats.malformedFrames++;
-      const detail = frames.length === 3 ? `sequence frame of ${frames[1]!.byteLength} bytes` : `${frames.length} frame(s)`;
+      const detail =
+        frames.length === 3 ? `sequence frame of ${frames[1]!.byteLength} bytes` : `${frames.length} frame(s)`;
       this.owner.warn("frames", `${this.label()}: dropped a message with ${detail}`);
       return;
     }
@@ -249,16 +265,25 @@ class RankSubscription {
     if (this.closed) return;
     const held = reply?.batches.find((b) => b.seq === last);
     if (held && this.lastPayload !== null && !samePayload(held.payload, this.lastPayload)) {
-      await this.restart(`sequence jumped from ${last} to ${seq} and the replay holds another batch ${last} than the one received`, seq);
+      await this.restart(
+        `sequence jumped from ${last} to ${seq} and the replay holds another batch ${last} than the one received`,
+        seq,
+      );
       return;
     }
     this.reconnected = false;
     if (!gap) return;
     const batches = (reply?.batches ?? []).filter((b) => b.seq > last && b.seq < seq);
-    const covered = batches.length > 0 && batches.every((b, i) => b.seq === last + 1n + BigInt(i)) && batches.at(-1)!.seq === seq - 1n;
+    const covered =
+      batches.length > 0 &&
+      batches.every((b, i) => b.seq === last + 1n + BigInt(i)) &&
+      batches.at(-1)!.seq === seq - 1n;
     if (!covered) {
       stats.unrecoveredGaps++;
-      this.owner.warn("gap", `${this.label()}: batches ${last + 1n}..${seq - 1n} lost and not replayable: clearing the rank`);
+      this.owner.warn(
+        "gap",
+        `${this.label()}: batches ${last + 1n}..${seq - 1n} lost and not replayable: clearing the rank`,
+      );
       this.owner.handler.onReset(this.rank, "gap_not_recovered");
     }
     this.deliverReplayed(batches);
@@ -284,7 +309,9 @@ class RankSubscription {
   private async fetch(from: bigint): Promise<{ batches: ReplayedBatch[]; complete: boolean } | null> {
     try {
       const reply = await requestReplay(this.replayEndpoint!, from, this.owner.replayTimeoutMs);
-      const batches = reply.batches.filter((b) => b.seq >= from).sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+      const batches = reply.batches
+        .filter((b) => b.seq >= from)
+        .sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
       return { batches, complete: reply.complete };
     } catch (err) {
       this.owner.warn("replay", `${this.label()}: replay from ${from} failed: ${(err as Error).message}`);
@@ -301,11 +328,15 @@ class RankSubscription {
     const stats = this.owner.stats;
     const reply = this.replayEndpoint === undefined ? null : await this.fetch(from);
     const batches = (reply?.batches ?? []).filter((b) => b.seq < until);
-    const covered = batches.length > 0 && batches.every((b, i) => b.seq === from + BigInt(i)) && batches.at(-1)!.seq === until - 1n;
+    const covered =
+      batches.length > 0 && batches.every((b, i) => b.seq === from + BigInt(i)) && batches.at(-1)!.seq === until - 1n;
     if (this.closed) return;
     if (mustCover && !covered) {
       stats.unrecoveredGaps++;
-      this.owner.warn("gap", `${this.label()}: batches ${from}..${until - 1n} lost and not replayable: clearing the rank`);
+      this.owner.warn(
+        "gap",
+        `${this.label()}: batches ${from}..${until - 1n} lost and not replayable: clearing the rank`,
+      );
       this.owner.handler.onReset(this.rank, "gap_not_recovered");
     }
     this.deliverReplayed(batches);

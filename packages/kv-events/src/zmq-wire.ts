@@ -23,11 +23,19 @@ export function endpointForRank(endpoint: string, rank: number): string {
   if (endpoint.startsWith("inproc://")) return `${endpoint}_dp${rank}`;
   if (rank === 0) return endpoint;
   const tcp = /^(tcp:\/\/.*:)(\d+)$/.exec(endpoint);
-  if (!tcp) throw new Error(`cannot offset ${endpoint} for data-parallel rank ${rank}: only tcp:// and inproc:// endpoints can`);
+  if (!tcp)
+    throw new Error(
+      `cannot offset ${endpoint} for data-parallel rank ${rank}: only tcp:// and inproc:// endpoints can`,
+    );
   return `${tcp[1]}${Number(tcp[2]) + rank}`;
 }
 
 /** vLLM's rule: bind when the endpoint has a wildcard host or is ipc/inproc, otherwise connect. */
 export function publisherBinds(endpoint: string): boolean {
-  return endpoint.includes("*") || endpoint.includes("::") || endpoint.startsWith("ipc://") || endpoint.startsWith("inproc://");
+  return (
+    endpoint.includes("*") ||
+    endpoint.includes("::") ||
+    endpoint.startsWith("ipc://") ||
+    endpoint.startsWith("inproc://")
+  );
 }

@@ -18,7 +18,10 @@ it("durable mode: a router replica that joins late rebuilds its index from the s
   const { router, nc } = await startRouter(server, ns, "router-a");
   try {
     await worker.publish(100);
-    await waitFor(() => worker.bridge.lastEventId(0) === worker.reference.lastEventId(31n), "the bridge to see every batch");
+    await waitFor(
+      () => worker.bridge.lastEventId(0) === worker.reference.lastEventId(31n),
+      "the bridge to see every batch",
+    );
     const late = await startRouter(server, ns, "router-b");
     try {
       await worker.publish(5);

@@ -2,7 +2,15 @@ import { NatsServer, waitFor } from "@dynamo/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SyntheticVllmWorker, ZmqEventPublisher, kvEventSubject, workerQuerySubject } from "../src/index.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
-import { BLOCK_SIZE, ReferenceIndex, SimulatedWorker, canonicalState, converged, freshNamespace, startRouter } from "./support/pipeline.js";
+import {
+  BLOCK_SIZE,
+  ReferenceIndex,
+  SimulatedWorker,
+  canonicalState,
+  converged,
+  freshNamespace,
+  startRouter,
+} from "./support/pipeline.js";
 
 let server: NatsServer;
 beforeAll(async () => {
@@ -25,7 +33,10 @@ async function worker(namespace: string, workerId: bigint, seed = 1) {
 
 async function router(namespace: string) {
   const r = await startRouter(server, namespace);
-  cleanups.push(() => r.nc.close(), () => r.router.close());
+  cleanups.push(
+    () => r.nc.close(),
+    () => r.router.close(),
+  );
   return r.router;
 }
 
@@ -34,12 +45,18 @@ async function routerBehindProxy(namespace: string) {
   const proxy = await TcpProxy.start(server.port);
   cleanups.push(() => proxy.close());
   const { router: r, nc } = await startRouter(server, namespace, undefined, `nats://${proxy.url}`);
-  cleanups.push(() => nc.close(), () => r.close());
+  cleanups.push(
+    () => nc.close(),
+    () => r.close(),
+  );
   return { proxy, router: r, nc };
 }
 
 function bridgeCaughtUp(w: SimulatedWorker): Promise<void> {
-  return waitFor(() => w.bridge.lastEventId(0) === w.reference.lastEventId(w.workerId), "the bridge to see every batch");
+  return waitFor(
+    () => w.bridge.lastEventId(0) === w.reference.lastEventId(w.workerId),
+    "the bridge to see every batch",
+  );
 }
 
 describe("NATS event plane", () => {
@@ -115,7 +132,10 @@ describe("NATS event plane", () => {
     await w.publish(20);
     await converged(r, w);
     await nc.reconnect(); // nothing was lost
-    await waitFor(() => r.stats.reconnectCatchUps === 1 && r.recovering === 0 && w.bridge.stats.answered.too_new === 1, "the catch-up after the reconnection");
+    await waitFor(
+      () => r.stats.reconnectCatchUps === 1 && r.recovering === 0 && w.bridge.stats.answered.too_new === 1,
+      "the catch-up after the reconnection",
+    );
     expect(r.stats.recoveredFromEvents + r.stats.recoveredFromDump).toBe(0);
     expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
 
@@ -125,7 +145,12 @@ describe("NATS event plane", () => {
     await w.nc.flush();
     await proxy.restore();
     await converged(r, w);
-    expect(r.stats).toMatchObject({ reconnects: 2, reconnectCatchUps: 2, recoveredFromDump: 1, recoveredFromEvents: 0 });
+    expect(r.stats).toMatchObject({
+      reconnects: 2,
+      reconnectCatchUps: 2,
+      recoveredFromDump: 1,
+      recoveredFromEvents: 0,
+    });
     expect(w.bridge.stats.answered.tree_dump).toBe(1);
     expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
   });
@@ -155,7 +180,10 @@ describe("NATS event plane", () => {
     );
     // Ids go on across the restart: old stream, one `cleared`, then the new stream.
     const expectedLast = lastBeforeRestart + 1n + afterRestart.lastEventId(w.workerId)! + 1n;
-    await waitFor(() => r.recovering === 0 && r.index.lastEventId(w.workerId, 0) === expectedLast, "the new stream to reach the router");
+    await waitFor(
+      () => r.recovering === 0 && r.index.lastEventId(w.workerId, 0) === expectedLast,
+      "the new stream to reach the router",
+    );
     expect(canonicalState(r.index)).toEqual(canonicalState(afterRestart.index));
     expect(r.index.size).toBeGreaterThan(0);
   });

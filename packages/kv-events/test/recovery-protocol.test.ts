@@ -14,7 +14,8 @@ import {
 } from "../src/index.js";
 
 const w = { workerId: 5n, dpRank: 0 };
-const ev = (id: number): RouterEvent => RouterEvents.stored(w, BigInt(id), null, [{ blockHash: BigInt(1000 + id), tokensHash: BigInt(id) }]);
+const ev = (id: number): RouterEvent =>
+  RouterEvents.stored(w, BigInt(id), null, [{ blockHash: BigInt(1000 + id), tokensHash: BigInt(id) }]);
 const dumped = [RouterEvents.stored(w, 0n, null, [{ blockHash: 1n, tokensHash: 2n }])];
 
 function buffer(ids: number[], capacity = 4) {
@@ -29,10 +30,16 @@ describe("answerRangeQuery", () => {
     const a = answerRangeQuery(b, 5n, { startEventId: 3n, endEventId: 4n }, () => dumped);
     expect(a.kind).toBe("events");
     expect(a.events.map((e) => e.eventId)).toEqual([3n, 4n]);
-    expect(answerRangeQuery(b, 5n, { startEventId: 2n, endEventId: null }, () => dumped).events.map((e) => e.eventId)).toEqual([2n, 3n, 4n, 5n]);
+    expect(
+      answerRangeQuery(b, 5n, { startEventId: 2n, endEventId: null }, () => dumped).events.map((e) => e.eventId),
+    ).toEqual([2n, 3n, 4n, 5n]);
   });
   it("answers a dump when the buffer no longer reaches back, or without a start", () => {
-    expect(answerRangeQuery(b, 5n, { startEventId: 1n, endEventId: 3n }, () => dumped)).toEqual({ kind: "tree_dump", lastEventId: 5n, events: dumped });
+    expect(answerRangeQuery(b, 5n, { startEventId: 1n, endEventId: 3n }, () => dumped)).toEqual({
+      kind: "tree_dump",
+      lastEventId: 5n,
+      events: dumped,
+    });
     expect(answerRangeQuery(b, 5n, { startEventId: null, endEventId: null }, () => dumped).kind).toBe("tree_dump");
   });
   it("answers an older start with the events from a cleared at the buffer's head (nothing before a clear matters)", () => {
@@ -49,8 +56,14 @@ describe("answerRangeQuery", () => {
     expect(answerRangeQuery(opened, 904n, { startEventId: 0n, endEventId: null }, () => dumped).kind).toBe("tree_dump");
   });
   it("answers too_new for a start past the newest event or before any event", () => {
-    expect(answerRangeQuery(b, 5n, { startEventId: 6n, endEventId: null }, () => dumped)).toEqual({ kind: "too_new", lastEventId: 5n, events: [] });
-    expect(answerRangeQuery(buffer([]), null, { startEventId: 0n, endEventId: null }, () => dumped).kind).toBe("too_new");
+    expect(answerRangeQuery(b, 5n, { startEventId: 6n, endEventId: null }, () => dumped)).toEqual({
+      kind: "too_new",
+      lastEventId: 5n,
+      events: [],
+    });
+    expect(answerRangeQuery(buffer([]), null, { startEventId: 0n, endEventId: null }, () => dumped).kind).toBe(
+      "too_new",
+    );
   });
 });
 
@@ -70,7 +83,9 @@ describe("range protocol codec", () => {
     expect(decoded[0]).toMatchObject({ kind: "events", lastEventId: 49n });
   });
   it("encodes an empty answer as one final chunk", () => {
-    expect(encodeRangeAnswer({ kind: "too_new", lastEventId: null, events: [] }, 1000)).toEqual(['{"kind":"too_new","last_event_id":null,"final":true,"events":[]}']);
+    expect(encodeRangeAnswer({ kind: "too_new", lastEventId: null, events: [] }, 1000)).toEqual([
+      '{"kind":"too_new","last_event_id":null,"final":true,"events":[]}',
+    ]);
   });
   it.each(['{"start_event_id":-1}', '{"start_event_id":"3"}', "[1]", "not json"])("rejects the query %s", (text) => {
     expect(() => decodeRangeQuery(text)).toThrow(RangeProtocolError);
@@ -97,7 +112,9 @@ describe("RingBuffer", () => {
 describe("subjects", () => {
   it("follows Dynamo's naming", () => {
     expect(kvEventSubject("dynamo", "backend")).toBe("namespace.dynamo.component.backend.kv-events");
-    expect(workerQuerySubject("dynamo", "backend", 18446744073709551615n, 2)).toBe("namespace.dynamo.component.backend.worker_kv_indexer_query_dp2.18446744073709551615");
+    expect(workerQuerySubject("dynamo", "backend", 18446744073709551615n, 2)).toBe(
+      "namespace.dynamo.component.backend.worker_kv_indexer_query_dp2.18446744073709551615",
+    );
     expect(kvEventStreamName("dynamo", "backend")).toBe("namespace-dynamo-component-backend-kv-events");
   });
 });

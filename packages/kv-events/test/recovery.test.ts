@@ -2,8 +2,24 @@ import { NatsServer, waitFor } from "@dynamo/testkit";
 import { RouterEvents, type RouterEvent } from "@dynamo/kv-indexer";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { KvEventBridge, KvEventPublisher, KvEventSubscriber, SyntheticVllmWorker, ZmqEventPublisher, type RecoveryPolicy } from "../src/index.js";
-import { BLOCK_SIZE, ReferenceIndex, SimulatedWorker, canonicalState, connectNats, freePortRun, freshNamespace, quiet } from "./support/pipeline.js";
+import {
+  KvEventBridge,
+  KvEventPublisher,
+  KvEventSubscriber,
+  SyntheticVllmWorker,
+  ZmqEventPublisher,
+  type RecoveryPolicy,
+} from "../src/index.js";
+import {
+  BLOCK_SIZE,
+  ReferenceIndex,
+  SimulatedWorker,
+  canonicalState,
+  connectNats,
+  freePortRun,
+  freshNamespace,
+  quiet,
+} from "./support/pipeline.js";
 
 let server: NatsServer;
 beforeAll(async () => {
@@ -25,13 +41,20 @@ async function nats(): Promise<NatsConnection> {
 }
 
 async function subscriber(ns: string, recovery: Partial<RecoveryPolicy>): Promise<KvEventSubscriber> {
-  const s = await KvEventSubscriber.start({ nc: await nats(), namespace: ns, component: "backend", recovery, log: quiet });
+  const s = await KvEventSubscriber.start({
+    nc: await nats(),
+    namespace: ns,
+    component: "backend",
+    recovery,
+    log: quiet,
+  });
   cleanups.push(() => s.close());
   return s;
 }
 
 const W = { workerId: 40n, dpRank: 0 };
-const store = (id: number, parent: bigint | null, block: bigint): RouterEvent => RouterEvents.stored(W, BigInt(id), parent, [{ blockHash: block, tokensHash: block + 1000n }]);
+const store = (id: number, parent: bigint | null, block: bigint): RouterEvent =>
+  RouterEvents.stored(W, BigInt(id), parent, [{ blockHash: block, tokensHash: block + 1000n }]);
 
 describe("KvEventSubscriber recovery fallbacks (no bridge answering)", () => {
   it("clears the rank and re-warms from the held events when every attempt fails", async () => {
@@ -42,7 +65,10 @@ describe("KvEventSubscriber recovery fallbacks (no bridge answering)", () => {
     pub.publish(store(1, 1n, 2n));
     pub.publish(store(5, null, 9n)); // 2..4 lost
     pub.publish(store(6, 9n, 10n));
-    await waitFor(() => r.stats.recoveryFailures === 1 && r.recovering === 0 && r.index.lastEventId(40n, 0) === 6n, "the fallback");
+    await waitFor(
+      () => r.stats.recoveryFailures === 1 && r.recovering === 0 && r.index.lastEventId(40n, 0) === 6n,
+      "the fallback",
+    );
     expect(r.stats.gaps).toBe(1);
     expect(canonicalState(r.index)).toEqual([`40/0 - 9 1009`, `40/0 9 10 1010`]);
   });
@@ -85,12 +111,42 @@ describe("multi-rank workers and discovery sync", () => {
     const ns = freshNamespace();
     const base = await freePortRun(2);
     const replayBase = await freePortRun(2);
-    const worker = { workerId: 41n, endpoint: `tcp://127.0.0.1:${base}`, replayEndpoint: `tcp://127.0.0.1:${replayBase}`, dpRanks: [0, 1] };
-    const pubs = await Promise.all([0, 1].map((dpRank) => ZmqEventPublisher.open({ endpoint: worker.endpoint, replayEndpoint: worker.replayEndpoint, dpRank, bind: true })));
+    const worker = {
+      workerId: 41n,
+      endpoint: `tcp://127.0.0.1:${base}`,
+      replayEndpoint: `tcp://127.0.0.1:${replayBase}`,
+      dpRanks: [0, 1],
+    };
+    const pubs = await Promise.all(
+      [0, 1].map((dpRank) =>
+        ZmqEventPublisher.open({
+          endpoint: worker.endpoint,
+          replayEndpoint: worker.replayEndpoint,
+          dpRank,
+          bind: true,
+        }),
+      ),
+    );
     cleanups.push(async () => Promise.all(pubs.map((p) => p.close())));
-    const bridge = await KvEventBridge.start({ nc: await nats(), namespace: ns, component: "backend", blockSize: BLOCK_SIZE, worker, log: quiet });
+    const bridge = await KvEventBridge.start({
+      nc: await nats(),
+      namespace: ns,
+      component: "backend",
+      blockSize: BLOCK_SIZE,
+      worker,
+      log: quiet,
+    });
     cleanups.push(() => bridge.close());
-    const sources = [0, 1].map((dpRank) => new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: 128, eventsPerBatch: 4, seed: 10 + dpRank, dataParallelRank: dpRank }));
+    const sources = [0, 1].map(
+      (dpRank) =>
+        new SyntheticVllmWorker({
+          blockSize: BLOCK_SIZE,
+          capacityBlocks: 128,
+          eventsPerBatch: 4,
+          seed: 10 + dpRank,
+          dataParallelRank: dpRank,
+        }),
+    );
     const references = [new ReferenceIndex(bridge.firstEventId), new ReferenceIndex(bridge.firstEventId)];
     for (let i = 0; i < 60; i++) {
       for (const dpRank of [0, 1]) {
@@ -99,7 +155,10 @@ describe("multi-rank workers and discovery sync", () => {
         await pubs[dpRank]!.publish(batch);
       }
     }
-    await waitFor(() => [0, 1].every((rank) => bridge.lastEventId(rank) === references[rank]!.index.lastEventId(41n, rank)), "the bridge to see both ranks");
+    await waitFor(
+      () => [0, 1].every((rank) => bridge.lastEventId(rank) === references[rank]!.index.lastEventId(41n, rank)),
+      "the bridge to see both ranks",
+    );
     const r = await subscriber(ns, { attemptTimeoutMs: 2_000 });
     await Promise.all([r.syncWorker(41n, 0), r.syncWorker(41n, 1)]);
     expect(r.stats.recoveredFromDump).toBe(2);

@@ -30,7 +30,12 @@ it("produces a stream a fresh index applies without errors, bounded by the capac
   }
   expect(removals).toBeGreaterThan(100);
   expect(high).toBeGreaterThan(100);
-  expect(index.errorCounts).toEqual({ parent_not_found: 0, block_not_found: 0, invalid_block_sequence: 0, invalid_event: 0 });
+  expect(index.errorCounts).toEqual({
+    parent_not_found: 0,
+    block_not_found: 0,
+    invalid_block_sequence: 0,
+    invalid_event: 0,
+  });
   // Evictions are announced lazily, in the next event: at most one store's worth (8 blocks) is still pending.
   expect(index.size - w.cachedBlocks).toBeGreaterThanOrEqual(0);
   expect(index.size - w.cachedBlocks).toBeLessThanOrEqual(8);
@@ -56,5 +61,10 @@ it("resets its cache on demand with an AllBlocksCleared, after which stores star
   apply(next);
   for (let i = 0; i < 40; i++) apply(w.nextBatch());
   expect(index.size).toBeGreaterThan(50);
-  expect(index.errorCounts).toEqual({ parent_not_found: 0, block_not_found: 0, invalid_block_sequence: 0, invalid_event: 0 });
+  expect(index.errorCounts).toEqual({
+    parent_not_found: 0,
+    block_not_found: 0,
+    invalid_block_sequence: 0,
+    invalid_event: 0,
+  });
 });

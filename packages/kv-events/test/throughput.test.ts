@@ -40,7 +40,10 @@ async function sendOnSchedule(worker: SimulatedWorker, payloads: readonly Uint8A
   const started = performance.now();
   let done = 0;
   while (done < payloads.length) {
-    const due = Math.min(payloads.length, Math.floor(((performance.now() - started) * EVENTS_PER_SECOND) / 1000 / EVENTS_PER_BATCH));
+    const due = Math.min(
+      payloads.length,
+      Math.floor(((performance.now() - started) * EVENTS_PER_SECOND) / 1000 / EVENTS_PER_BATCH),
+    );
     if (due > done) {
       await worker.send(payloads.slice(done, due));
       done = due;
@@ -52,7 +55,10 @@ async function sendOnSchedule(worker: SimulatedWorker, payloads: readonly Uint8A
 it("sustains 10 000 events/s through ZeroMQ, the bridge and NATS: the router keeps up during the run and ends equal to a directly fed index", async () => {
   const ns = freshNamespace();
   const { router, nc } = await startRouter(server, ns);
-  const worker = await SimulatedWorker.start(server, ns, 21n, 5, { eventsPerBatch: EVENTS_PER_BATCH, capacityBlocks: 2_048 });
+  const worker = await SimulatedWorker.start(server, ns, 21n, 5, {
+    eventsPerBatch: EVENTS_PER_BATCH,
+    capacityBlocks: 2_048,
+  });
   try {
     const first = worker.bridge.firstEventId;
     await waitFor(() => router.index.lastEventId(21n, 0) === first, "the bridge's opening event at the router");
@@ -82,15 +88,28 @@ it("sustains 10 000 events/s through ZeroMQ, the bridge and NATS: the router kee
       );
       const settleMs = settled ? performance.now() - stopped : null;
       await waitFor(caughtUp, "the router to catch up before the next window", 30_000);
-      const ok = offeredPerSecond >= MIN_OFFERED_SHARE * EVENTS_PER_SECOND && maxLagEvents <= MAX_LAG_EVENTS && settleMs !== null;
-      return { offeredPerSecond: Math.round(offeredPerSecond), maxLagEvents, settleMs: settleMs === null ? null : Math.round(settleMs), ok };
+      const ok =
+        offeredPerSecond >= MIN_OFFERED_SHARE * EVENTS_PER_SECOND &&
+        maxLagEvents <= MAX_LAG_EVENTS &&
+        settleMs !== null;
+      return {
+        offeredPerSecond: Math.round(offeredPerSecond),
+        maxLagEvents,
+        settleMs: settleMs === null ? null : Math.round(settleMs),
+        ok,
+      };
     };
     const windows: Window[] = [];
     while (windows.length < MAX_WINDOWS && !windows.some((w) => w.ok)) windows.push(await measure());
-    expect(windows.some((w) => w.ok), `no window met the bounds: ${JSON.stringify(windows)}`).toBe(true);
+    expect(
+      windows.some((w) => w.ok),
+      `no window met the bounds: ${JSON.stringify(windows)}`,
+    ).toBe(true);
 
     await converged(router, worker, SETTLE_MS);
-    expect(router.stats.gaps + router.stats.recoveredFromDump + router.stats.recoveredFromEvents + router.stats.malformed).toBe(0);
+    expect(
+      router.stats.gaps + router.stats.recoveredFromDump + router.stats.recoveredFromEvents + router.stats.malformed,
+    ).toBe(0);
     expect(router.stats.received).toBe(sent() + 1); // and the opening `cleared`
     expect(worker.bridge.stats.published).toBe(sent() + 1);
     expect(canonicalState(router.index)).toEqual(canonicalState(worker.reference.index));

@@ -1,6 +1,12 @@
 import { RadixIndex, computeBlockHashes, workerRankKey, type RouterEvent, type StoredData } from "@dynamo/kv-indexer";
 import { describe, expect, it } from "vitest";
-import { VllmEventTranslator, encodeVllmEventBatch, storageTierFromMedium, type VllmEventBatch, type VllmKvEvent } from "../src/index.js";
+import {
+  VllmEventTranslator,
+  encodeVllmEventBatch,
+  storageTierFromMedium,
+  type VllmEventBatch,
+  type VllmKvEvent,
+} from "../src/index.js";
 
 const BS = 4;
 const tokens = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
@@ -20,7 +26,12 @@ function stored(data: RouterEvent["data"]): StoredData {
   return data;
 }
 
-const store = (hashes: bigint[], parent: bigint | null, toks: number[], extra: Partial<Extract<VllmKvEvent, { type: "BlockStored" }>> = {}): VllmKvEvent => ({
+const store = (
+  hashes: bigint[],
+  parent: bigint | null,
+  toks: number[],
+  extra: Partial<Extract<VllmKvEvent, { type: "BlockStored" }>> = {},
+): VllmKvEvent => ({
   type: "BlockStored",
   blockHashes: hashes,
   parentBlockHash: parent,
@@ -33,7 +44,9 @@ const store = (hashes: bigint[], parent: bigint | null, toks: number[], extra: P
 describe("VllmEventTranslator", () => {
   it("recomputes router hashes from token ids, keeps engine hashes, numbers events from 0", () => {
     const { t } = translator();
-    const out = t.translatePayload(encodeVllmEventBatch(batch([store([11n, 12n], null, tokens(8)), store([13n], 12n, tokens(4, 8))])));
+    const out = t.translatePayload(
+      encodeVllmEventBatch(batch([store([11n, 12n], null, tokens(8)), store([13n], 12n, tokens(4, 8))])),
+    );
     expect(out.map((e) => e.eventId)).toEqual([0n, 1n]);
     expect(out.every((e) => e.workerId === 7n && e.dpRank === 1 && e.storageTier === "device")).toBe(true);
     const first = stored(out[0]!.data);
@@ -48,11 +61,17 @@ describe("VllmEventTranslator", () => {
   it("salts with the LoRA name and the cache salt (event field first, then the publisher default)", () => {
     const { t } = translator({ defaultCacheSalt: "tenant-a" });
     const [lora, salted, both] = t.translateBatch({
-      ...batch([store([1n], null, tokens(4), { loraName: "adapter-a" }), store([2n], null, tokens(4)), store([3n], null, tokens(4), { loraName: "adapter-a", cacheSalt: "tenant-a" })]),
+      ...batch([
+        store([1n], null, tokens(4), { loraName: "adapter-a" }),
+        store([2n], null, tokens(4)),
+        store([3n], null, tokens(4), { loraName: "adapter-a", cacheSalt: "tenant-a" }),
+      ]),
       unknownEvents: 0,
       invalidEvents: 0,
     });
-    expect(stored(lora!.data).tokensHashes[0]).toBe(computeBlockHashes(tokens(4), BS, { loraName: "adapter-a", cacheSalt: "tenant-a" })[0]);
+    expect(stored(lora!.data).tokensHashes[0]).toBe(
+      computeBlockHashes(tokens(4), BS, { loraName: "adapter-a", cacheSalt: "tenant-a" })[0],
+    );
     expect(stored(salted!.data).tokensHashes[0]).toBe(17009624042690211646n);
     expect(stored(both!.data).tokensHashes[0]).toBe(8269515957840517240n);
   });
@@ -60,7 +79,13 @@ describe("VllmEventTranslator", () => {
   it("maps removals and clears, with the medium as storage tier", () => {
     const { t } = translator();
     const out = t.translatePayload(
-      encodeVllmEventBatch(batch([{ type: "BlockRemoved", blockHashes: [5n, 6n], medium: "CPU" }, { type: "AllBlocksCleared" }, store([9n], null, tokens(4), { medium: "DISK" })])),
+      encodeVllmEventBatch(
+        batch([
+          { type: "BlockRemoved", blockHashes: [5n, 6n], medium: "CPU" },
+          { type: "AllBlocksCleared" },
+          store([9n], null, tokens(4), { medium: "DISK" }),
+        ]),
+      ),
     );
     expect(out[0]).toMatchObject({ eventId: 0n, storageTier: "host_pinned", data: { type: "removed" } });
     expect(Array.from((out[0]!.data as { blockHashes: BigUint64Array }).blockHashes)).toEqual([5n, 6n]);
@@ -69,24 +94,18 @@ describe("VllmEventTranslator", () => {
   });
 
   it("maps media to tiers like Dynamo", () => {
-    expect([null, "GPU", "device", "CPU", "CPU_PINNED", "CPU_TIER2", "NVME", "NETWORK", "weird"].map(storageTierFromMedium)).toEqual([
-      "device",
-      "device",
-      "device",
-      "host_pinned",
-      "host_pinned",
-      "disk",
-      "disk",
-      "external",
-      "external",
-    ]);
+    expect(
+      [null, "GPU", "device", "CPU", "CPU_PINNED", "CPU_TIER2", "NVME", "NETWORK", "weird"].map(storageTierFromMedium),
+    ).toEqual(["device", "device", "device", "host_pinned", "host_pinned", "disk", "disk", "external", "external"]);
   });
 
   it("indexes the correctly sized prefix of a store and warns once per interval", () => {
     const { t, lines } = translator();
     const short = t.translatePayload(encodeVllmEventBatch(batch([store([1n, 2n, 3n], null, tokens(10))])));
     expect(Array.from(stored(short[0]!.data).blockHashes)).toEqual([1n, 2n]);
-    const wrongSize = t.translatePayload(encodeVllmEventBatch(batch([store([4n], null, tokens(8), { blockSize: 8 }), store([5n], null, tokens(4))])));
+    const wrongSize = t.translatePayload(
+      encodeVllmEventBatch(batch([store([4n], null, tokens(8), { blockSize: 8 }), store([5n], null, tokens(4))])),
+    );
     expect(wrongSize).toHaveLength(1);
     expect(stored(wrongSize[0]!.data).blockHashes[0]).toBe(5n);
     const tooLong = t.translatePayload(encodeVllmEventBatch(batch([store([6n], null, tokens(6))])));
@@ -98,7 +117,11 @@ describe("VllmEventTranslator", () => {
 
   it("ignores stores repeating a hash or their parent", () => {
     const { t } = translator();
-    const out = t.translatePayload(encodeVllmEventBatch(batch([store([1n, 1n], null, tokens(8)), store([2n, 3n], 3n, tokens(8)), store([4n], null, tokens(4))])));
+    const out = t.translatePayload(
+      encodeVllmEventBatch(
+        batch([store([1n, 1n], null, tokens(8)), store([2n, 3n], 3n, tokens(8)), store([4n], null, tokens(4))]),
+      ),
+    );
     expect(out).toHaveLength(1);
     expect(out[0]!.eventId).toBe(0n);
     expect(t.issues.duplicate_hashes).toBe(2);
@@ -107,14 +130,21 @@ describe("VllmEventTranslator", () => {
   it("treats parent 0 as the root only when configured for the publisher", () => {
     const zero = store([1n], 0n, tokens(4));
     expect(stored(translator().t.translatePayload(encodeVllmEventBatch(batch([zero])))[0]!.data).parentHash).toBe(0n);
-    expect(stored(translator({ zeroParentIsRoot: true }).t.translatePayload(encodeVllmEventBatch(batch([zero])))[0]!.data).parentHash).toBeNull();
+    expect(
+      stored(translator({ zeroParentIsRoot: true }).t.translatePayload(encodeVllmEventBatch(batch([zero])))[0]!.data)
+        .parentHash,
+    ).toBeNull();
   });
 
   it("drops batches of another rank, remote events, malformed payloads; counts unknown and invalid events", () => {
     const { t, lines } = translator();
     expect(t.translatePayload(encodeVllmEventBatch(batch([store([1n], null, tokens(4))], 0)))).toHaveLength(0);
     expect(t.translatePayload(encodeVllmEventBatch(batch([store([1n], null, tokens(4))], null)))).toHaveLength(1);
-    expect(t.translatePayload(encodeVllmEventBatch(batch([store([2n], null, tokens(4), { locality: "REMOTE" })]), { eventEncoding: "map" }))).toHaveLength(0);
+    expect(
+      t.translatePayload(
+        encodeVllmEventBatch(batch([store([2n], null, tokens(4), { locality: "REMOTE" })]), { eventEncoding: "map" }),
+      ),
+    ).toHaveLength(0);
     expect(t.translatePayload(new Uint8Array([0x93, 0x01]))).toHaveLength(0);
     expect(t.issues).toMatchObject({ rank_mismatch: 1, remote_locality: 1, malformed_payload: 1 });
     expect(lines.some((l) => l.includes("malformed") && l.includes("worker 7"))).toBe(true);
@@ -123,13 +153,26 @@ describe("VllmEventTranslator", () => {
 
   describe("BlockStored without token ids (a lower tier announcing blocks stored before)", () => {
     /** vLLM's offloading connector: no tokens, block size 0, no parent, the tier's medium. */
-    const offload = (hashes: bigint[], medium = "CPU"): VllmKvEvent => ({ type: "BlockStored", blockHashes: hashes, parentBlockHash: null, tokenIds: [], blockSize: 0, medium });
+    const offload = (hashes: bigint[], medium = "CPU"): VllmKvEvent => ({
+      type: "BlockStored",
+      blockHashes: hashes,
+      parentBlockHash: null,
+      tokenIds: [],
+      blockSize: 0,
+      medium,
+    });
 
     it("takes the router hashes and parents of its blocks from their earlier stores, one stored event per run of linked blocks", () => {
       const { t } = translator({ tokenlessStores: true });
-      const [a, b] = t.translateBatch({ ...batch([store([11n, 12n, 13n], null, tokens(12)), store([21n], 12n, tokens(4, 100))]), unknownEvents: 0, invalidEvents: 0 });
+      const [a, b] = t.translateBatch({
+        ...batch([store([11n, 12n, 13n], null, tokens(12)), store([21n], 12n, tokens(4, 100))]),
+        unknownEvents: 0,
+        invalidEvents: 0,
+      });
       const out = t.translatePayload(encodeVllmEventBatch(batch([offload([11n, 12n, 13n, 21n])])));
-      expect(out.map((e) => [e.storageTier, stored(e.data).parentHash, Array.from(stored(e.data).blockHashes)])).toEqual([
+      expect(
+        out.map((e) => [e.storageTier, stored(e.data).parentHash, Array.from(stored(e.data).blockHashes)]),
+      ).toEqual([
         ["host_pinned", null, [11n, 12n, 13n]],
         ["host_pinned", 12n, [21n]],
       ]);
@@ -153,12 +196,15 @@ describe("VllmEventTranslator", () => {
         [11n, [12n]],
       ]);
       expect(t.issues.unknown_tokens).toBe(1);
-      expect(lines.some((l) => l.includes("1 of 3 block(s) (first 99) were never stored with their tokens"))).toBe(true);
+      expect(lines.some((l) => l.includes("1 of 3 block(s) (first 99) were never stored with their tokens"))).toBe(
+        true,
+      );
     });
 
     it("without the quirk, remembers blocks from the first such store on", () => {
       const { t, lines } = translator();
-      const translate = (events: VllmKvEvent[]) => t.translateBatch({ ...batch(events), unknownEvents: 0, invalidEvents: 0 });
+      const translate = (events: VllmKvEvent[]) =>
+        t.translateBatch({ ...batch(events), unknownEvents: 0, invalidEvents: 0 });
       translate([store([11n], null, tokens(4))]);
       expect(t.knownBlocks).toBe(0);
       expect(translate([offload([11n])])).toEqual([]); // stored before tracking began
@@ -170,8 +216,13 @@ describe("VllmEventTranslator", () => {
 
     it("knows a block as long as some tier holds it, and forgets everything on a clear", () => {
       const { t } = translator({ tokenlessStores: true });
-      const translate = (events: VllmKvEvent[]) => t.translateBatch({ ...batch(events), unknownEvents: 0, invalidEvents: 0 });
-      translate([store([11n], null, tokens(4)), offload([11n], "CPU"), { type: "BlockRemoved", blockHashes: [11n], medium: "GPU" }]);
+      const translate = (events: VllmKvEvent[]) =>
+        t.translateBatch({ ...batch(events), unknownEvents: 0, invalidEvents: 0 });
+      translate([
+        store([11n], null, tokens(4)),
+        offload([11n], "CPU"),
+        { type: "BlockRemoved", blockHashes: [11n], medium: "GPU" },
+      ]);
       expect(translate([offload([11n], "DISK")]).map((e) => e.storageTier)).toEqual(["disk"]); // still held on the CPU
       translate([
         { type: "BlockRemoved", blockHashes: [11n], medium: "CPU" },
@@ -189,14 +240,17 @@ describe("VllmEventTranslator", () => {
 
     it("remembers many blocks and forgets evicted ones (table growth and deletion)", () => {
       const { t } = translator({ tokenlessStores: true });
-      const translate = (events: VllmKvEvent[]) => t.translateBatch({ ...batch(events), unknownEvents: 0, invalidEvents: 0 });
-      const hashes = Array.from({ length: 5_000 }, (_, i) => BigInt(i + 1) * 0x9e3779b97f4a7c15n % (1n << 64n));
+      const translate = (events: VllmKvEvent[]) =>
+        t.translateBatch({ ...batch(events), unknownEvents: 0, invalidEvents: 0 });
+      const hashes = Array.from({ length: 5_000 }, (_, i) => (BigInt(i + 1) * 0x9e3779b97f4a7c15n) % (1n << 64n));
       for (let i = 0; i < hashes.length; i++) translate([store([hashes[i]!], null, tokens(4, i))]);
       translate([{ type: "BlockRemoved", blockHashes: hashes.filter((_, i) => i % 2 === 0), medium: "GPU" }]);
       expect(t.knownBlocks).toBe(2_500);
       const out = translate([offload(hashes)]);
       expect(out.map((e) => stored(e.data).blockHashes[0])).toEqual(hashes.filter((_, i) => i % 2 === 1));
-      expect(out.map((e) => stored(e.data).tokensHashes[0])).toEqual(hashes.map((_, i) => computeBlockHashes(tokens(4, i), BS)[0]).filter((_, i) => i % 2 === 1));
+      expect(out.map((e) => stored(e.data).tokensHashes[0])).toEqual(
+        hashes.map((_, i) => computeBlockHashes(tokens(4, i), BS)[0]).filter((_, i) => i % 2 === 1),
+      );
       expect(t.issues.unknown_tokens).toBe(2_500);
     });
   });

@@ -9,25 +9,64 @@ const BIG = 0xfedc_ba98_7654_3210n; // above 2^63
 
 describe("decodeVllmEventBatch: array (legacy) encoding", () => {
   it("decodes the reference example with positions 1..7 and a rank", () => {
-    const batch = decodeVllmEventBatch(raw([1718000000.12, [["BlockStored", [1, 2], null, tokens, 16, null, "GPU", null]], 0]));
+    const batch = decodeVllmEventBatch(
+      raw([1718000000.12, [["BlockStored", [1, 2], null, tokens, 16, null, "GPU", null]], 0]),
+    );
     expect(batch.ts).toBeCloseTo(1718000000.12);
     expect(batch.dataParallelRank).toBe(0);
     expect(batch.events).toHaveLength(1);
     const stored = batch.events[0]!;
-    expect(stored).toMatchObject({ type: "BlockStored", blockHashes: [1n, 2n], parentBlockHash: null, blockSize: 16, medium: "GPU", loraName: null });
+    expect(stored).toMatchObject({
+      type: "BlockStored",
+      blockHashes: [1n, 2n],
+      parentBlockHash: null,
+      blockSize: 16,
+      medium: "GPU",
+      loraName: null,
+    });
     expect(stored.type === "BlockStored" && stored.tokenIds).toEqual(tokens);
   });
 
   it("accepts a batch without the trailing rank and events without trailing optional fields", () => {
-    const batch = decodeVllmEventBatch(raw([1.5, [["BlockStored", [7], 3, tokens.slice(0, 16), 16, null], ["BlockRemoved", [7]]]]));
+    const batch = decodeVllmEventBatch(
+      raw([
+        1.5,
+        [
+          ["BlockStored", [7], 3, tokens.slice(0, 16), 16, null],
+          ["BlockRemoved", [7]],
+        ],
+      ]),
+    );
     expect(batch.dataParallelRank).toBeNull();
-    expect(batch.events[0]).toMatchObject({ type: "BlockStored", parentBlockHash: 3n, medium: null, loraName: null, extraKeys: null });
+    expect(batch.events[0]).toMatchObject({
+      type: "BlockStored",
+      parentBlockHash: 3n,
+      medium: null,
+      loraName: null,
+      extraKeys: null,
+    });
     expect(batch.events[1]).toMatchObject({ type: "BlockRemoved", blockHashes: [7n], medium: null });
   });
 
   it("reads every later field by position and ignores elements past the known ones", () => {
-    const event = ["BlockStored", [1], null, tokens.slice(0, 16), 16, 3, "CPU", "alice", [["alice"]], 1, "full_attention", 128, "future"];
-    const batch = decodeVllmEventBatch(raw([0, [event, ["BlockRemoved", [1], "CPU", 1, "full_attention", null, "future"]], 2]));
+    const event = [
+      "BlockStored",
+      [1],
+      null,
+      tokens.slice(0, 16),
+      16,
+      3,
+      "CPU",
+      "alice",
+      [["alice"]],
+      1,
+      "full_attention",
+      128,
+      "future",
+    ];
+    const batch = decodeVllmEventBatch(
+      raw([0, [event, ["BlockRemoved", [1], "CPU", 1, "full_attention", null, "future"]], 2]),
+    );
     expect(batch.events[0]).toMatchObject({
       loraId: 3,
       medium: "CPU",
@@ -37,7 +76,12 @@ describe("decodeVllmEventBatch: array (legacy) encoding", () => {
       kvCacheSpecKind: "full_attention",
       kvCacheSpecSlidingWindow: 128,
     });
-    expect(batch.events[1]).toMatchObject({ type: "BlockRemoved", medium: "CPU", groupIdx: 1, kvCacheSpecKind: "full_attention" });
+    expect(batch.events[1]).toMatchObject({
+      type: "BlockRemoved",
+      medium: "CPU",
+      groupIdx: 1,
+      kvCacheSpecKind: "full_attention",
+    });
     expect(batch.dataParallelRank).toBe(2);
   });
 
@@ -50,7 +94,20 @@ describe("decodeVllmEventBatch: array (legacy) encoding", () => {
 describe("decodeVllmEventBatch: map encoding", () => {
   it("decodes map events inside a positional batch", () => {
     const batch = decodeVllmEventBatch(
-      raw([0, [{ type: "BlockStored", block_hashes: [5], parent_block_hash: null, token_ids: tokens.slice(0, 16), block_size: 16, medium: "GPU" }], 0]),
+      raw([
+        0,
+        [
+          {
+            type: "BlockStored",
+            block_hashes: [5],
+            parent_block_hash: null,
+            token_ids: tokens.slice(0, 16),
+            block_size: 16,
+            medium: "GPU",
+          },
+        ],
+        0,
+      ]),
     );
     expect(batch.events[0]).toMatchObject({ type: "BlockStored", blockHashes: [5n], medium: "GPU", loraName: null });
   });
@@ -81,7 +138,12 @@ describe("decodeVllmEventBatch: map encoding", () => {
     expect(batch.ts).toBe(2.5);
     expect(batch.dataParallelRank).toBe(1);
     expect(batch.events.map((e) => e.type)).toEqual(["BlockStored", "BlockRemoved", "AllBlocksCleared"]);
-    expect(batch.events[0]).toMatchObject({ parentBlockHash: 4n, loraName: "a", cacheSalt: "tenant", locality: "LOCAL" });
+    expect(batch.events[0]).toMatchObject({
+      parentBlockHash: 4n,
+      loraName: "a",
+      cacheSalt: "tenant",
+      locality: "LOCAL",
+    });
   });
 
   it("decodes positional events inside a map batch", () => {
@@ -107,7 +169,9 @@ describe("decodeVllmEventBatch: block hash value types", () => {
     const sha = new Uint8Array(32).fill(0xaa);
     sha.set([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08], 24);
     const short = new Uint8Array([0x01, 0x00]);
-    const batch = decodeVllmEventBatch(raw([0, [["BlockStored", [sha], short, tokens.slice(0, 16), 16, null, null, null]]]));
+    const batch = decodeVllmEventBatch(
+      raw([0, [["BlockStored", [sha], short, tokens.slice(0, 16), 16, null, null, null]]]),
+    );
     expect(batch.events[0]).toMatchObject({ blockHashes: [0x0102030405060708n], parentBlockHash: 0x0100n });
   });
 
@@ -148,7 +212,16 @@ describe("decodeVllmEventBatch: unknown and bad input", () => {
 
   it("drops events with badly typed fields, keeps the rest, reports the first reason", () => {
     const batch = decodeVllmEventBatch(
-      raw([0, [["BlockStored", "not-a-list", null, [], 16, null, null, null], ["BlockRemoved", [1.5]], ["BlockRemoved", [2]], 42, [7]]]),
+      raw([
+        0,
+        [
+          ["BlockStored", "not-a-list", null, [], 16, null, null, null],
+          ["BlockRemoved", [1.5]],
+          ["BlockRemoved", [2]],
+          42,
+          [7],
+        ],
+      ]),
     );
     expect(batch.invalidEvents).toBe(4);
     expect(batch.firstInvalidReason).toContain("block_hashes");
@@ -173,8 +246,25 @@ describe("encodeVllmEventBatch", () => {
     ts: 12.25,
     dataParallelRank: 3,
     events: [
-      { type: "BlockStored", blockHashes: [BIG, 5n], parentBlockHash: 1n << 63n, tokenIds: tokens, blockSize: 16, loraId: null, medium: "GPU", loraName: "lora" },
-      { type: "BlockStored", blockHashes: [6n], parentBlockHash: null, tokenIds: tokens.slice(0, 16), blockSize: 16, groupIdx: 2, cacheSalt: "s" },
+      {
+        type: "BlockStored",
+        blockHashes: [BIG, 5n],
+        parentBlockHash: 1n << 63n,
+        tokenIds: tokens,
+        blockSize: 16,
+        loraId: null,
+        medium: "GPU",
+        loraName: "lora",
+      },
+      {
+        type: "BlockStored",
+        blockHashes: [6n],
+        parentBlockHash: null,
+        tokenIds: tokens.slice(0, 16),
+        blockSize: 16,
+        groupIdx: 2,
+        cacheSalt: "s",
+      },
       { type: "BlockRemoved", blockHashes: [BIG], medium: "GPU" },
       { type: "AllBlocksCleared" },
     ],
@@ -184,11 +274,18 @@ describe("encodeVllmEventBatch", () => {
     for (const batchEncoding of ["array", "map"] as const) {
       for (const hashEncoding of ["uint", "int64", "bytes"] as const) {
         it(`round-trips events=${eventEncoding} batch=${batchEncoding} hashes=${hashEncoding}`, () => {
-          const decoded = decodeVllmEventBatch(encodeVllmEventBatch(batch, { eventEncoding, batchEncoding, hashEncoding }));
+          const decoded = decodeVllmEventBatch(
+            encodeVllmEventBatch(batch, { eventEncoding, batchEncoding, hashEncoding }),
+          );
           expect(decoded.ts).toBe(12.25);
           expect(decoded.dataParallelRank).toBe(3);
           expect(decoded.events.map((e) => e.type)).toEqual(batch.events.map((e) => e.type));
-          expect(decoded.events[0]).toMatchObject({ blockHashes: [BIG, 5n], parentBlockHash: 1n << 63n, loraName: "lora", medium: "GPU" });
+          expect(decoded.events[0]).toMatchObject({
+            blockHashes: [BIG, 5n],
+            parentBlockHash: 1n << 63n,
+            loraName: "lora",
+            medium: "GPU",
+          });
           expect(decoded.events[1]).toMatchObject({ blockHashes: [6n], parentBlockHash: null, groupIdx: 2 });
           expect(decoded.events[2]).toMatchObject({ blockHashes: [BIG] });
         });
@@ -197,7 +294,11 @@ describe("encodeVllmEventBatch", () => {
   }
 
   it("omits trailing default fields in the array form like msgspec's omit_defaults", () => {
-    const encoded = encodeVllmEventBatch({ ts: 0, dataParallelRank: null, events: [batch.events[0]!, batch.events[2]!] });
+    const encoded = encodeVllmEventBatch({
+      ts: 0,
+      dataParallelRank: null,
+      events: [batch.events[0]!, batch.events[2]!],
+    });
     expect(decodeVllmEventBatch(encoded).dataParallelRank).toBeNull();
     // BlockStored keeps positions 1..7 (8 elements with the tag), BlockRemoved keeps 1..2.
     const root = rawDecode(encoded) as [number, unknown[][]];
@@ -207,10 +308,24 @@ describe("encodeVllmEventBatch", () => {
   });
 
   it("writes the cache salt only in the map form and omits absent optional keys", () => {
-    const encoded = encodeVllmEventBatch({ ts: 0, dataParallelRank: 0, events: [batch.events[1]!] }, { eventEncoding: "map" });
+    const encoded = encodeVllmEventBatch(
+      { ts: 0, dataParallelRank: 0, events: [batch.events[1]!] },
+      { eventEncoding: "map" },
+    );
     const root = rawDecode(encoded) as [number, Array<Record<string, unknown>>];
     expect(Object.keys(root[1][0]!).sort()).toEqual(
-      ["type", "block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id", "medium", "lora_name", "group_idx", "cache_salt"].sort(),
+      [
+        "type",
+        "block_hashes",
+        "parent_block_hash",
+        "token_ids",
+        "block_size",
+        "lora_id",
+        "medium",
+        "lora_name",
+        "group_idx",
+        "cache_salt",
+      ].sort(),
     );
   });
 });

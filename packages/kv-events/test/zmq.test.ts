@@ -20,7 +20,9 @@ import { freePortRun } from "./support/pipeline.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
 import { WirePublisher } from "./support/wire-publisher.js";
 
-type Delivery = { kind: "batch"; rank: WorkerRank; seq: bigint; replayed: boolean; payload: Uint8Array } | { kind: "reset"; rank: WorkerRank; reason: ZmqResetReason };
+type Delivery =
+  | { kind: "batch"; rank: WorkerRank; seq: bigint; replayed: boolean; payload: Uint8Array }
+  | { kind: "reset"; rank: WorkerRank; reason: ZmqResetReason };
 
 class Recorder implements ZmqBatchHandler {
   readonly log: Delivery[] = [];
@@ -35,7 +37,8 @@ class Recorder implements ZmqBatchHandler {
   }
 }
 
-const payload = (n: number) => encodeVllmEventBatch({ ts: n, dataParallelRank: 0, events: [{ type: "BlockRemoved", blockHashes: [BigInt(n)] }] });
+const payload = (n: number) =>
+  encodeVllmEventBatch({ ts: n, dataParallelRank: 0, events: [{ type: "BlockRemoved", blockHashes: [BigInt(n)] }] });
 const quiet = () => undefined;
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -47,7 +50,10 @@ async function wire(shape: "with-topic" | "legacy" = "with-topic") {
   const pub = await WirePublisher.start(shape);
   const rec = new Recorder();
   const sub = new ZmqEventSubscriber(rec, { log: quiet, replayTimeoutMs: 1_000 });
-  cleanups.push(() => pub.close(), () => sub.close());
+  cleanups.push(
+    () => pub.close(),
+    () => sub.close(),
+  );
   await sub.addWorker({ workerId: 3n, endpoint: pub.endpoint, replayEndpoint: pub.replayEndpoint });
   await pub.waitForSubscriber();
   await waitFor(() => pub.replayRequests.length === 1, "the replay request sent on connect");
@@ -107,7 +113,10 @@ describe("ZmqEventSubscriber", () => {
     const pub = await WirePublisher.start();
     const rec = new Recorder();
     const sub = new ZmqEventSubscriber(rec, { log: quiet });
-    cleanups.push(() => pub.close(), () => sub.close());
+    cleanups.push(
+      () => pub.close(),
+      () => sub.close(),
+    );
     await sub.addWorker({ workerId: 3n, endpoint: pub.endpoint });
     await pub.waitForSubscriber();
     await pub.send(0n, payload(0));
@@ -131,7 +140,10 @@ describe("ZmqEventSubscriber", () => {
     const rec = new Recorder();
     const lines: string[] = [];
     const sub = new ZmqEventSubscriber(rec, { log: (l) => lines.push(l) });
-    cleanups.push(() => pub.close(), () => sub.close());
+    cleanups.push(
+      () => pub.close(),
+      () => sub.close(),
+    );
     await sub.addWorker({ workerId: 42n, endpoint: pub.endpoint, replayEndpoint: pub.replayEndpoint });
     await pub.waitForSubscriber();
     await pub.send(0n, payload(0));
@@ -148,11 +160,28 @@ describe("ZmqEventSubscriber", () => {
 
   it("subscribes to every DP rank at port + rank", async () => {
     const base = await freePortRun(12);
-    const pubs = await Promise.all([0, 1].map((dpRank) => ZmqEventPublisher.open({ endpoint: `tcp://127.0.0.1:${base}`, replayEndpoint: `tcp://127.0.0.1:${base + 10}`, dpRank, bind: true })));
+    const pubs = await Promise.all(
+      [0, 1].map((dpRank) =>
+        ZmqEventPublisher.open({
+          endpoint: `tcp://127.0.0.1:${base}`,
+          replayEndpoint: `tcp://127.0.0.1:${base + 10}`,
+          dpRank,
+          bind: true,
+        }),
+      ),
+    );
     const rec = new Recorder();
     const sub = new ZmqEventSubscriber(rec, { log: quiet });
-    cleanups.push(async () => void (await Promise.all(pubs.map((p) => p.close()))), () => sub.close());
-    await sub.addWorker({ workerId: 9n, endpoint: `tcp://127.0.0.1:${base}`, replayEndpoint: `tcp://127.0.0.1:${base + 10}`, dpRanks: [0, 1] });
+    cleanups.push(
+      async () => void (await Promise.all(pubs.map((p) => p.close()))),
+      () => sub.close(),
+    );
+    await sub.addWorker({
+      workerId: 9n,
+      endpoint: `tcp://127.0.0.1:${base}`,
+      replayEndpoint: `tcp://127.0.0.1:${base + 10}`,
+      dpRanks: [0, 1],
+    });
     await pubs[1]!.publishPayload(payload(10));
     await pubs[0]!.publishPayload(payload(0));
     await waitFor(() => rec.log.length === 2, "one batch per rank (live or replayed)");
@@ -169,8 +198,17 @@ describe("ZmqEventSubscriber across a reconnection", () => {
     const pubProxy = await TcpProxy.start(pub.port);
     const replayProxy = options.proxyReplay ? await TcpProxy.start(pub.replayPort) : undefined;
     const rec = new Recorder();
-    const sub = new ZmqEventSubscriber(rec, { log: quiet, reconnectIntervalMs: 20, replayTimeoutMs: options.replayTimeoutMs ?? 1_000 });
-    cleanups.push(() => pub.close(), () => pubProxy.close(), async () => replayProxy?.close(), () => sub.close());
+    const sub = new ZmqEventSubscriber(rec, {
+      log: quiet,
+      reconnectIntervalMs: 20,
+      replayTimeoutMs: options.replayTimeoutMs ?? 1_000,
+    });
+    cleanups.push(
+      () => pub.close(),
+      () => pubProxy.close(),
+      async () => replayProxy?.close(),
+      () => sub.close(),
+    );
     const replayEndpoint = replayProxy ? `tcp://${replayProxy.url}` : pub.replayEndpoint;
     await sub.addWorker({ workerId: 3n, endpoint: `tcp://${pubProxy.url}`, replayEndpoint });
     await pub.waitForSubscriber();
@@ -229,7 +267,13 @@ describe("ZmqEventSubscriber across a reconnection", () => {
     await restarted.waitForSubscriber();
     await restarted.send(10n, payload(110));
     await waitFor(() => rec.log.length === 3 + 1 + 11, "the restarted publisher's stream");
-    expect(rec.seqs()).toEqual([0n, 1n, 2n, "reset:publisher_restart", ...Array.from({ length: 11 }, (_, i) => BigInt(i))]);
+    expect(rec.seqs()).toEqual([
+      0n,
+      1n,
+      2n,
+      "reset:publisher_restart",
+      ...Array.from({ length: 11 }, (_, i) => BigInt(i)),
+    ]);
     expect(Buffer.from((rec.log[4] as { payload: Uint8Array }).payload)).toEqual(Buffer.from(payload(100)));
     expect(sub.stats.publisherRestarts).toBe(1);
   });
@@ -238,7 +282,13 @@ describe("ZmqEventSubscriber across a reconnection", () => {
 describe("ZmqEventPublisher", () => {
   async function publisher(options: Partial<Parameters<typeof ZmqEventPublisher.open>[0]> = {}) {
     const replayEndpoint = `tcp://127.0.0.1:${await freePort()}`;
-    const p = await ZmqEventPublisher.open({ endpoint: `tcp://127.0.0.1:${await freePort()}`, replayEndpoint, bind: true, topic: "kv-events", ...options });
+    const p = await ZmqEventPublisher.open({
+      endpoint: `tcp://127.0.0.1:${await freePort()}`,
+      replayEndpoint,
+      bind: true,
+      topic: "kv-events",
+      ...options,
+    });
     cleanups.push(() => p.close());
     return { p, replayEndpoint };
   }
@@ -266,7 +316,11 @@ describe("ZmqEventPublisher", () => {
   it("survives a publisher restart: the sequence reset clears the rank and catches up from 0", async () => {
     const port = await freePort();
     const replayPort = await freePort();
-    const options = { endpoint: `tcp://127.0.0.1:${port}`, replayEndpoint: `tcp://127.0.0.1:${replayPort}`, bind: true };
+    const options = {
+      endpoint: `tcp://127.0.0.1:${port}`,
+      replayEndpoint: `tcp://127.0.0.1:${replayPort}`,
+      bind: true,
+    };
     let p = await ZmqEventPublisher.open(options);
     const rec = new Recorder();
     const sub = new ZmqEventSubscriber(rec, { log: quiet, reconnectIntervalMs: 50 });
@@ -307,7 +361,10 @@ describe("ZmqEventSubscriber on a quiet publisher", () => {
     for (let i = 0; i < 4; i++) await p.publishPayload(payload(i));
     const rec = new Recorder();
     const sub = new ZmqEventSubscriber(rec, { log: quiet });
-    cleanups.push(() => p.close(), () => sub.close());
+    cleanups.push(
+      () => p.close(),
+      () => sub.close(),
+    );
     await sub.addWorker({ workerId: 2n, endpoint, replayEndpoint });
     await waitFor(() => rec.log.length === 4, "the history");
     expect(rec.seqs()).toEqual([0n, 1n, 2n, 3n]);
@@ -326,7 +383,10 @@ async function directIngestion(workerId: bigint) {
   const index = new RadixIndex();
   const ingest = new VllmEventIngest({ blockSize: 16, log: quiet }, (event) => index.apply(event));
   const sub = new ZmqEventSubscriber(ingest, { log: quiet });
-  cleanups.push(() => p.close(), () => sub.close());
+  cleanups.push(
+    () => p.close(),
+    () => sub.close(),
+  );
   await sub.addWorker({ workerId, endpoint, replayEndpoint });
   return { p, index, ingest, sub };
 }
@@ -338,7 +398,8 @@ describe("direct ingestion (ZeroMQ → translation → index, no NATS)", () => {
     const reference = new RadixIndex();
     const translator = new VllmEventTranslator({ workerId: 6n, dpRank: 0, blockSize: 16, log: quiet });
     const publish = async (batch: VllmEventBatch) => {
-      for (const event of translator.translateBatch({ ...batch, unknownEvents: 0, invalidEvents: 0 })) reference.apply(event);
+      for (const event of translator.translateBatch({ ...batch, unknownEvents: 0, invalidEvents: 0 }))
+        reference.apply(event);
       await p.publish(batch);
     };
     for (let i = 0; i < 30; i++) await publish(source.nextBatch());

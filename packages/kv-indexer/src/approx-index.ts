@@ -77,7 +77,8 @@ export class ApproxIndex implements OverlapSource {
     const sequence = this.sequenceScratch.load(computeSequenceHashes(localHashes));
     this.tree.storeRun(slot, false, 0, 0, sequence, this.localScratch.load(localHashes), 0, count);
     const expiry = now + this.ttlMs;
-    for (let i = 0; i < this.tree.lastStoreApplied; i++) this.touch(slot, sequence[2 * i]!, sequence[2 * i + 1]!, i, expiry);
+    for (let i = 0; i < this.tree.lastStoreApplied; i++)
+      this.touch(slot, sequence[2 * i]!, sequence[2 * i + 1]!, i, expiry);
     if (this.live > this.maxEntries) this.prune();
     if (this.heap.size > STALE_FACTOR * this.live + MIN_REBUILD) this.rebuildHeap();
   }
@@ -167,7 +168,8 @@ export class ApproxIndex implements OverlapSource {
   private rebuildHeap(): void {
     this.heap.rebuild((visit) => {
       for (let entry = 0; entry < this.highWater; entry++) {
-        if (this.entrySlot[entry] !== NONE) visit(this.expiry[entry]!, this.position[entry]!, entry, this.generation[entry]!);
+        if (this.entrySlot[entry] !== NONE)
+          visit(this.expiry[entry]!, this.position[entry]!, entry, this.generation[entry]!);
       }
     });
   }

@@ -86,7 +86,12 @@ export const RouterEvents = {
       },
     };
   },
-  removed(worker: WorkerRank, eventId: bigint, blockHashes: readonly bigint[], storageTier: StorageTier = "device"): RouterEvent {
+  removed(
+    worker: WorkerRank,
+    eventId: bigint,
+    blockHashes: readonly bigint[],
+    storageTier: StorageTier = "device",
+  ): RouterEvent {
     return {
       workerId: worker.workerId,
       dpRank: worker.dpRank,

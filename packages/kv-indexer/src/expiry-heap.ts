@@ -73,7 +73,13 @@ export class ExpiryHeap {
   }
 
   /** Does (expiry, position) come before the item at `at` (or before the given pair)? */
-  private before(expiry: number, position: number, at: number, otherExpiry = this.expiry[at]!, otherPosition = this.position[at]!): boolean {
+  private before(
+    expiry: number,
+    position: number,
+    at: number,
+    otherExpiry = this.expiry[at]!,
+    otherPosition = this.position[at]!,
+  ): boolean {
     return expiry < otherExpiry || (expiry === otherExpiry && position > otherPosition);
   }
 

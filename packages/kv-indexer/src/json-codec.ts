@@ -67,7 +67,8 @@ function decodeData(value: unknown, path: string): KvCacheEventData {
   if (value === "cleared") return { type: "cleared" };
   const obj = asObject(value, path);
   const keys = Object.keys(obj);
-  if (keys.length !== 1) fail(path, `expected exactly one of "stored", "removed" or "cleared", got ${JSON.stringify(keys)}`);
+  if (keys.length !== 1)
+    fail(path, `expected exactly one of "stored", "removed" or "cleared", got ${JSON.stringify(keys)}`);
   if ("stored" in obj) {
     const stored = asObject(obj["stored"], `${path}.stored`);
     const parent = stored["parent_hash"];

@@ -31,7 +31,15 @@ export const enum StoreStatus {
 
 /** One (worker, block) entry in breadth-first order, as reported by `PrefixTree.dump`. */
 export interface DumpVisitor {
-  (slot: number, parent: number, node: number, engineLo: number, engineHi: number, parentLo: number, parentHi: number): void;
+  (
+    slot: number,
+    parent: number,
+    node: number,
+    engineLo: number,
+    engineHi: number,
+    parentLo: number,
+    parentHi: number,
+  ): void;
 }
 
 // Field offsets inside a node record.
@@ -349,7 +357,7 @@ export class PrefixTree {
     const nodes = this.nodes;
     const stride = this.stride;
     this.detach(node);
-    for (let c = nodes[node * stride + FIRST_CHILD]!; c !== NONE; ) {
+    for (let c = nodes[node * stride + FIRST_CHILD]!; c !== NONE;) {
       const next = nodes[c * stride + NEXT_SIBLING]!;
       this.detach(c);
       c = next;
@@ -379,7 +387,8 @@ export class PrefixTree {
     nodes[base + NEXT_SIBLING] = NONE;
     // Down to a single child: it is found through `firstChild` again.
     const remaining = nodes[parentBase + FIRST_CHILD]!;
-    if (several && remaining !== NONE && nodes[remaining * stride + NEXT_SIBLING] === NONE) this.unindexChild(parent, remaining);
+    if (several && remaining !== NONE && nodes[remaining * stride + NEXT_SIBLING] === NONE)
+      this.unindexChild(parent, remaining);
   }
 
   private indexChild(parent: number, child: number): void {
@@ -396,7 +405,8 @@ export class PrefixTree {
     const nodes = new Int32Array(capacity * stride);
     if (stride === this.stride) nodes.set(this.nodes);
     else {
-      for (let n = 0; n < this.highWater; n++) nodes.set(this.nodes.subarray(n * this.stride, (n + 1) * this.stride), n * stride);
+      for (let n = 0; n < this.highWater; n++)
+        nodes.set(this.nodes.subarray(n * this.stride, (n + 1) * this.stride), n * stride);
     }
     this.nodes = nodes;
     this.capacity = capacity;

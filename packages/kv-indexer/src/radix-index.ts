@@ -27,7 +27,12 @@ export class RadixIndex implements EventIndex {
   private readonly tree = new PrefixTree();
   private readonly slots = new WorkerSlots();
   private readonly tracker: EventIdTracker | undefined;
-  private readonly counts: Record<ApplyErrorKind, number> = { parent_not_found: 0, block_not_found: 0, invalid_block_sequence: 0, invalid_event: 0 };
+  private readonly counts: Record<ApplyErrorKind, number> = {
+    parent_not_found: 0,
+    block_not_found: 0,
+    invalid_block_sequence: 0,
+    invalid_event: 0,
+  };
   private readonly onError: ((error: ApplyError) => void) | undefined;
   private readonly onGap: ((gap: EventGap) => void) | undefined;
   private readonly storageTier: StorageTier;
@@ -39,7 +44,8 @@ export class RadixIndex implements EventIndex {
     this.onError = options.onError;
     this.onGap = options.onGap;
     this.storageTier = options.storageTier ?? "device";
-    if (options.trackEventIds ?? true) this.tracker = new EventIdTracker((slot, from, to) => this.reportGap(slot, from, to));
+    if (options.trackEventIds ?? true)
+      this.tracker = new EventIdTracker((slot, from, to) => this.reportGap(slot, from, to));
   }
 
   /** Total (worker rank, block) entries held. */
@@ -113,7 +119,10 @@ export class RadixIndex implements EventIndex {
 
   /** Worker ranks the index knows (including ranks whose blocks were all cleared). */
   workers(): WorkerRank[] {
-    return this.slots.allocated().filter((slot) => this.tree.hasSlot(slot)).map((slot) => this.slots.rank(slot));
+    return this.slots
+      .allocated()
+      .filter((slot) => this.tree.hasSlot(slot))
+      .map((slot) => this.slots.rank(slot));
   }
 
   /**
@@ -159,13 +168,27 @@ export class RadixIndex implements EventIndex {
       parentLo = words[0]!;
       parentHi = words[1]!;
     }
-    const status = this.tree.storeRun(slot, parent !== null, parentLo, parentHi, this.engineScratch.load(data.blockHashes), this.localScratch.load(data.tokensHashes), 0, count);
+    const status = this.tree.storeRun(
+      slot,
+      parent !== null,
+      parentLo,
+      parentHi,
+      this.engineScratch.load(data.blockHashes),
+      this.localScratch.load(data.tokensHashes),
+      0,
+      count,
+    );
     if (status === StoreStatus.Stored) return "applied";
     const applied = this.tree.lastStoreApplied;
     if (status === StoreStatus.ParentNotFound) {
       this.report("parent_not_found", slot, event, `parent block ${parent} unknown; ${count} blocks skipped`);
     } else {
-      this.report("invalid_block_sequence", slot, event, `block ${data.blockHashes[applied]} at ${applied} would be its own ancestor; ${count - applied} blocks rejected`);
+      this.report(
+        "invalid_block_sequence",
+        slot,
+        event,
+        `block ${data.blockHashes[applied]} at ${applied} would be its own ancestor; ${count - applied} blocks rejected`,
+      );
     }
     return applied > 0 ? "partial" : "skipped";
   }

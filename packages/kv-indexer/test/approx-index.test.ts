@@ -5,7 +5,7 @@ const a: WorkerRank = { workerId: 1n, dpRank: 0 };
 const b: WorkerRank = { workerId: 2n, dpRank: 0 };
 
 function blocks(from: number, count: number): BigUint64Array {
-  return BigUint64Array.from({ length: count }, (_, i) => BigInt(from + i) * 0x9e3779b97f4a7c15n % 2n ** 64n);
+  return BigUint64Array.from({ length: count }, (_, i) => (BigInt(from + i) * 0x9e3779b97f4a7c15n) % 2n ** 64n);
 }
 
 function clock(start = 0) {

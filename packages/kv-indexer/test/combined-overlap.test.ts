@@ -6,11 +6,13 @@ const query = BigUint64Array.of(1n, 2n, 3n);
 describe("CombinedOverlap", () => {
   it("takes per worker rank the deeper of the primary and side overlaps", () => {
     const primary = new RadixIndex();
-    primary.apply(RouterEvents.stored({ workerId: 1n, dpRank: 0 }, 0n, null, [
-      { blockHash: 11n, tokensHash: 1n },
-      { blockHash: 12n, tokensHash: 2n },
-      { blockHash: 13n, tokensHash: 3n },
-    ]));
+    primary.apply(
+      RouterEvents.stored({ workerId: 1n, dpRank: 0 }, 0n, null, [
+        { blockHash: 11n, tokensHash: 1n },
+        { blockHash: 12n, tokensHash: 2n },
+        { blockHash: 13n, tokensHash: 3n },
+      ]),
+    );
     primary.apply(RouterEvents.stored({ workerId: 2n, dpRank: 0 }, 0n, null, [{ blockHash: 21n, tokensHash: 1n }]));
     const side = new ApproxIndex({ ttlMs: 5_000, now: () => 0 });
     side.recordRouting({ workerId: 1n, dpRank: 0 }, query.subarray(0, 1));

@@ -16,7 +16,11 @@ describe("Int3KeyTable", () => {
   });
 
   it("behaves like a Map under random inserts and deletes (collisions, growth, backward shifts)", () => {
-    const key = fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: -4, max: 4 }), fc.integer({ min: 0, max: 2 }));
+    const key = fc.tuple(
+      fc.integer({ min: 0, max: 3 }),
+      fc.integer({ min: -4, max: 4 }),
+      fc.integer({ min: 0, max: 2 }),
+    );
     const op = fc.oneof(
       fc.record({ kind: fc.constant("set" as const), key, value: fc.nat(1000) }),
       fc.record({ kind: fc.constant("delete" as const), key }),
@@ -43,7 +47,8 @@ describe("Int3KeyTable", () => {
         }
         const listed = new Map<string, number>();
         for (let i = 0; i < table.capacity; i++) {
-          if (table.valueAt(i) >= 0) listed.set(`${table.tagAt(i)},${table.loAt(i)},${table.hiAt(i)}`, table.valueAt(i));
+          if (table.valueAt(i) >= 0)
+            listed.set(`${table.tagAt(i)},${table.loAt(i)},${table.hiAt(i)}`, table.valueAt(i));
         }
         expect(listed).toEqual(model);
       }),

@@ -68,8 +68,8 @@ describe("router event JSON codec", () => {
     expect(() =>
       decodeRouterEventJson('{"worker_id":1,"event":{"event_id":0,"data":{"stored":{"blocks":[{"block_hash":1}]}}}}'),
     ).toThrow(/tokens_hash/);
-    expect(() => decodeRouterEventJson('{"worker_id":1,"storage_tier":"tape","event":{"event_id":0,"data":"cleared"}}')).toThrow(
-      /storage_tier/,
-    );
+    expect(() =>
+      decodeRouterEventJson('{"worker_id":1,"storage_tier":"tape","event":{"event_id":0,"data":"cleared"}}'),
+    ).toThrow(/storage_tier/);
   });
 });

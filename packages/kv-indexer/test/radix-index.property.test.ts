@@ -7,11 +7,18 @@ import { ReferenceModel } from "./reference-model.js";
 // above 2^63 so that both 32-bit halves matter.
 const HIGH = 1n << 63n;
 const localHash = fc.constantFrom(1n, 2n, 3n, HIGH + 1n, HIGH + 2n);
-const engineHash = fc.constantFrom(...Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? BigInt(i + 1) : HIGH + BigInt(i) * 0x1_0000_0001n)));
+const engineHash = fc.constantFrom(
+  ...Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? BigInt(i + 1) : HIGH + BigInt(i) * 0x1_0000_0001n)),
+);
 const worker = fc.record({ workerId: fc.constantFrom(1n, 2n, 2n ** 64n - 1n), dpRank: fc.constantFrom(0, 1) });
 
 type Op =
-  | { kind: "stored"; worker: WorkerRank; parent: bigint | null; blocks: Array<{ blockHash: bigint; tokensHash: bigint }> }
+  | {
+      kind: "stored";
+      worker: WorkerRank;
+      parent: bigint | null;
+      blocks: Array<{ blockHash: bigint; tokensHash: bigint }>;
+    }
   | { kind: "removed"; worker: WorkerRank; hashes: bigint[] }
   | { kind: "cleared"; worker: WorkerRank }
   | { kind: "removeWorker"; workerId: bigint };
@@ -26,9 +33,19 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       blocks: fc.array(fc.record({ blockHash: engineHash, tokensHash: localHash }), { minLength: 1, maxLength: 4 }),
     }),
   },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant("removed" as const), worker, hashes: fc.array(engineHash, { minLength: 1, maxLength: 3 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant("removed" as const),
+      worker,
+      hashes: fc.array(engineHash, { minLength: 1, maxLength: 3 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("cleared" as const), worker }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("removeWorker" as const), workerId: fc.constantFrom(1n, 2n) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant("removeWorker" as const), workerId: fc.constantFrom(1n, 2n) }),
+  },
 );
 
 const randomQuery = fc.array(localHash, { minLength: 1, maxLength: 6 }).map((hashes) => BigUint64Array.from(hashes));
@@ -100,7 +117,9 @@ describe("RadixIndex against a reference model", () => {
           // Blocks a rank holds below a prefix it lost can never match and are not dumped.
           for (const key of copy.scores.keys()) expect(copy.treeSizes.get(key)).toBe(model.reachableEntries(key));
         }
-        const reachable = model.workers().reduce((sum, w) => sum + model.reachableEntries(workerRankKey(w.workerId, w.dpRank)), 0);
+        const reachable = model
+          .workers()
+          .reduce((sum, w) => sum + model.reachableEntries(workerRankKey(w.workerId, w.dpRank)), 0);
         expect(replayed.size).toBe(reachable);
         expect(replayed.dump()).toHaveLength(reachable);
       }),

@@ -202,11 +202,25 @@ describe("RadixIndex robustness", () => {
       ...w,
       eventId: 0n,
       storageTier: "device",
-      data: { type: "stored", parentHash: null, blockHashes: BigUint64Array.of(1n, 2n), tokensHashes: BigUint64Array.of(1n) },
+      data: {
+        type: "stored",
+        parentHash: null,
+        blockHashes: BigUint64Array.of(1n, 2n),
+        tokensHashes: BigUint64Array.of(1n),
+      },
     };
     expect(index.apply(mismatched)).toBe("skipped");
-    expect(index.apply({ ...w, eventId: 1n, storageTier: "device", data: null } as unknown as RouterEvent)).toBe("skipped");
-    expect(index.apply({ ...w, eventId: 2n, storageTier: "device", data: { type: "removed", blockHashes: [1.5] } } as unknown as RouterEvent)).toBe("skipped");
+    expect(index.apply({ ...w, eventId: 1n, storageTier: "device", data: null } as unknown as RouterEvent)).toBe(
+      "skipped",
+    );
+    expect(
+      index.apply({
+        ...w,
+        eventId: 2n,
+        storageTier: "device",
+        data: { type: "removed", blockHashes: [1.5] },
+      } as unknown as RouterEvent),
+    ).toBe("skipped");
     expect(index.apply(null as unknown as RouterEvent)).toBe("skipped");
     expect(errors.map((e) => e.kind)).toEqual(["invalid_event", "invalid_event", "invalid_event", "invalid_event"]);
     expect(index.errorCounts.invalid_event).toBe(4);
@@ -262,8 +276,18 @@ describe("RadixIndex dump", () => {
 
   it("keeps each rank's own engine hashes when ranks disagree on them", () => {
     const { index } = untracked();
-    index.apply(RouterEvents.stored(w, 0n, null, [{ blockHash: 11n, tokensHash: 1n }, { blockHash: 12n, tokensHash: 2n }]));
-    index.apply(RouterEvents.stored(v, 0n, null, [{ blockHash: 21n, tokensHash: 1n }, { blockHash: 22n, tokensHash: 2n }]));
+    index.apply(
+      RouterEvents.stored(w, 0n, null, [
+        { blockHash: 11n, tokensHash: 1n },
+        { blockHash: 12n, tokensHash: 2n },
+      ]),
+    );
+    index.apply(
+      RouterEvents.stored(v, 0n, null, [
+        { blockHash: 21n, tokensHash: 1n },
+        { blockHash: 22n, tokensHash: 2n },
+      ]),
+    );
     const replayed = new RadixIndex();
     for (const event of index.dump()) replayed.apply(event);
     // v can keep continuing and removing by its own hashes after a restore.

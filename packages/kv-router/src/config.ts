@@ -81,11 +81,21 @@ interface Setting {
 const finite = z.number().refine(Number.isFinite);
 const nonNegative = () => finite.refine((v) => v >= 0);
 const positive = () => finite.refine((v) => v > 0);
-const intAtLeast = (min: number) => z.number().int().refine((v) => v >= min);
+const intAtLeast = (min: number) =>
+  z
+    .number()
+    .int()
+    .refine((v) => v >= min);
 const fraction = () => finite.refine((v) => v >= 0 && v <= 1);
 const oneOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values);
 
-function s(key: keyof KvRouterSettings, env: string | readonly string[], kind: Kind, schema: z.ZodType, accepted: string): Setting {
+function s(
+  key: keyof KvRouterSettings,
+  env: string | readonly string[],
+  kind: Kind,
+  schema: z.ZodType,
+  accepted: string,
+): Setting {
   return { key, env: typeof env === "string" ? [env] : env, kind, schema, accepted };
 }
 
@@ -104,7 +114,13 @@ export const SETTINGS: readonly Setting[] = [
   s("hostCacheHitWeight", "DYN_ROUTER_HOST_CACHE_HIT_WEIGHT", "number", nonNegative(), NON_NEG),
   s("diskCacheHitWeight", "DYN_ROUTER_DISK_CACHE_HIT_WEIGHT", "number", nonNegative(), NON_NEG),
   s("temperature", "DYN_ROUTER_TEMPERATURE", "number", nonNegative(), NON_NEG),
-  s("overlapScoreWeight", ["DYN_ROUTER_KV_OVERLAP_SCORE_WEIGHT", "DYN_OVERLAP_SCORE_WEIGHT"], "number", nonNegative(), NON_NEG),
+  s(
+    "overlapScoreWeight",
+    ["DYN_ROUTER_KV_OVERLAP_SCORE_WEIGHT", "DYN_OVERLAP_SCORE_WEIGHT"],
+    "number",
+    nonNegative(),
+    NON_NEG,
+  ),
   s("useKvEvents", ["DYN_ROUTER_USE_KV_EVENTS", "DYN_USE_KV_EVENTS"], "bool", z.boolean(), BOOL),
   s("ttlSecs", "DYN_ROUTER_TTL_SECS", "number", positive(), POS),
   s("approximateCachePolicy", "DYN_ROUTER_APPROXIMATE_CACHE_POLICY", "enum", oneOf(["ttl", "lru"]), "ttl or lru"),
@@ -119,7 +135,13 @@ export const SETTINGS: readonly Setting[] = [
   s("prefillLoadModel", "DYN_ROUTER_PREFILL_LOAD_MODEL", "enum", oneOf(["none", "aic"]), "none or aic"),
   s("activeSequenceStride", "DYN_ROUTER_ACTIVE_SEQUENCE_STRIDE", "int", intAtLeast(1), "an integer ≥ 1"),
   s("activeRequestExpirySecs", "DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS", "number", positive(), POS),
-  s("trackingHash", "DYN_ROUTER_TRACKING_HASH", "enum", oneOf(["public-xxh3-v1", "keyed-xxh3-v1"]), "public-xxh3-v1 or keyed-xxh3-v1"),
+  s(
+    "trackingHash",
+    "DYN_ROUTER_TRACKING_HASH",
+    "enum",
+    oneOf(["public-xxh3-v1", "keyed-xxh3-v1"]),
+    "public-xxh3-v1 or keyed-xxh3-v1",
+  ),
   s("snapshotThreshold", "DYN_ROUTER_SNAPSHOT_THRESHOLD", "int", intAtLeast(1), "an integer ≥ 1"),
   s("resetStates", "DYN_ROUTER_RESET_STATES", "bool", z.boolean(), BOOL),
   s("durableKvEvents", "DYN_ROUTER_DURABLE_KV_EVENTS", "bool", z.boolean(), BOOL),
@@ -133,7 +155,13 @@ export const SETTINGS: readonly Setting[] = [
   s("sessionAffinityTtlSecs", "DYN_ROUTER_SESSION_AFFINITY_TTL_SECS", "number", positive(), POS),
   s("enforceDisagg", "DYN_ENFORCE_DISAGG", "bool", z.boolean(), BOOL),
   s("decodeFallback", "DYN_DECODE_FALLBACK", "bool", z.boolean(), BOOL),
-  s("busyThreshold", "DYN_BUSY_THRESHOLD", "number", finite.refine((v) => v <= 1), "a number ≤ 1 (negative = off; 0–1 = KV fill fraction)"),
+  s(
+    "busyThreshold",
+    "DYN_BUSY_THRESHOLD",
+    "number",
+    finite.refine((v) => v <= 1),
+    "a number ≤ 1 (negative = off; 0–1 = KV fill fraction)",
+  ),
   s("activeDecodeBlocksThreshold", "DYN_ACTIVE_DECODE_BLOCKS_THRESHOLD", "number", fraction(), "a fraction in [0, 1]"),
   s("activePrefillTokensThreshold", "DYN_ACTIVE_PREFILL_TOKENS_THRESHOLD", "number", nonNegative(), NON_NEG),
   s("activePrefillTokensThresholdFrac", "DYN_ACTIVE_PREFILL_TOKENS_THRESHOLD_FRAC", "number", nonNegative(), NON_NEG),
@@ -251,14 +279,22 @@ export function settingsFromEnv(env: Environment): Partial<KvRouterSettings> {
 }
 
 const optionsSchema = z
-  .object(Object.fromEntries(SETTINGS.map((st) => [st.key, st.schema.optional()])) as Record<keyof KvRouterSettings, z.ZodOptional<z.ZodType>>)
+  .object(
+    Object.fromEntries(SETTINGS.map((st) => [st.key, st.schema.optional()])) as Record<
+      keyof KvRouterSettings,
+      z.ZodOptional<z.ZodType>
+    >,
+  )
   .partial();
 
 /**
  * Validates an options object, fills defaults, applies the deprecated weight and the load-aware
  * preset, and rejects values this router does not run. `warn` receives deprecation notices.
  */
-export function resolveSettings(options: Partial<KvRouterSettings>, warn: (message: string) => void = () => undefined): KvRouterSettings {
+export function resolveSettings(
+  options: Partial<KvRouterSettings>,
+  warn: (message: string) => void = () => undefined,
+): KvRouterSettings {
   const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   const parsed = optionsSchema.safeParse(defined);
   if (!parsed.success) {
@@ -275,12 +311,16 @@ export function resolveSettings(options: Partial<KvRouterSettings>, warn: (messa
   if (settings.decodeFallback !== undefined) {
     if (defined.enforceDisagg === undefined) settings.enforceDisagg = !settings.decodeFallback;
     else if (settings.enforceDisagg === settings.decodeFallback) {
-      warn(`DYN_DECODE_FALLBACK=${settings.decodeFallback} contradicts DYN_ENFORCE_DISAGG=${settings.enforceDisagg}; DYN_ENFORCE_DISAGG wins`);
+      warn(
+        `DYN_DECODE_FALLBACK=${settings.decodeFallback} contradicts DYN_ENFORCE_DISAGG=${settings.enforceDisagg}; DYN_ENFORCE_DISAGG wins`,
+      );
     }
   }
   const weight = settings.overlapScoreWeight;
   if (weight !== undefined) {
-    warn("overlap score weight (DYN_ROUTER_KV_OVERLAP_SCORE_WEIGHT / DYN_OVERLAP_SCORE_WEIGHT) is deprecated: it sets prefill_load_scale, and 0 also sets the overlap credit to 0");
+    warn(
+      "overlap score weight (DYN_ROUTER_KV_OVERLAP_SCORE_WEIGHT / DYN_OVERLAP_SCORE_WEIGHT) is deprecated: it sets prefill_load_scale, and 0 also sets the overlap credit to 0",
+    );
     settings.prefillLoadScale = weight;
     if (weight === 0) settings.overlapScoreCredit = 0;
   }
@@ -300,12 +340,17 @@ function unsupported(st: KvRouterSettings): string[] {
   if (st.predictedTtlSecs !== undefined && !st.useKvEvents) {
     out.push("DYN_ROUTER_PREDICTED_TTL_SECS: requires KV events; not combinable with DYN_ROUTER_USE_KV_EVENTS=false");
   }
-  if (st.approximateCachePolicy !== "ttl") out.push("DYN_ROUTER_APPROXIMATE_CACHE_POLICY: only ttl is supported by this router");
+  if (st.approximateCachePolicy !== "ttl")
+    out.push("DYN_ROUTER_APPROXIMATE_CACHE_POLICY: only ttl is supported by this router");
   if (st.prefillLoadModel !== "none") out.push("DYN_ROUTER_PREFILL_LOAD_MODEL: only none is supported by this router");
-  if (st.queueThreshold !== undefined) out.push("DYN_ROUTER_QUEUE_THRESHOLD: router queueing is not supported; leave it unset (off)");
-  if (st.policyConfig !== undefined) out.push("DYN_ROUTER_POLICY_CONFIG: policy classes from YAML are not supported; leave it unset");
+  if (st.queueThreshold !== undefined)
+    out.push("DYN_ROUTER_QUEUE_THRESHOLD: router queueing is not supported; leave it unset (off)");
+  if (st.policyConfig !== undefined)
+    out.push("DYN_ROUTER_POLICY_CONFIG: policy classes from YAML are not supported; leave it unset");
   if (st.useRemoteIndexer) out.push("DYN_USE_REMOTE_INDEXER: a remote indexer is not supported; expected false");
-  if (st.sharedCacheType.toLowerCase() !== "none") out.push("DYN_SHARED_CACHE_TYPE: only none is supported by this router");
-  if (st.conditionalDisagg) out.push("DYN_ROUTER_CONDITIONAL_DISAGG: conditional disaggregation is not supported; expected false");
+  if (st.sharedCacheType.toLowerCase() !== "none")
+    out.push("DYN_SHARED_CACHE_TYPE: only none is supported by this router");
+  if (st.conditionalDisagg)
+    out.push("DYN_ROUTER_CONDITIONAL_DISAGG: conditional disaggregation is not supported; expected false");
   return out;
 }

@@ -31,7 +31,13 @@ import {
   type SequenceChange,
   type TierOverlaps,
 } from "@dynamo/scorer";
-import { resolveSettings, settingsFromEnv, type Environment, type KvRouterSettings, type RouterMode } from "./config.js";
+import {
+  resolveSettings,
+  settingsFromEnv,
+  type Environment,
+  type KvRouterSettings,
+  type RouterMode,
+} from "./config.js";
 
 /** A bookkeeping change exchanged between router replicas (Dynamo's `ActiveSequenceEvent`). */
 export interface ActiveSequenceEvent {
@@ -162,7 +168,8 @@ export interface RouteDecision {
   readonly explain: RouteExplain;
 }
 
-export type RouteRejectReason = RejectReason | "prefill_unavailable" | "duplicate_request" | "not_ready" | "invalid_request";
+export type RouteRejectReason =
+  RejectReason | "prefill_unavailable" | "duplicate_request" | "not_ready" | "invalid_request";
 
 export interface RouteRejection {
   readonly kind: "rejected";
@@ -219,7 +226,15 @@ function makePolicy(mode: RouterMode): RoutingPolicy {
 export class KvRouter {
   readonly settings: Readonly<KvRouterSettings>;
   readonly counters: KvRouterCounters = {
-    routes: 0, aggregated: 0, disaggregated: 0, fallbacks: 0, overloaded: 0, rejected: 0, eventsApplied: 0, eventsIgnored: 0, bookingsDropped: 0,
+    routes: 0,
+    aggregated: 0,
+    disaggregated: 0,
+    fallbacks: 0,
+    overloaded: 0,
+    rejected: 0,
+    eventsApplied: 0,
+    eventsIgnored: 0,
+    bookingsDropped: 0,
   };
   /** Device-tier event index (absent in approximate mode or with overlap credit 0). */
   readonly deviceIndex: RadixIndex | undefined;
@@ -251,7 +266,8 @@ export class KvRouter {
     const st = resolveSettings(settings, onWarning);
     this.settings = Object.freeze(st);
     const indexOn = st.overlapScoreCredit > 0;
-    const reportApplyError = (e: ApplyError) => onError?.(`KV event ${e.eventId} of ${e.workerKey}: ${e.kind}: ${e.detail}`);
+    const reportApplyError = (e: ApplyError) =>
+      onError?.(`KV event ${e.eventId} of ${e.workerKey}: ${e.kind}: ${e.detail}`);
     if (indexOn && st.useKvEvents) {
       this.deviceIndex = new RadixIndex({ onError: reportApplyError, onGap });
       this.overlapSource = this.deviceIndex;
@@ -293,18 +309,25 @@ export class KvRouter {
         now,
         onError,
         onExpire: (ids) => this.dropBookings(ids),
-        onChange: st.replicaSync && onActiveSequenceEvent ? (change) => this.publish(prefill ? "prefill" : "decode", change) : undefined,
+        onChange:
+          st.replicaSync && onActiveSequenceEvent
+            ? (change) => this.publish(prefill ? "prefill" : "decode", change)
+            : undefined,
       });
     this.planner = new DisaggPlanner({ prefill: pool(true), decode: pool(false), enforceDisagg: st.enforceDisagg });
     this.ready = st.minInitialWorkers === 0;
-    if (st.sessionAffinityTtlSecs !== undefined) this.sessions = new SessionAffinity(st.sessionAffinityTtlSecs * 1000, now ?? Date.now);
+    if (st.sessionAffinityTtlSecs !== undefined)
+      this.sessions = new SessionAffinity(st.sessionAffinityTtlSecs * 1000, now ?? Date.now);
   }
 
   /** Registers a worker (or updates its ranks / capacity). */
   addWorker(worker: WorkerRegistration): void {
     const role = worker.role ?? "decode";
     const { prefill, decode } = this.planner;
-    for (const [pool, member] of [[prefill, role !== "decode"], [decode, role !== "prefill"]] as const) {
+    for (const [pool, member] of [
+      [prefill, role !== "decode"],
+      [decode, role !== "prefill"],
+    ] as const) {
       if (member) pool.addWorker(worker);
       else this.dropBookings(pool.removeWorker(worker.workerId));
     }
@@ -339,7 +362,10 @@ export class KvRouter {
     else if (this.deviceIndex && (event.storageTier === "host_pinned" || event.storageTier === "disk")) {
       index = this.tierIndexes.get(event.storageTier);
       if (!index) {
-        index = new RadixIndex({ onError: (e) => this.hooks.onError?.(`${event.storageTier} tier event ${e.eventId}: ${e.kind}`), storageTier: event.storageTier });
+        index = new RadixIndex({
+          onError: (e) => this.hooks.onError?.(`${event.storageTier} tier event ${e.eventId}: ${e.kind}`),
+          storageTier: event.storageTier,
+        });
         this.tierIndexes.set(event.storageTier, index);
       }
     }
@@ -354,20 +380,27 @@ export class KvRouter {
   /** Selects and (unless query-only) books in one synchronous step. */
   route(request: RouteRequest): RouteResult {
     const st = this.settings;
-    if (!this.ready) return this.reject("not_ready", `waiting for ${st.minInitialWorkers} workers (DYN_ROUTER_MIN_INITIAL_WORKERS)`);
-    if (st.mode === "direct" && !request.pinned) return this.reject("invalid_request", "direct mode needs a pinned worker");
+    if (!this.ready)
+      return this.reject("not_ready", `waiting for ${st.minInitialWorkers} workers (DYN_ROUTER_MIN_INITIAL_WORKERS)`);
+    if (st.mode === "direct" && !request.pinned)
+      return this.reject("invalid_request", "direct mode needs a pinned worker");
     const local =
       request.localHashes ??
-      (request.tokens ? computeBlockHashes(request.tokens, st.blockSize, { loraName: request.loraName, cacheSalt: request.cacheSalt }) : undefined);
+      (request.tokens
+        ? computeBlockHashes(request.tokens, st.blockSize, { loraName: request.loraName, cacheSalt: request.cacheSalt })
+        : undefined);
     if (!local) return this.reject("invalid_request", "request carries neither tokens nor localHashes");
     const isl = request.isl ?? request.tokens?.length ?? local.length * st.blockSize;
-    if (!(Number.isFinite(isl) && isl >= 0)) return this.reject("invalid_request", `isl must be a finite number ≥ 0, got ${isl}`);
+    if (!(Number.isFinite(isl) && isl >= 0))
+      return this.reject("invalid_request", `isl must be a finite number ≥ 0, got ${isl}`);
     const osl = request.expectedOutputTokens;
-    if (osl !== undefined && !(Number.isFinite(osl) && osl >= 0)) return this.reject("invalid_request", `expectedOutputTokens must be a finite number ≥ 0, got ${osl}`);
+    if (osl !== undefined && !(Number.isFinite(osl) && osl >= 0))
+      return this.reject("invalid_request", `expectedOutputTokens must be a finite number ≥ 0, got ${osl}`);
     const badOverride = invalidOverride(request.overrides);
     if (badOverride) return this.reject("invalid_request", badOverride);
     const requestId = request.requestId ?? `b${this.nextBooking++}`;
-    if (this.bookings.has(requestId)) return this.reject("duplicate_request", `request id ${requestId} is already booked`);
+    if (this.bookings.has(requestId))
+      return this.reject("duplicate_request", `request id ${requestId} is already booked`);
 
     const planRequest: PlanRequest = {
       isl,
@@ -382,7 +415,12 @@ export class KvRouter {
     const sticky = request.pinned ? undefined : this.sessions?.lookup(request.sessionId);
     let plan = this.planner.plan(sticky ? { ...planRequest, pinned: sticky } : planRequest);
     // A session's worker is a preference: when it cannot take the request, route normally.
-    if (sticky && plan.kind === "rejected" && (plan.reason === "pinned_unavailable" || plan.reason === "pinned_overloaded")) plan = this.planner.plan(planRequest);
+    if (
+      sticky &&
+      plan.kind === "rejected" &&
+      (plan.reason === "pinned_unavailable" || plan.reason === "pinned_overloaded")
+    )
+      plan = this.planner.plan(planRequest);
     const booked = plan.kind !== "rejected" && !request.queryOnly && this.planner.book(requestId, plan, planRequest);
     if (booked && plan.kind !== "rejected") this.sessions?.remember(request.sessionId, rankOf(plan.decode.chosen));
     return this.decide(plan, booked, requestId, isl, local, request);
@@ -402,7 +440,9 @@ export class KvRouter {
     const weight = o.overlapScoreWeight;
     if (weight !== undefined && !this.warnedRequestWeight) {
       this.warnedRequestWeight = true;
-      this.hooks.onWarning?.("per-request overlap_score_weight is deprecated: it sets prefill_load_scale, and 0 also sets the overlap credit to 0");
+      this.hooks.onWarning?.(
+        "per-request overlap_score_weight is deprecated: it sets prefill_load_scale, and 0 also sets the overlap credit to 0",
+      );
     }
     return {
       overlapScoreCredit: weight === 0 ? 0 : o.overlapScoreCredit,
@@ -411,14 +451,26 @@ export class KvRouter {
     };
   }
 
-  private decide(plan: Plan, booked: boolean, requestId: string, isl: number, local: BigUint64Array, request: RouteRequest): RouteResult {
+  private decide(
+    plan: Plan,
+    booked: boolean,
+    requestId: string,
+    isl: number,
+    local: BigUint64Array,
+    request: RouteRequest,
+  ): RouteResult {
     const policy = this.planner.decode.policy.name;
     if (plan.kind === "rejected") {
       if (plan.reason === "overloaded" || plan.reason === "pinned_overloaded") this.counters.overloaded++;
       const rejection = this.reject(plan.reason, plan.message);
-      return withLazyExplain(rejection, () => ({ policy, decode: explainOf(plan.decode, undefined), prefill: plan.prefill && explainOf(plan.prefill, undefined) }));
+      return withLazyExplain(rejection, () => ({
+        policy,
+        decode: explainOf(plan.decode, undefined),
+        prefill: plan.prefill && explainOf(plan.prefill, undefined),
+      }));
     }
-    if (!booked && !request.queryOnly) return this.reject("duplicate_request", `request id ${requestId} is already booked`);
+    if (!booked && !request.queryOnly)
+      return this.reject("duplicate_request", `request id ${requestId} is already booked`);
     const prefillSide = plan.kind === "disaggregated" ? plan.prefill.chosen : plan.decode.chosen;
     if (booked) {
       this.bookings.set(requestId, { disaggregated: plan.kind === "disaggregated" });
@@ -445,7 +497,10 @@ export class KvRouter {
     return withLazyExplain(decision, () => ({
       policy,
       decode: explainOf(plan.decode, plan.decode),
-      prefill: plan.kind === "disaggregated" ? explainOf(plan.prefill, plan.prefill) : plan.prefill && explainOf(plan.prefill, undefined),
+      prefill:
+        plan.kind === "disaggregated"
+          ? explainOf(plan.prefill, plan.prefill)
+          : plan.prefill && explainOf(plan.prefill, undefined),
     }));
   }
 
@@ -480,7 +535,9 @@ export class KvRouter {
 
   /** Frees bookings older than `DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS`; returns their ids. */
   expireStale(): string[] {
-    return [...new Set([...this.planner.prefill.sequences.expireStale(), ...this.planner.decode.sequences.expireStale()])];
+    return [
+      ...new Set([...this.planner.prefill.sequences.expireStale(), ...this.planner.decode.sequences.expireStale()]),
+    ];
   }
 
   private publish(pool: "decode" | "prefill", change: SequenceChange): void {
@@ -497,7 +554,13 @@ export class KvRouter {
             expectedOutputTokens: change.spec.expectedOutputTokens,
           }
         : { type: change.type === "free" ? "free" : "mark_prefill_completed" };
-    this.hooks.onActiveSequenceEvent?.({ requestId: change.requestId, worker: { workerId, dpRank }, pool, routerId: this.routerId, data });
+    this.hooks.onActiveSequenceEvent?.({
+      requestId: change.requestId,
+      worker: { workerId, dpRank },
+      pool,
+      routerId: this.routerId,
+      data,
+    });
   }
 
   /**
@@ -572,9 +635,14 @@ class SessionAffinity {
 }
 
 /** Adds `explain` as an enumerable property built on first read (routing never pays for it). */
-function withLazyExplain<T extends object>(target: T, build: () => RouteExplain): T & { readonly explain: RouteExplain } {
+function withLazyExplain<T extends object>(
+  target: T,
+  build: () => RouteExplain,
+): T & { readonly explain: RouteExplain } {
   let cached: RouteExplain | undefined;
-  return Object.defineProperty(target, "explain", { enumerable: true, get: () => (cached ??= build()) }) as T & { readonly explain: RouteExplain };
+  return Object.defineProperty(target, "explain", { enumerable: true, get: () => (cached ??= build()) }) as T & {
+    readonly explain: RouteExplain;
+  };
 }
 
 function rankOf(c: ScoredCandidate): WorkerRank {

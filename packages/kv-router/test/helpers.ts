@@ -1,4 +1,11 @@
-import { RouterEvents, computeBlockHashes, computeSequenceHashes, type HashSalt, type RouterEvent, type StorageTier } from "@dynamo/kv-indexer";
+import {
+  RouterEvents,
+  computeBlockHashes,
+  computeSequenceHashes,
+  type HashSalt,
+  type RouterEvent,
+  type StorageTier,
+} from "@dynamo/kv-indexer";
 
 export const BS = 16;
 
@@ -10,7 +17,14 @@ export function prompt(blocks: number, family: number, unique: number, shared = 
 }
 
 /** The stored event a worker rank would publish after caching `tokens`. */
-export function storedEvent(workerId: bigint, dpRank: number, eventId: bigint, tokens: Uint32Array, tier: StorageTier = "device", salt?: HashSalt): RouterEvent {
+export function storedEvent(
+  workerId: bigint,
+  dpRank: number,
+  eventId: bigint,
+  tokens: Uint32Array,
+  tier: StorageTier = "device",
+  salt?: HashSalt,
+): RouterEvent {
   const local = computeBlockHashes(tokens, BS, salt);
   const engine = computeSequenceHashes(local);
   return RouterEvents.stored(

@@ -18,29 +18,62 @@ describe("KvRouter", () => {
     kv.applyEvent(storedEvent(2n, 0, 0n, prompt(6, 1, 0)));
     const d = routed(kv.route({ tokens: prompt(8, 1, 42, 6), requestId: "req-1", priority: 3 }));
     expect(d.worker).toEqual({ workerId: 2n, dpRank: 0 });
-    expect(d).toMatchObject({ bookingId: "req-1", mode: "aggregated", overlapBlocks: 6, cachedTokens: 6 * BS, requiredBlocks: 8, isl: 8 * BS, priority: 3, booked: true });
+    expect(d).toMatchObject({
+      bookingId: "req-1",
+      mode: "aggregated",
+      overlapBlocks: 6,
+      cachedTokens: 6 * BS,
+      requiredBlocks: 8,
+      isl: 8 * BS,
+      priority: 3,
+      booked: true,
+    });
     expect(d.explain.policy).toBe("kv");
     expect(d.explain.decode).toHaveLength(3);
     const w2 = d.explain.decode.find((c) => c.workerId === 2n)!;
-    expect(w2).toMatchObject({ overlapBlocks: 6, prefillBlocks: 2, decodeBlocks: 8, cost: 10, busy: false, chosen: true });
+    expect(w2).toMatchObject({
+      overlapBlocks: 6,
+      prefillBlocks: 2,
+      decodeBlocks: 8,
+      cost: 10,
+      busy: false,
+      chosen: true,
+    });
     expect(w2.reason).toMatch(/lowest cost 10/);
-    expect(d.explain.decode.filter((c) => !c.chosen).every((c) => c.cost === 16 && c.reason === "not chosen")).toBe(true);
-    expect(kv.load({ workerId: 2n, dpRank: 0 })).toEqual({ activeBlocks: 8, activePrefillTokens: 2 * BS, activeRequests: 1 });
-    expect(kv.route({ tokens: prompt(2, 9, 9), requestId: "req-1" })).toMatchObject({ kind: "rejected", reason: "duplicate_request" });
+    expect(d.explain.decode.filter((c) => !c.chosen).every((c) => c.cost === 16 && c.reason === "not chosen")).toBe(
+      true,
+    );
+    expect(kv.load({ workerId: 2n, dpRank: 0 })).toEqual({
+      activeBlocks: 8,
+      activePrefillTokens: 2 * BS,
+      activeRequests: 1,
+    });
+    expect(kv.route({ tokens: prompt(2, 9, 9), requestId: "req-1" })).toMatchObject({
+      kind: "rejected",
+      reason: "duplicate_request",
+    });
   });
 
   it("rejects malformed requests without booking anything", () => {
     const kv = router();
     kv.addWorker({ workerId: 1n });
     expect(kv.route({})).toMatchObject({ kind: "rejected", reason: "invalid_request" });
-    expect(kv.route({ tokens: prompt(2, 1, 1), isl: Number.NaN })).toMatchObject({ kind: "rejected", reason: "invalid_request" });
-    expect(kv.route({ tokens: prompt(2, 1, 1), expectedOutputTokens: -5 })).toMatchObject({ kind: "rejected", reason: "invalid_request" });
+    expect(kv.route({ tokens: prompt(2, 1, 1), isl: Number.NaN })).toMatchObject({
+      kind: "rejected",
+      reason: "invalid_request",
+    });
+    expect(kv.route({ tokens: prompt(2, 1, 1), expectedOutputTokens: -5 })).toMatchObject({
+      kind: "rejected",
+      reason: "invalid_request",
+    });
     expect(kv.route({ tokens: prompt(2, 1, 1), overrides: { temperature: -1 } })).toEqual({
       kind: "rejected",
       reason: "invalid_request",
       message: "overrides.temperature must be a finite number ≥ 0, got -1",
     });
-    expect(kv.route({ tokens: prompt(2, 1, 1), overrides: { overlapScoreCredit: Number.POSITIVE_INFINITY } })).toMatchObject({ reason: "invalid_request" });
+    expect(
+      kv.route({ tokens: prompt(2, 1, 1), overrides: { overlapScoreCredit: Number.POSITIVE_INFINITY } }),
+    ).toMatchObject({ reason: "invalid_request" });
     expect(kv.activeBookings).toBe(0);
     expect(kv.counters.rejected).toBe(5);
   });
@@ -52,9 +85,13 @@ describe("KvRouter", () => {
     kv.applyEvent(storedEvent(1n, 0, 0n, prompt(6, 1, 0)));
     // Worker 1 holds the prefix but carries load; with the weight at 0 overlap earns nothing.
     routed(kv.route({ tokens: prompt(2, 7, 7), pinned: { workerId: 1n } }));
-    const picks = [0, 1].map(() => routed(kv.route({ tokens: prompt(8, 1, 42, 6), overrides: { overlapScoreWeight: 0 }, queryOnly: true })));
+    const picks = [0, 1].map(() =>
+      routed(kv.route({ tokens: prompt(8, 1, 42, 6), overrides: { overlapScoreWeight: 0 }, queryOnly: true })),
+    );
     for (const d of picks) expect(d.worker.workerId).toBe(2n);
-    expect(warnings).toEqual(["per-request overlap_score_weight is deprecated: it sets prefill_load_scale, and 0 also sets the overlap credit to 0"]);
+    expect(warnings).toEqual([
+      "per-request overlap_score_weight is deprecated: it sets prefill_load_scale, and 0 also sets the overlap credit to 0",
+    ]);
     expect(routed(kv.route({ tokens: prompt(8, 1, 42, 6), queryOnly: true })).worker.workerId).toBe(1n);
   });
 
@@ -92,7 +129,13 @@ describe("KvRouter", () => {
     for (const e of inbox.b.splice(0)) b.applyReplicaEvent(e);
     expect(b.load(first.worker)).toEqual({ activeBlocks: 0, activePrefillTokens: 0, activeRequests: 0 });
     expect(inbox.a).toEqual([]); // applying replica events publishes nothing
-    const own = { requestId: "z", worker: first.worker, pool: "decode" as const, routerId: a.routerId, data: { type: "free" as const } };
+    const own = {
+      requestId: "z",
+      worker: first.worker,
+      pool: "decode" as const,
+      routerId: a.routerId,
+      data: { type: "free" as const },
+    };
     expect(a.applyReplicaEvent(own)).toBe(false);
     const quiet: ActiveSequenceEvent[] = [];
     const off = router({ onActiveSequenceEvent: (e) => quiet.push(e) });
@@ -154,13 +197,18 @@ describe("KvRouter", () => {
     );
     // Identical-size requests with no overlap: booking before the next selection spreads them evenly.
     const perRank = new Map<string, number>();
-    for (const d of results) perRank.set(`${d.worker.workerId}/${d.worker.dpRank}`, (perRank.get(`${d.worker.workerId}/${d.worker.dpRank}`) ?? 0) + 1);
+    for (const d of results)
+      perRank.set(
+        `${d.worker.workerId}/${d.worker.dpRank}`,
+        (perRank.get(`${d.worker.workerId}/${d.worker.dpRank}`) ?? 0) + 1,
+      );
     expect(perRank.size).toBe(workers * 2);
     expect([...perRank.values()].every((c) => c === n / (workers * 2))).toBe(true);
     expect(new Set(results.map((d) => d.bookingId)).size).toBe(n);
     expect(kv.activeBookings).toBe(n);
     let total = 0;
-    for (let w = 1; w <= workers; w++) for (const r of [0, 1]) total += kv.load({ workerId: BigInt(w), dpRank: r })!.activeRequests;
+    for (let w = 1; w <= workers; w++)
+      for (const r of [0, 1]) total += kv.load({ workerId: BigInt(w), dpRank: r })!.activeRequests;
     expect(total).toBe(n);
     await Promise.all(results.map(async (d) => kv.free(d.bookingId)));
     expect(kv.activeBookings).toBe(0);
@@ -174,8 +222,14 @@ describe("KvRouter", () => {
     const d = routed(kv.route({ tokens: prompt(4, 3, 1) }));
     expect(d.worker).toEqual({ workerId: 7n, dpRank: 2 });
     expect(d.explain.decode.map((c) => c.dpRank)).toEqual([0, 1, 2, 3]);
-    expect(routed(kv.route({ tokens: prompt(4, 3, 1), pinned: { workerId: 7n, dpRank: 1 } })).worker).toEqual({ workerId: 7n, dpRank: 1 });
-    expect(kv.route({ tokens: prompt(4, 3, 1), allowedWorkers: [8n] })).toMatchObject({ kind: "rejected", reason: "no_candidates" });
+    expect(routed(kv.route({ tokens: prompt(4, 3, 1), pinned: { workerId: 7n, dpRank: 1 } })).worker).toEqual({
+      workerId: 7n,
+      dpRank: 1,
+    });
+    expect(kv.route({ tokens: prompt(4, 3, 1), allowedWorkers: [8n] })).toMatchObject({
+      kind: "rejected",
+      reason: "no_candidates",
+    });
   });
 
   it("salts block hashes with the LoRA name and accepts precomputed hashes", () => {
@@ -183,7 +237,9 @@ describe("KvRouter", () => {
     kv.addWorker({ workerId: 1n });
     kv.addWorker({ workerId: 2n });
     kv.applyEvent(storedEvent(2n, 0, 0n, prompt(4, 5, 0), "device", { loraName: "sql-adapter" }));
-    expect(routed(kv.route({ tokens: prompt(4, 5, 0), loraName: "sql-adapter", queryOnly: true })).overlapBlocks).toBe(4);
+    expect(routed(kv.route({ tokens: prompt(4, 5, 0), loraName: "sql-adapter", queryOnly: true })).overlapBlocks).toBe(
+      4,
+    );
     expect(routed(kv.route({ tokens: prompt(4, 5, 0), queryOnly: true })).overlapBlocks).toBe(0);
     const local = computeBlockHashes(prompt(4, 5, 0), BS, { loraName: "sql-adapter" });
     const q = routed(kv.route({ localHashes: local, queryOnly: true }));
@@ -243,19 +299,32 @@ describe("KvRouter", () => {
     kv.addWorker({ workerId: 10n, role: "decode" });
     kv.applyEvent(storedEvent(2n, 0, 0n, prompt(4, 2, 0)));
     const d = routed(kv.route({ tokens: prompt(4, 2, 0) }));
-    expect(d).toMatchObject({ mode: "disaggregated", prefillWorker: { workerId: 2n, dpRank: 0 }, worker: { workerId: 10n, dpRank: 0 }, overlapBlocks: 4, fallback: false });
+    expect(d).toMatchObject({
+      mode: "disaggregated",
+      prefillWorker: { workerId: 2n, dpRank: 0 },
+      worker: { workerId: 10n, dpRank: 0 },
+      overlapBlocks: 4,
+      fallback: false,
+    });
     expect(d.explain.prefill).toHaveLength(2);
     expect(kv.load({ workerId: 2n, dpRank: 0 }, "prefill")).toMatchObject({ activeRequests: 1, activeBlocks: 0 });
     kv.markPrefillComplete(d.bookingId);
     expect(kv.load({ workerId: 2n, dpRank: 0 }, "prefill")).toMatchObject({ activeRequests: 0 });
-    expect(kv.load({ workerId: 10n, dpRank: 0 })).toMatchObject({ activeRequests: 1, activeBlocks: 4, activePrefillTokens: 0 });
+    expect(kv.load({ workerId: 10n, dpRank: 0 })).toMatchObject({
+      activeRequests: 1,
+      activeBlocks: 4,
+      activePrefillTokens: 0,
+    });
     kv.removeWorker(1n);
     kv.removeWorker(2n);
     expect(routed(kv.route({ tokens: prompt(4, 2, 0) }))).toMatchObject({ mode: "aggregated", fallback: true });
     expect(kv.counters).toMatchObject({ disaggregated: 1, aggregated: 1, fallbacks: 1 });
     const strict = router({ enforceDisagg: true });
     strict.addWorker({ workerId: 10n });
-    expect(strict.route({ tokens: prompt(4, 2, 0) })).toMatchObject({ kind: "rejected", reason: "prefill_unavailable" });
+    expect(strict.route({ tokens: prompt(4, 2, 0) })).toMatchObject({
+      kind: "rejected",
+      reason: "prefill_unavailable",
+    });
   });
 
   it("skips busy workers and reports overloaded when all are busy", () => {
@@ -292,13 +361,16 @@ describe("KvRouter", () => {
   it("supports round-robin mode, direct mode, a plugged-in policy and a minimum worker count", () => {
     const rr = router({ mode: "round-robin" });
     for (let w = 1; w <= 3; w++) rr.addWorker({ workerId: BigInt(w) });
-    expect([1, 2, 3, 4].map(() => routed(rr.route({ tokens: prompt(2, 1, 1), queryOnly: true })).worker.workerId)).toEqual([1n, 2n, 3n, 1n]);
+    expect(
+      [1, 2, 3, 4].map(() => routed(rr.route({ tokens: prompt(2, 1, 1), queryOnly: true })).worker.workerId),
+    ).toEqual([1n, 2n, 3n, 1n]);
     for (const mode of ["least-loaded", "power-of-two"] as const) {
       const balanced = KvRouter.fromEnv({ DYN_ROUTER_MODE: mode }, { blockSize: BS, rng: seededRng(3) });
       for (let w = 1; w <= 3; w++) balanced.addWorker({ workerId: BigInt(w) });
       balanced.applyEvent(storedEvent(1n, 0, 0n, prompt(6, 1, 0)));
       const counts = [0, 0, 0];
-      for (let i = 0; i < 30; i++) counts[Number(routed(balanced.route({ tokens: prompt(6, 1, i) })).worker.workerId) - 1]!++;
+      for (let i = 0; i < 30; i++)
+        counts[Number(routed(balanced.route({ tokens: prompt(6, 1, i) })).worker.workerId) - 1]!++;
       if (mode === "least-loaded") expect(counts).toEqual([10, 10, 10]);
       else for (const c of counts) expect(c).toBeGreaterThanOrEqual(8);
       expect(routed(balanced.route({ tokens: prompt(6, 1, 99), queryOnly: true })).explain.policy).toBe(mode);
@@ -310,7 +382,10 @@ describe("KvRouter", () => {
     const fewestRequests: RoutingPolicy = {
       name: "fewest-requests",
       choose: (_req, candidates) => {
-        const index = candidates.reduce((best, c, i) => (c.load.activeRequests < candidates[best]!.load.activeRequests ? i : best), 0);
+        const index = candidates.reduce(
+          (best, c, i) => (c.load.activeRequests < candidates[best]!.load.activeRequests ? i : best),
+          0,
+        );
         return { index, reason: "fewest active requests" };
       },
     };

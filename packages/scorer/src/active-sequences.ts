@@ -112,7 +112,10 @@ export class ActiveSequences {
   private readonly requests = new Map<string, Tracked>();
   private readonly bySerial = new Map<number, Tracked>();
   /** Which ranks hold each request-first block (by 30-bit key), so a lookup skips every other rank. */
-  private readonly firstBlockHolders = new Map<number, Array<{ readonly check: number; readonly rank: RankState; count: number }>>();
+  private readonly firstBlockHolders = new Map<
+    number,
+    Array<{ readonly check: number; readonly rank: RankState; count: number }>
+  >();
   private nextSerial = 1;
   private lastExpiryCheck: number;
 
@@ -131,7 +134,15 @@ export class ActiveSequences {
 
   addRank(key: string): void {
     if (!this.ranks.has(key)) {
-      this.ranks.set(key, { key, blocks: new BlockCounts(), members: new Set(), decaying: new Set(), prefillTokens: 0, privateBlocks: 0, outputBlocks: 0 });
+      this.ranks.set(key, {
+        key,
+        blocks: new BlockCounts(),
+        members: new Set(),
+        decaying: new Set(),
+        prefillTokens: 0,
+        privateBlocks: 0,
+        outputBlocks: 0,
+      });
     }
   }
 
@@ -174,7 +185,11 @@ export class ActiveSequences {
   }
 
   loadOf(handle: RankHandle): RankLoad {
-    return { activePrefillTokens: this.activePrefillTokensOf(handle), activeBlocks: this.activeBlocksOf(handle), activeRequests: this.activeRequestsOf(handle) };
+    return {
+      activePrefillTokens: this.activePrefillTokensOf(handle),
+      activeBlocks: this.activeBlocksOf(handle),
+      activeRequests: this.activeRequestsOf(handle),
+    };
   }
 
   activePrefillTokensOf(handle: RankHandle): number {

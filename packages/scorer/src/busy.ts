@@ -86,7 +86,9 @@ export function anyThresholdEnabled(t: BusyThresholds): boolean {
  * Workers to exclude: those whose every rank is busy. `rankBusy` lists each candidate rank's worker id
  * and busy flag (a worker's ranks may appear in any order).
  */
-export function busyWorkers(rankBusy: ReadonlyArray<{ readonly workerId: bigint; readonly busy: boolean }>): Set<bigint> {
+export function busyWorkers(
+  rankBusy: ReadonlyArray<{ readonly workerId: bigint; readonly busy: boolean }>,
+): Set<bigint> {
   const anyFree = new Set<bigint>();
   const seen = new Set<bigint>();
   for (const r of rankBusy) {

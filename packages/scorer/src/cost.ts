@@ -79,7 +79,12 @@ export function computeCost(request: CostRequest, c: CostInputs, params: CostPar
  * `computeCost` writing its breakdown into `out` (reused by callers scoring many candidates, so that
  * scoring allocates nothing per candidate); returns the cost.
  */
-export function costInto(out: { -readonly [K in keyof CostBreakdown]: number }, request: CostRequest, c: CostInputs, params: CostParams): number {
+export function costInto(
+  out: { -readonly [K in keyof CostBreakdown]: number },
+  request: CostRequest,
+  c: CostInputs,
+  params: CostParams,
+): number {
   const bs = request.blockSize;
   const activePrefill = c.activePrefillTokens ?? 0;
   const rawPrefillTokens = request.trackPrefillTokens ? activePrefill + request.isl : 0;
@@ -116,7 +121,11 @@ export function costInto(out: { -readonly [K in keyof CostBreakdown]: number }, 
  * The 2025 form: `weight · (active prefill + uncached prompt tokens) / bs + decode blocks`.
  * Kept as the reference the current form must equal under default parameters.
  */
-export function classicCost(request: Pick<CostRequest, "isl" | "blockSize">, c: CostInputs, overlapScoreWeight: number): number {
+export function classicCost(
+  request: Pick<CostRequest, "isl" | "blockSize">,
+  c: CostInputs,
+  overlapScoreWeight: number,
+): number {
   const newTokens = Math.max(0, request.isl - c.deviceOverlapBlocks * request.blockSize);
   const prefillTokens = c.activePrefillTokens === null ? request.isl : c.activePrefillTokens + newTokens;
   return overlapScoreWeight * (prefillTokens / request.blockSize) + c.activeBlocks + c.newBlocks;

@@ -9,8 +9,23 @@ export {
   type RankLoad,
   type SequenceChange,
 } from "./active-sequences.js";
-export { anyThresholdEnabled, busyWorkers, overBusyThreshold, rankBusyReason, type BusyInputs, type BusyThresholds } from "./busy.js";
-export { DEFAULT_COST_PARAMS, classicCost, computeCost, type CostBreakdown, type CostInputs, type CostParams, type CostRequest } from "./cost.js";
+export {
+  anyThresholdEnabled,
+  busyWorkers,
+  overBusyThreshold,
+  rankBusyReason,
+  type BusyInputs,
+  type BusyThresholds,
+} from "./busy.js";
+export {
+  DEFAULT_COST_PARAMS,
+  classicCost,
+  computeCost,
+  type CostBreakdown,
+  type CostInputs,
+  type CostParams,
+  type CostRequest,
+} from "./cost.js";
 export {
   KvCostPolicy,
   LeastLoadedPolicy,

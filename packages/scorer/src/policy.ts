@@ -72,16 +72,27 @@ export class KvCostPolicy implements RoutingPolicy {
   readonly name = "kv";
 
   choose(request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
-    return this.chooseByCost(request, candidates.map((c) => c.cost), state);
+    return this.chooseByCost(
+      request,
+      candidates.map((c) => c.cost),
+      state,
+    );
   }
 
   chooseByCost(request: PolicyRequest, costs: ArrayLike<number>, state: PolicyState): PolicyChoice {
     const s = selectByCost(costs, request.temperature, state.rng);
     const cost = +costs[s.index]!.toFixed(3);
     if (s.probability !== undefined) {
-      return { index: s.index, reason: `softmax sample at temperature ${request.temperature}: cost ${cost}, p=${s.probability.toFixed(4)}` };
+      return {
+        index: s.index,
+        reason: `softmax sample at temperature ${request.temperature}: cost ${cost}, p=${s.probability.toFixed(4)}`,
+      };
     }
-    return { index: s.index, reason: s.ties > 1 ? `lowest cost ${cost}, tied with ${s.ties - 1} other(s), picked at random` : `lowest cost ${cost}` };
+    return {
+      index: s.index,
+      reason:
+        s.ties > 1 ? `lowest cost ${cost}, tied with ${s.ties - 1} other(s), picked at random` : `lowest cost ${cost}`,
+    };
   }
 }
 
@@ -144,7 +155,10 @@ export class LeastLoadedPolicy implements RoutingPolicy {
       }
     }
     const load = candidates[best]!.load;
-    return { index: best, reason: `least loaded: ${load.activeRequests} active requests, ${load.activeBlocks} active blocks` };
+    return {
+      index: best,
+      reason: `least loaded: ${load.activeRequests} active requests, ${load.activeBlocks} active blocks`,
+    };
   }
 }
 
@@ -159,6 +173,9 @@ export class PowerOfTwoPolicy implements RoutingPolicy {
     const second = (first + 1 + Math.min(n - 2, Math.floor(state.rng() * (n - 1)))) % n;
     const order = lighter(candidates[first]!, candidates[second]!);
     const index = order < 0 || (order === 0 && first < second) ? first : second;
-    return { index, reason: `less loaded of two random candidates (${candidates[index]!.load.activeRequests} active requests)` };
+    return {
+      index,
+      reason: `less loaded of two random candidates (${candidates[index]!.load.activeRequests} active requests)`,
+    };
   }
 }

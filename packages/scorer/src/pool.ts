@@ -1,7 +1,21 @@
 import { workerRankKey } from "@dynamo/kv-indexer";
-import { ActiveSequences, type RankHandle, type RankLoad, type SequenceChange, type TrackingKeys } from "./active-sequences.js";
+import {
+  ActiveSequences,
+  type RankHandle,
+  type RankLoad,
+  type SequenceChange,
+  type TrackingKeys,
+} from "./active-sequences.js";
 import { anyThresholdEnabled, busyWorkers, overBusyThreshold, rankBusyReason, type BusyThresholds } from "./busy.js";
-import { DEFAULT_COST_PARAMS, computeCost, costInto, type CostBreakdown, type CostInputs, type CostParams, type CostRequest } from "./cost.js";
+import {
+  DEFAULT_COST_PARAMS,
+  computeCost,
+  costInto,
+  type CostBreakdown,
+  type CostInputs,
+  type CostParams,
+  type CostRequest,
+} from "./cost.js";
 import { KvCostPolicy, type PolicyChoice, type RankInfo, type RoutingPolicy, type ScoredCandidate } from "./policy.js";
 import type { Rng } from "./rng.js";
 
@@ -120,7 +134,10 @@ class ScoreTable {
   private readonly made: Array<Candidate | undefined>;
 
   /** Set once the eligible set (and so the credit-decay baseline) is known, before any candidate exists. */
-  context: CostContext = { request: { isl: 0, blockSize: 1, trackPrefillTokens: true, minActivePrefillTokens: 0 }, params: DEFAULT_COST_PARAMS };
+  context: CostContext = {
+    request: { isl: 0, blockSize: 1, trackPrefillTokens: true, minActivePrefillTokens: 0 },
+    params: DEFAULT_COST_PARAMS,
+  };
 
   constructor(
     readonly ranks: readonly RankInfo[],
@@ -200,7 +217,11 @@ class Candidate implements ScoredCandidate, CostInputs {
     return this.table.excluded?.[this.i] ?? false;
   }
   get load(): RankLoad {
-    return { activePrefillTokens: this.activePrefillTokens, activeBlocks: this.activeBlocks, activeRequests: this.activeRequests };
+    return {
+      activePrefillTokens: this.activePrefillTokens,
+      activeBlocks: this.activeBlocks,
+      activeRequests: this.activeRequests,
+    };
   }
   get breakdown(): CostBreakdown {
     return computeCost(this.table.context.request, this, this.table.context.params);
@@ -208,9 +229,15 @@ class Candidate implements ScoredCandidate, CostInputs {
 }
 
 /** `target` with an enumerable `candidates` property materialised on first read. */
-function withLazyCandidates<T extends object>(target: T, table: ScoreTable | null): T & { readonly candidates: readonly ScoredCandidate[] } {
+function withLazyCandidates<T extends object>(
+  target: T,
+  table: ScoreTable | null,
+): T & { readonly candidates: readonly ScoredCandidate[] } {
   let cached: ScoredCandidate[] | undefined;
-  return Object.defineProperty(target, "candidates", { enumerable: true, get: () => (cached ??= table ? table.all() : []) }) as T & {
+  return Object.defineProperty(target, "candidates", {
+    enumerable: true,
+    get: () => (cached ??= table ? table.all() : []),
+  }) as T & {
     readonly candidates: readonly ScoredCandidate[];
   };
 }
@@ -264,7 +291,13 @@ export class WorkerPool {
     const ranks: RankInfo[] = [];
     for (let r = dpStart; r < dpStart + dpSize; r++) {
       const key = workerRankKey(spec.workerId, r);
-      ranks.push({ workerId: spec.workerId, dpRank: r, key, kvTotalBlocks: spec.kvTotalBlocks, maxNumBatchedTokens: spec.maxNumBatchedTokens });
+      ranks.push({
+        workerId: spec.workerId,
+        dpRank: r,
+        key,
+        kvTotalBlocks: spec.kvTotalBlocks,
+        maxNumBatchedTokens: spec.maxNumBatchedTokens,
+      });
     }
     const previous = this.workers.get(spec.workerId) ?? [];
     for (const old of previous) {
@@ -308,7 +341,12 @@ export class WorkerPool {
     const ranks = this.filterRanks(request);
     if (ranks.length === 0) {
       const pinned = request.pinned !== undefined;
-      return this.reject(pinned ? "pinned_unavailable" : "no_candidates", pinned ? "pinned worker rank is not available" : "no eligible worker", null, NO_WORKERS);
+      return this.reject(
+        pinned ? "pinned_unavailable" : "no_candidates",
+        pinned ? "pinned worker rank is not available" : "no eligible worker",
+        null,
+        NO_WORKERS,
+      );
     }
     const cost: CostParams = {
       ...this.cost,
@@ -319,7 +357,8 @@ export class WorkerPool {
     const kvReuse = o.assumeKvReuse ?? this.tracking.kvReuse;
     const checkBusy = anyThresholdEnabled(this.busy);
     const fullBlocks = request.sequenceHashes.length;
-    const keys = this.tracking.activeBlocks && kvReuse ? this.sequences.trackingKeys(request.sequenceHashes) : undefined;
+    const keys =
+      this.tracking.activeBlocks && kvReuse ? this.sequences.trackingKeys(request.sequenceHashes) : undefined;
 
     const n = ranks.length;
     const handles: Array<RankHandle | undefined> = new Array(n);
@@ -337,12 +376,19 @@ export class WorkerPool {
       table.set(BLOCKS, i, blocks);
       table.set(REQUESTS, i, this.sequences.activeRequestsOf(handle));
       if (busyReasons && skipped) {
-        const busyInputs = { activeBlocks: blocks, activePrefillTokens: prefill, kvTotalBlocks: r.kvTotalBlocks, maxNumBatchedTokens: r.maxNumBatchedTokens };
+        const busyInputs = {
+          activeBlocks: blocks,
+          activePrefillTokens: prefill,
+          kvTotalBlocks: r.kvTotalBlocks,
+          maxNumBatchedTokens: r.maxNumBatchedTokens,
+        };
         busyReasons[i] = rankBusyReason(busyInputs, this.busy);
         skipped[i] = overBusyThreshold(busyInputs, this.busy);
       }
     }
-    const excluded = busyReasons ? busyWorkers(ranks.map((r, i) => ({ workerId: r.workerId, busy: busyReasons[i] !== null }))) : NO_WORKERS;
+    const excluded = busyReasons
+      ? busyWorkers(ranks.map((r, i) => ({ workerId: r.workerId, busy: busyReasons[i] !== null })))
+      : NO_WORKERS;
     const eligible = new Array<number>(n);
     let eligibleCount = 0;
     let minPrefill = Infinity;
@@ -367,7 +413,8 @@ export class WorkerPool {
     // Only ranks already holding the prompt's first block can share any of it; all others get allNew.
     const allNew = keys ? keys.keys.length * this.sequences.stride : 0;
     const holders = keys ? this.sequences.ranksHoldingFirstBlock(keys) : [];
-    const sharing = holders.length > 0 ? new Map(holders.map((h) => [h, this.sequences.newBlocksOf(h, keys!)])) : undefined;
+    const sharing =
+      holders.length > 0 ? new Map(holders.map((h) => [h, this.sequences.newBlocksOf(h, keys!)])) : undefined;
     const device = request.overlaps?.device;
     const hostTier = request.overlaps?.host;
     const diskTier = request.overlaps?.disk;
@@ -392,7 +439,11 @@ export class WorkerPool {
       inputs.activePrefillTokens = table.get(PREFILL, i);
       inputs.activeBlocks = table.get(BLOCKS, i);
       inputs.activeRequests = table.get(REQUESTS, i);
-      inputs.newBlocks = keys ? ((handle && sharing?.get(handle)) ?? allNew) : this.tracking.activeBlocks ? fullBlocks : 0;
+      inputs.newBlocks = keys
+        ? ((handle && sharing?.get(handle)) ?? allNew)
+        : this.tracking.activeBlocks
+          ? fullBlocks
+          : 0;
       table.set(DEVICE, i, inputs.deviceOverlapBlocks);
       table.set(HOST, i, inputs.hostOverlapBlocks);
       table.set(DISK, i, inputs.diskOverlapBlocks);
@@ -401,10 +452,18 @@ export class WorkerPool {
     }
     if (eligible.length === 0) {
       const pinned = request.pinned !== undefined;
-      return this.reject(pinned ? "pinned_overloaded" : "overloaded", pinned ? "pinned worker is busy" : "all eligible workers are busy", table, excluded);
+      return this.reject(
+        pinned ? "pinned_overloaded" : "overloaded",
+        pinned ? "pinned worker is busy" : "all eligible workers are busy",
+        table,
+        excluded,
+      );
     }
     const chosenAt = (index: number, reason: string): Chosen =>
-      withLazyCandidates({ kind: "chosen" as const, chosen: table.candidate(eligible[index]!), reason, busyWorkers: excluded }, table);
+      withLazyCandidates(
+        { kind: "chosen" as const, chosen: table.candidate(eligible[index]!), reason, busyWorkers: excluded },
+        table,
+      );
     if (request.pinned?.dpRank !== undefined) return chosenAt(0, "pinned");
     const policyRequest = { isl: request.isl, temperature: o.temperature ?? this.temperature };
     const state = { rng: this.rng };
@@ -419,12 +478,21 @@ export class WorkerPool {
       }
       choice = this.policy.chooseByCost(policyRequest, costs, state);
     } else {
-      choice = this.policy.choose(policyRequest, eligible.map((i) => table.candidate(i)), state);
+      choice = this.policy.choose(
+        policyRequest,
+        eligible.map((i) => table.candidate(i)),
+        state,
+      );
     }
     return chosenAt(choice.index, request.pinned ? `pinned worker; ${choice.reason}` : choice.reason);
   }
 
-  private reject(reason: RejectReason, message: string, table: ScoreTable | null, excluded: ReadonlySet<bigint>): Rejected {
+  private reject(
+    reason: RejectReason,
+    message: string,
+    table: ScoreTable | null,
+    excluded: ReadonlySet<bigint>,
+  ): Rejected {
     return withLazyCandidates({ kind: "rejected" as const, reason, message, busyWorkers: excluded }, table);
   }
 
@@ -450,7 +518,8 @@ export class WorkerPool {
     const blocks = this.tracking.activeBlocks;
     return this.sequences.addRequest(requestId, chosen.rank.key, {
       sequenceHashes: blocks && kvReuse ? request.sequenceHashes : null,
-      trackingKeys: chosen instanceof Candidate && chosen.table.keysFrom === this.sequences ? chosen.table.trackingKeys : undefined,
+      trackingKeys:
+        chosen instanceof Candidate && chosen.table.keysFrom === this.sequences ? chosen.table.trackingKeys : undefined,
       privateBlocks: blocks && !kvReuse ? request.sequenceHashes.length : 0,
       isl: request.isl,
       prefillTokens: trackPrefill ? Math.max(0, request.isl - chosen.overlapBlocks * this.blockSize) : 0,

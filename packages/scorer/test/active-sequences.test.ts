@@ -61,7 +61,12 @@ describe("ActiveSequences", () => {
   it("decays a request's exclusive blocks by 1 − generated / osl", () => {
     const { seq } = tracker({ trackOutputBlocks: true });
     seq.addRequest("shared", RANK, { sequenceHashes: hashes(1, 2), isl: 32, prefillTokens: 0 });
-    seq.addRequest("a", RANK, { sequenceHashes: hashes(1, 2, 3, 4), isl: 64, prefillTokens: 0, expectedOutputTokens: 100 });
+    seq.addRequest("a", RANK, {
+      sequenceHashes: hashes(1, 2, 3, 4),
+      isl: 64,
+      prefillTokens: 0,
+      expectedOutputTokens: 100,
+    });
     expect(seq.load(RANK)!.activeBlocks).toBe(4);
     seq.observeOutput("a", 50); // +4 output blocks; decay 0.5 on 2 exclusive prompt + 4 output blocks
     expect(seq.load(RANK)!.activeBlocks).toBe(2 + 0.5 * 6);
@@ -114,23 +119,44 @@ describe("ActiveSequences", () => {
   });
 
   it("matches a naive per-hash model under random add/free/output sequences", () => {
-    type Op = { kind: "add"; id: number; prefix: number; len: number; osl: number | null } | { kind: "free"; id: number } | { kind: "out"; id: number; gen: number };
+    type Op =
+      | { kind: "add"; id: number; prefix: number; len: number; osl: number | null }
+      | { kind: "free"; id: number }
+      | { kind: "out"; id: number; gen: number };
     const op = fc.oneof(
-      fc.record({ kind: fc.constant("add" as const), id: fc.integer({ min: 0, max: 7 }), prefix: fc.integer({ min: 0, max: 2 }), len: fc.integer({ min: 0, max: 6 }), osl: fc.option(fc.integer({ min: 1, max: 64 })) }),
+      fc.record({
+        kind: fc.constant("add" as const),
+        id: fc.integer({ min: 0, max: 7 }),
+        prefix: fc.integer({ min: 0, max: 2 }),
+        len: fc.integer({ min: 0, max: 6 }),
+        osl: fc.option(fc.integer({ min: 1, max: 64 })),
+      }),
       fc.record({ kind: fc.constant("free" as const), id: fc.integer({ min: 0, max: 7 }) }),
-      fc.record({ kind: fc.constant("out" as const), id: fc.integer({ min: 0, max: 7 }), gen: fc.integer({ min: 0, max: 80 }) }),
+      fc.record({
+        kind: fc.constant("out" as const),
+        id: fc.integer({ min: 0, max: 7 }),
+        gen: fc.integer({ min: 0, max: 80 }),
+      }),
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 40 }), (ops: Op[]) => {
         const seq = new ActiveSequences({ blockSize: 16, trackOutputBlocks: true });
         seq.addRank(RANK);
-        const model = new Map<number, { hashes: bigint[]; osl: number | null; gen: number; out: number; isl: number }>();
+        const model = new Map<
+          number,
+          { hashes: bigint[]; osl: number | null; gen: number; out: number; isl: number }
+        >();
         for (const o of ops) {
           if (o.kind === "add") {
             if (model.has(o.id)) continue;
             // Chains share prefixes: the hash at position i depends on the prefix family and i.
             const h = Array.from({ length: o.len }, (_, i) => BigInt(o.prefix * 100 + i + (i >= 3 ? o.id * 1000 : 0)));
-            seq.addRequest(String(o.id), RANK, { sequenceHashes: BigUint64Array.from(h), isl: o.len * 16, prefillTokens: 0, expectedOutputTokens: o.osl ?? undefined });
+            seq.addRequest(String(o.id), RANK, {
+              sequenceHashes: BigUint64Array.from(h),
+              isl: o.len * 16,
+              prefillTokens: 0,
+              expectedOutputTokens: o.osl ?? undefined,
+            });
             model.set(o.id, { hashes: h, osl: o.osl, gen: 0, out: 0, isl: o.len * 16 });
           } else if (o.kind === "free") {
             seq.free(String(o.id));

@@ -1,6 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_COST_PARAMS, classicCost, computeCost, seededRng, selectByCost, softmaxProbabilities, type CostInputs } from "../src/index.js";
+import {
+  DEFAULT_COST_PARAMS,
+  classicCost,
+  computeCost,
+  seededRng,
+  selectByCost,
+  softmaxProbabilities,
+  type CostInputs,
+} from "../src/index.js";
 
 const load = (over: Partial<CostInputs>): CostInputs => ({
   deviceOverlapBlocks: 0,
@@ -25,7 +33,13 @@ describe("cost function", () => {
     const costs = workers.map((w) => computeCost(request, w, DEFAULT_COST_PARAMS));
     expect(costs.map((c) => c.prefillBlocks)).toEqual([8, 5, 2]);
     expect(costs.map((c) => c.cost)).toEqual([18, 10, 11]);
-    expect(selectByCost(costs.map((c) => c.cost), 0, seededRng(1)).index).toBe(1);
+    expect(
+      selectByCost(
+        costs.map((c) => c.cost),
+        0,
+        seededRng(1),
+      ).index,
+    ).toBe(1);
   });
 
   it("reproduces the full 3-worker table (bs 64, isl 4096) and its softmax probabilities", () => {
@@ -57,7 +71,7 @@ describe("cost function", () => {
         fc.integer({ min: 0, max: 5_000 }),
         fc.integer({ min: 0, max: 500 }),
         (bs, isl, overlapFrac, activePrefill, activeBlocks, newBlocks) => {
-          const overlap = Math.floor((Math.floor(isl / bs) * overlapFrac));
+          const overlap = Math.floor(Math.floor(isl / bs) * overlapFrac);
           const c = load({ deviceOverlapBlocks: overlap, activePrefillTokens: activePrefill, activeBlocks, newBlocks });
           const request = { isl, blockSize: bs, trackPrefillTokens: true, minActivePrefillTokens: 0 };
           expect(computeCost(request, c, DEFAULT_COST_PARAMS).cost).toBeCloseTo(classicCost(request, c, 1), 6);
@@ -69,7 +83,11 @@ describe("cost function", () => {
 
   it("credits host and disk tiers with their weights and never goes below zero prefill", () => {
     const request = { isl: 1024, blockSize: 64, trackPrefillTokens: true, minActivePrefillTokens: 0 };
-    const b = computeCost(request, load({ deviceOverlapBlocks: 4, hostOverlapBlocks: 4, diskOverlapBlocks: 4 }), DEFAULT_COST_PARAMS);
+    const b = computeCost(
+      request,
+      load({ deviceOverlapBlocks: 4, hostOverlapBlocks: 4, diskOverlapBlocks: 4 }),
+      DEFAULT_COST_PARAMS,
+    );
     expect(b.overlapCredit).toBe(4 + 0.75 * 4 + 0.25 * 4);
     expect(b.prefillBlocks).toBe(16 - 8);
     const capped = computeCost(request, load({ deviceOverlapBlocks: 16, hostOverlapBlocks: 16 }), DEFAULT_COST_PARAMS);
@@ -79,7 +97,12 @@ describe("cost function", () => {
   it("applies prefill load scale, credit decay, active-request weight and the no-prefill-tracking mode", () => {
     const request = { isl: 640, blockSize: 64, trackPrefillTokens: true, minActivePrefillTokens: 0 };
     const c = load({ deviceOverlapBlocks: 4, activePrefillTokens: 640, activeBlocks: 7, activeRequests: 3 });
-    const params = { ...DEFAULT_COST_PARAMS, prefillLoadScale: 2, decodeActiveRequestWeight: 1.5, overlapScoreCreditDecay: 1 };
+    const params = {
+      ...DEFAULT_COST_PARAMS,
+      prefillLoadScale: 2,
+      decodeActiveRequestWeight: 1.5,
+      overlapScoreCreditDecay: 1,
+    };
     // excess = ((640 − 0) / 64) / 10 blocks = 1 → credit halved: 4 · 0.5 = 2; raw = 20 blocks.
     const b = computeCost(request, c, params);
     expect(b.overlapCredit).toBe(2);
@@ -87,11 +110,18 @@ describe("cost function", () => {
     const off = computeCost({ ...request, trackPrefillTokens: false }, c, DEFAULT_COST_PARAMS);
     expect(off.rawPrefillBlocks).toBe(0);
     expect(off.cost).toBe(7 - 4); // decode-only case: credit offsets decode blocks
-    expect(computeCost({ ...request, trackPrefillTokens: false }, c, { ...DEFAULT_COST_PARAMS, overlapScoreCredit: 0 }).cost).toBe(7);
+    expect(
+      computeCost({ ...request, trackPrefillTokens: false }, c, { ...DEFAULT_COST_PARAMS, overlapScoreCredit: 0 }).cost,
+    ).toBe(7);
     // The decode side of a disaggregated request (credit 0, no prefill tracking): host and disk hits earn nothing.
     const tiered = load({ deviceOverlapBlocks: 4, hostOverlapBlocks: 3, diskOverlapBlocks: 2, activeBlocks: 7 });
-    expect(computeCost({ ...request, trackPrefillTokens: false }, tiered, { ...DEFAULT_COST_PARAMS, overlapScoreCredit: 0 }).cost).toBe(7);
-    expect(computeCost({ ...request, trackPrefillTokens: false }, tiered, DEFAULT_COST_PARAMS).cost).toBe(7 - (4 + 0.75 * 3 + 0.25 * 2));
+    expect(
+      computeCost({ ...request, trackPrefillTokens: false }, tiered, { ...DEFAULT_COST_PARAMS, overlapScoreCredit: 0 })
+        .cost,
+    ).toBe(7);
+    expect(computeCost({ ...request, trackPrefillTokens: false }, tiered, DEFAULT_COST_PARAMS).cost).toBe(
+      7 - (4 + 0.75 * 3 + 0.25 * 2),
+    );
   });
 });
 

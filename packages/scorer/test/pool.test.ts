@@ -1,6 +1,17 @@
 import { computeSequenceHashes, workerRankKey } from "@dynamo/kv-indexer";
 import { describe, expect, it } from "vitest";
-import { LeastLoadedPolicy, PowerOfTwoPolicy, RandomPolicy, RoundRobinPolicy, WorkerPool, busyWorkers, rankBusyReason, seededRng, type Evaluation, type PoolRequest } from "../src/index.js";
+import {
+  LeastLoadedPolicy,
+  PowerOfTwoPolicy,
+  RandomPolicy,
+  RoundRobinPolicy,
+  WorkerPool,
+  busyWorkers,
+  rankBusyReason,
+  seededRng,
+  type Evaluation,
+  type PoolRequest,
+} from "../src/index.js";
 
 const BS = 16;
 const seqOf = (...locals: number[]) => computeSequenceHashes(BigUint64Array.from(locals.map(BigInt)));
@@ -55,9 +66,18 @@ describe("WorkerPool", () => {
     const pinned = pool.evaluate(request(4, { overlaps, pinned: { workerId: 2n, dpRank: 1 } }));
     expect(chosenKey(pinned)).toBe(key(2, 1));
     expect(pinned.kind === "chosen" && pinned.reason).toBe("pinned");
-    expect(pool.evaluate(request(4, { pinned: { workerId: 9n } }))).toMatchObject({ kind: "rejected", reason: "pinned_unavailable" });
-    expect(pool.evaluate(request(4, { pinned: { workerId: 2n, dpRank: 7 } }))).toMatchObject({ kind: "rejected", reason: "pinned_unavailable" });
-    expect(pool.evaluate(request(4, { allowedWorkers: new Set([9n]) }))).toMatchObject({ kind: "rejected", reason: "no_candidates" });
+    expect(pool.evaluate(request(4, { pinned: { workerId: 9n } }))).toMatchObject({
+      kind: "rejected",
+      reason: "pinned_unavailable",
+    });
+    expect(pool.evaluate(request(4, { pinned: { workerId: 2n, dpRank: 7 } }))).toMatchObject({
+      kind: "rejected",
+      reason: "pinned_unavailable",
+    });
+    expect(pool.evaluate(request(4, { allowedWorkers: new Set([9n]) }))).toMatchObject({
+      kind: "rejected",
+      reason: "no_candidates",
+    });
   });
 
   it("skips a worker over DYN_BUSY_THRESHOLD for the next best, and reports overloaded when all are busy", () => {
@@ -74,7 +94,10 @@ describe("WorkerPool", () => {
     expect(e.candidates.find((c) => c.rank.key === key(1))!.busyReason).toMatch(/busy threshold/);
     if (e.kind === "chosen") pool.book("fill2", e.chosen, req);
     expect(pool.evaluate(request(2))).toMatchObject({ kind: "rejected", reason: "overloaded" });
-    expect(pool.evaluate(request(2, { pinned: { workerId: 1n, dpRank: 0 } }))).toMatchObject({ kind: "rejected", reason: "pinned_overloaded" });
+    expect(pool.evaluate(request(2, { pinned: { workerId: 1n, dpRank: 0 } }))).toMatchObject({
+      kind: "rejected",
+      reason: "pinned_overloaded",
+    });
     const off = new WorkerPool({ blockSize: BS, busy: { busyThreshold: -1 } });
     off.addWorker({ workerId: 1n, kvTotalBlocks: 1 });
     off.book("x", (off.evaluate(warm) as Extract<Evaluation, { kind: "chosen" }>).chosen, warm);
@@ -100,7 +123,9 @@ describe("WorkerPool", () => {
     expect(skipped.busyReason).toMatch(/busy threshold/);
     expect(perRank.busyWorkers.size).toBe(0);
     expect(perRank.candidates.filter((c) => c.excluded)).toHaveLength(1);
-    const perWorker = fill(new WorkerPool({ blockSize: BS, busy: { activeDecodeBlocksThreshold: 0.5 }, rng: seededRng(4) }));
+    const perWorker = fill(
+      new WorkerPool({ blockSize: BS, busy: { activeDecodeBlocksThreshold: 0.5 }, rng: seededRng(4) }),
+    );
     // Rank 1/0 costs 6 (its 6 active blocks, the prompt fully cached); every other rank 12.
     expect(perWorker.kind === "chosen" && perWorker.chosen.cost).toBe(6);
     expect(chosenKey(perWorker)).toBe(key(1, 0));
@@ -108,16 +133,23 @@ describe("WorkerPool", () => {
   });
 
   it("considers a multi-rank worker busy only when all its ranks are busy", () => {
-    expect(busyWorkers([
-      { workerId: 1n, busy: true },
-      { workerId: 1n, busy: false },
-      { workerId: 2n, busy: true },
-    ])).toEqual(new Set([2n]));
+    expect(
+      busyWorkers([
+        { workerId: 1n, busy: true },
+        { workerId: 1n, busy: false },
+        { workerId: 2n, busy: true },
+      ]),
+    ).toEqual(new Set([2n]));
     const t = { activePrefillTokens: 900, activeBlocks: 0, maxNumBatchedTokens: 1000 };
     expect(rankBusyReason(t, { activePrefillTokensThreshold: 800 })).toMatch(/900 > 800/);
     expect(rankBusyReason(t, { activePrefillTokensThresholdFrac: 0.8 })).toMatch(/0.8 × 1000/);
     expect(rankBusyReason(t, { activePrefillTokensThresholdFrac: 0.95 })).toBeNull();
-    expect(rankBusyReason({ activeBlocks: 95, activePrefillTokens: 0, kvTotalBlocks: 100 }, { activeDecodeBlocksThreshold: 0.9 })).toMatch(/decode blocks/);
+    expect(
+      rankBusyReason(
+        { activeBlocks: 95, activePrefillTokens: 0, kvTotalBlocks: 100 },
+        { activeDecodeBlocksThreshold: 0.9 },
+      ),
+    ).toMatch(/decode blocks/);
     expect(rankBusyReason({ activeBlocks: 95, activePrefillTokens: 0 }, { busyThreshold: 0.1 })).toBeNull();
   });
 
@@ -156,7 +188,14 @@ describe("WorkerPool", () => {
     const rnd = new WorkerPool({ blockSize: BS, policy: new RandomPolicy(), rng: seededRng(5) });
     for (const p of [rr, rnd]) for (let w = 1; w <= 3; w++) p.addWorker({ workerId: BigInt(w) });
     const overlaps = { device: new Map([[key(1), 4]]) };
-    expect(Array.from({ length: 6 }, () => chosenKey(rr.evaluate(request(4, { overlaps }))))).toEqual([key(1), key(2), key(3), key(1), key(2), key(3)]);
+    expect(Array.from({ length: 6 }, () => chosenKey(rr.evaluate(request(4, { overlaps }))))).toEqual([
+      key(1),
+      key(2),
+      key(3),
+      key(1),
+      key(2),
+      key(3),
+    ]);
     const counts = new Map<string, number>();
     for (let i = 0; i < 300; i++) {
       const k = chosenKey(rnd.evaluate(request(4, { overlaps })));
@@ -185,7 +224,11 @@ describe("WorkerPool", () => {
     // Least loaded with unequal loads takes the lightest rank, whatever its overlap.
     const pool = new WorkerPool({ blockSize: BS, policy: new LeastLoadedPolicy() });
     for (let w = 1; w <= 3; w++) pool.addWorker({ workerId: BigInt(w) });
-    for (const [id, w] of [["x", 1], ["y", 3]] as const) pool.sequences.addRequest(id, key(w), { sequenceHashes: null, isl: 64, prefillTokens: 64 });
+    for (const [id, w] of [
+      ["x", 1],
+      ["y", 3],
+    ] as const)
+      pool.sequences.addRequest(id, key(w), { sequenceHashes: null, isl: 64, prefillTokens: 64 });
     const e = pool.evaluate(request(4, { overlaps: { device: new Map([[key(1), 4]]) } }));
     expect(chosenKey(e)).toBe(key(2));
   });

@@ -128,7 +128,9 @@ function mergePair(merge: JsonValue): readonly [string, string] {
   return [left, right];
 }
 
-function planModel(model: JsonValue | undefined): Pick<ByteLevelBpePlan, "vocab" | "modelVocabSize" | "merges" | "ignoreMerges"> {
+function planModel(
+  model: JsonValue | undefined,
+): Pick<ByteLevelBpePlan, "vocab" | "modelVocabSize" | "merges" | "ignoreMerges"> {
   expect(isObject(model) && model["type"] === "BPE", "model is not BPE");
   expect(model["dropout"] === null || model["dropout"] === undefined, "BPE dropout");
   expect(!model["continuing_subword_prefix"] && !model["end_of_word_suffix"], "BPE subword prefix/suffix");

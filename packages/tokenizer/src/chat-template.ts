@@ -51,7 +51,8 @@ export class ChatTemplates {
 
   constructor(private readonly files: ModelFiles) {
     this.variables = specialTokenVariables(files.config);
-    this.contentFormat = files.chatTemplate !== undefined && LOOPS_OVER_CONTENT.test(files.chatTemplate) ? "openai" : "string";
+    this.contentFormat =
+      files.chatTemplate !== undefined && LOOPS_OVER_CONTENT.test(files.chatTemplate) ? "openai" : "string";
   }
 
   get available(): boolean {

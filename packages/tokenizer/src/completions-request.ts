@@ -53,7 +53,8 @@ export function parseCompletionsRequest(body: unknown, vocabSize: number): Compl
     throw new InvalidRequest("prompt", "expected a string, an array of strings, or token ids");
   }
   if (prompt.length === 0) throw new InvalidRequest("prompt", "must not be empty");
-  if (isTokenIdList(prompt)) return { kind: "token-ids", ids: tokenIds(prompt, "prompt", vocabSize), injectable: true, ...truncated };
+  if (isTokenIdList(prompt))
+    return { kind: "token-ids", ids: tokenIds(prompt, "prompt", vocabSize), injectable: true, ...truncated };
   const injectable = prompt.length === 1;
   if (typeof prompt[0] === "string") {
     prompt.forEach((entry, index) => {

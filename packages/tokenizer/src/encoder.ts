@@ -41,10 +41,15 @@ export interface EncoderChoice {
   readonly fallbackReason?: string;
 }
 
-export function createEncoder(tokenizerJson: JsonObject, config: JsonObject, preference: EncoderPreference): EncoderChoice {
+export function createEncoder(
+  tokenizerJson: JsonObject,
+  config: JsonObject,
+  preference: EncoderPreference,
+): EncoderChoice {
   if (preference === "tokenizers-js") return { encoder: new TokenizersJsEncoder(tokenizerJson, config) };
   const fast = compileByteLevelBpe(tokenizerJson);
   if (!("unsupported" in fast)) return { encoder: fast };
-  if (preference === "byte-level-bpe") throw new TokenizerLoadError(`byte-level BPE fast path unavailable: ${fast.unsupported}`);
+  if (preference === "byte-level-bpe")
+    throw new TokenizerLoadError(`byte-level BPE fast path unavailable: ${fast.unsupported}`);
   return { encoder: new TokenizersJsEncoder(tokenizerJson, config), fallbackReason: fast.unsupported };
 }

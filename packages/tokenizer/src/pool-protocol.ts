@@ -1,12 +1,7 @@
 import type { EncoderPreference } from "./encoder.js";
 import { InvalidRequest, TokenizerError, TokenizerLoadError } from "./errors.js";
 import type { TokenizerFileTexts } from "./model-files.js";
-import {
-  ModelTokenizer,
-  type RequestKind,
-  type TokenizeResult,
-  type TokenizerInfo,
-} from "./model-tokenizer.js";
+import { ModelTokenizer, type RequestKind, type TokenizeResult, type TokenizerInfo } from "./model-tokenizer.js";
 
 /**
  * Messages between the pool and its workers, and the worker-side task handling. Model files travel as
@@ -67,7 +62,8 @@ export function shareFileTexts(files: TokenizerFileTexts): SharedFileTexts {
 export function unshareFileTexts(files: SharedFileTexts): TokenizerFileTexts {
   const utf8 = new TextDecoder();
   // TextDecoder refuses views of shared memory: copy out first.
-  const text = (shared: SharedArrayBuffer | undefined) => (shared === undefined ? undefined : utf8.decode(new Uint8Array(shared).slice()));
+  const text = (shared: SharedArrayBuffer | undefined) =>
+    shared === undefined ? undefined : utf8.decode(new Uint8Array(shared).slice());
   const tokenizerConfig = text(files.tokenizerConfig);
   const chatTemplate = text(files.chatTemplate);
   const generationConfig = text(files.generationConfig);
@@ -119,7 +115,10 @@ export class LoadedModels {
         case "load":
           return { ok: true, value: tokenizer.info };
         case "tokenize":
-          return { ok: true, value: tokenizer.tokenizeRequest(task.kind, task.body, { returnPrompt: task.returnPrompt }) };
+          return {
+            ok: true,
+            value: tokenizer.tokenizeRequest(task.kind, task.body, { returnPrompt: task.returnPrompt }),
+          };
         case "encode":
           return { ok: true, value: tokenizer.encode(task.text, { addSpecialTokens: task.addSpecialTokens }) };
       }

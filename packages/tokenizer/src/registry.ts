@@ -183,7 +183,10 @@ export class TokenizerRegistry {
       encoder: this.options.encoder ?? "auto",
     };
     const task = { op: "load", model: wire } as const;
-    const [info] = this.options.loadInEveryWorker === false ? [await this.pool.run<TokenizerInfo>(task)] : await this.pool.broadcast<TokenizerInfo>(task);
+    const [info] =
+      this.options.loadInEveryWorker === false
+        ? [await this.pool.run<TokenizerInfo>(task)]
+        : await this.pool.broadcast<TokenizerInfo>(task);
     return new Tokenizer(name, info!, wire, this.pool);
   }
 

@@ -45,7 +45,8 @@ export async function readTokenizerDirectory(directory: string): Promise<Tokeniz
       TOKENIZER_FILE_NAMES.generationConfig,
     ].map((name) => readOptional(join(directory, name))),
   );
-  if (tokenizer === undefined) throw new TokenizerLoadError(`${join(directory, TOKENIZER_FILE_NAMES.tokenizer)} not found`);
+  if (tokenizer === undefined)
+    throw new TokenizerLoadError(`${join(directory, TOKENIZER_FILE_NAMES.tokenizer)} not found`);
   return {
     tokenizer,
     ...(tokenizerConfig !== undefined && { tokenizerConfig }),

@@ -42,7 +42,10 @@ describe("Qwen3 chat template", () => {
   });
 
   it("closes an empty think block when enable_thinking is false", () => {
-    const body = { messages: [{ role: "user", content: "What is 2+2?" }], chat_template_kwargs: { enable_thinking: false } };
+    const body = {
+      messages: [{ role: "user", content: "What is 2+2?" }],
+      chat_template_kwargs: { enable_thinking: false },
+    };
     expect(qwen.renderChat(body)).toBe(
       "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
     );
@@ -56,7 +59,9 @@ describe("Qwen3 chat template", () => {
       ],
       add_generation_prompt: false,
     };
-    expect(qwen.renderChat(body)).toBe("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+    expect(qwen.renderChat(body)).toBe(
+      "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n",
+    );
   });
 
   it("drops earlier turns' reasoning in a multi-turn conversation", () => {
@@ -79,7 +84,11 @@ describe("Qwen3 chat template", () => {
       messages: [
         { role: "system", content: "You are a weather bot." },
         { role: "user", content: "Weather in Paris and Rome?" },
-        { role: "assistant", content: null, tool_calls: [callWeather("c1", "Paris", '{"city": "Paris"}'), callWeather("c2", "Rome")] },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [callWeather("c1", "Paris", '{"city": "Paris"}'), callWeather("c2", "Rome")],
+        },
         { role: "tool", tool_call_id: "c1", content: '{"temp": 21}' },
         { role: "tool", tool_call_id: "c2", content: '{"temp": 24}' },
       ],
@@ -115,13 +124,26 @@ describe("Qwen3 chat template", () => {
   });
 
   it("renders a tool without description or parameters as the engine dumps it (nulls)", () => {
-    const body = { messages: [{ role: "user", content: "now?" }], tools: [{ type: "function", function: { name: "clock" } }] };
-    expect(qwen.renderChat(body)).toContain('{"type": "function", "function": {"name": "clock", "description": null, "parameters": null}}');
+    const body = {
+      messages: [{ role: "user", content: "now?" }],
+      tools: [{ type: "function", function: { name: "clock" } }],
+    };
+    expect(qwen.renderChat(body)).toContain(
+      '{"type": "function", "function": {"name": "clock", "description": null, "parameters": null}}',
+    );
   });
 
   it("joins text content parts with newlines", () => {
     const body = {
-      messages: [{ role: "user", content: [{ type: "text", text: "Part one." }, { type: "text", text: "Part two." }] }],
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "Part one." },
+            { type: "text", text: "Part two." },
+          ],
+        },
+      ],
     };
     expect(qwen.renderChat(body)).toBe("<|im_start|>user\nPart one.\nPart two.<|im_end|>\n<|im_start|>assistant\n");
   });
@@ -229,7 +251,12 @@ describe("Llama 3.1 chat template (documented prompt format, in memory with the 
   const kwargs = { date_string: "26 Jul 2024" };
   const header = (role: string) => `<|start_header_id|>${role}<|end_header_id|>\n\n`;
   const systemTurn = (lines: string, text: string) =>
-    "<|begin_of_text|>" + header("system") + lines + "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" + text + "<|eot_id|>";
+    "<|begin_of_text|>" +
+    header("system") +
+    lines +
+    "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" +
+    text +
+    "<|eot_id|>";
   const CALL_FORMAT =
     'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}. Do not use variables.\n\n';
   const WEATHER_TOOL_JSON = [
@@ -259,7 +286,10 @@ describe("Llama 3.1 chat template (documented prompt format, in memory with the 
     { role: "tool", tool_call_id: "c1", content: '{"temp": 21}' },
   ];
   const weatherCallAndResult =
-    header("assistant") + '{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot_id|>' + header("ipython") + '{"temp": 21}<|eot_id|>';
+    header("assistant") +
+    '{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot_id|>' +
+    header("ipython") +
+    '{"temp": 21}<|eot_id|>';
 
   const conversation = [
     { role: "system", content: "You are terse." },
@@ -269,19 +299,29 @@ describe("Llama 3.1 chat template (documented prompt format, in memory with the 
   ];
   const conversationTurns =
     systemTurn("", "You are terse.") +
-    header("user") + "Hi<|eot_id|>" +
-    header("assistant") + "Hello!<|eot_id|>" +
-    header("user") + "Bye<|eot_id|>";
+    header("user") +
+    "Hi<|eot_id|>" +
+    header("assistant") +
+    "Hello!<|eot_id|>" +
+    header("user") +
+    "Bye<|eot_id|>";
 
   it("ends with the assistant header only when add_generation_prompt is on", () => {
-    expect(llama.renderChat({ messages: conversation, chat_template_kwargs: kwargs })).toBe(conversationTurns + header("assistant"));
-    expect(llama.renderChat({ messages: conversation, chat_template_kwargs: kwargs, add_generation_prompt: false })).toBe(conversationTurns);
+    expect(llama.renderChat({ messages: conversation, chat_template_kwargs: kwargs })).toBe(
+      conversationTurns + header("assistant"),
+    );
+    expect(
+      llama.renderChat({ messages: conversation, chat_template_kwargs: kwargs, add_generation_prompt: false }),
+    ).toBe(conversationTurns);
   });
 
   it("opens with a system turn carrying the dates even without a system message", () => {
     const body = { messages: [{ role: "user", content: "Hi" }] };
-    expect(llama.renderChat({ ...body, chat_template_kwargs: kwargs })).toBe(systemTurn("", "") + header("user") + "Hi<|eot_id|>" + header("assistant"));
-    const day = (date: Date) => `${String(date.getDate()).padStart(2, "0")} ${date.toLocaleString("en-US", { month: "long" })} ${date.getFullYear()}`;
+    expect(llama.renderChat({ ...body, chat_template_kwargs: kwargs })).toBe(
+      systemTurn("", "") + header("user") + "Hi<|eot_id|>" + header("assistant"),
+    );
+    const day = (date: Date) =>
+      `${String(date.getDate()).padStart(2, "0")} ${date.toLocaleString("en-US", { month: "long" })} ${date.getFullYear()}`;
     const before = day(new Date());
     const rendered = llama.renderChat(body);
     const after = day(new Date());
@@ -333,7 +373,13 @@ describe("Llama 3.1 chat template (documented prompt format, in memory with the 
       {
         role: "assistant",
         content: "",
-        tool_calls: [{ id: "s1", type: "function", function: { name: "brave_search", arguments: '{"query": "latest price of 1oz gold"}' } }],
+        tool_calls: [
+          {
+            id: "s1",
+            type: "function",
+            function: { name: "brave_search", arguments: '{"query": "latest price of 1oz gold"}' },
+          },
+        ],
       },
       { role: "tool", tool_call_id: "s1", content: '{"price": "2650 USD"}' },
     ],
@@ -357,7 +403,13 @@ describe("Llama 3.1 chat template (documented prompt format, in memory with the 
     const body = {
       messages: [
         { role: "user", content: "Is 7 odd?" },
-        { role: "assistant", content: "", tool_calls: [{ type: "function", function: { name: "code_interpreter", arguments: { code: "print(7 % 2)" } } }] },
+        {
+          role: "assistant",
+          content: "",
+          tool_calls: [
+            { type: "function", function: { name: "code_interpreter", arguments: { code: "print(7 % 2)" } } },
+          ],
+        },
         { role: "ipython", content: "1" },
       ],
       chat_template_kwargs: { ...kwargs, builtin_tools: ["code_interpreter"] },
@@ -389,7 +441,12 @@ describe("Llama 3.1 chat template (documented prompt format, in memory with the 
   });
 
   it("rejects what the format cannot express", () => {
-    const twoCalls = { messages: [{ role: "user", content: "Paris and Rome?" }, { role: "assistant", content: null, tool_calls: [callWeather("c1", "Paris"), callWeather("c2", "Rome")] }] };
+    const twoCalls = {
+      messages: [
+        { role: "user", content: "Paris and Rome?" },
+        { role: "assistant", content: null, tool_calls: [callWeather("c1", "Paris"), callWeather("c2", "Rome")] },
+      ],
+    };
     expect(() => llama.renderChat(twoCalls)).toThrow(InvalidRequest);
     expect(() => llama.renderChat(twoCalls)).toThrow(/one tool call per assistant turn/);
     const noUserTurn = { messages: [{ role: "system", content: "Be brief." }], tools: [WEATHER_TOOL] };
@@ -415,7 +472,11 @@ describe("templates from in-memory files", () => {
 
   it("prefers chat_template.jinja over tokenizer_config.json", () => {
     const config = { ...(JSON.parse(base.tokenizerConfig!) as object), chat_template: "config" };
-    const tokenizer = new ModelTokenizer({ ...base, tokenizerConfig: JSON.stringify(config), chatTemplate: "jinja:{{ messages[0].content }}" });
+    const tokenizer = new ModelTokenizer({
+      ...base,
+      tokenizerConfig: JSON.stringify(config),
+      chatTemplate: "jinja:{{ messages[0].content }}",
+    });
     expect(tokenizer.renderChat(hello)).toBe("jinja:hello");
   });
 
@@ -433,11 +494,17 @@ describe("templates from in-memory files", () => {
   });
 
   it("hands content parts to templates that iterate over them", () => {
-    const template = "{% for m in messages %}{% for part in m.content %}[{{ part.type }}:{{ part.text }}]{% endfor %}{% endfor %}";
+    const template =
+      "{% for m in messages %}{% for part in m.content %}[{{ part.type }}:{{ part.text }}]{% endfor %}{% endfor %}";
     const tokenizer = new ModelTokenizer({ ...base, chatTemplate: template });
-    expect(tokenizer.renderChat({ messages: [{ role: "user", content: "a" }, { role: "user", content: [{ type: "text", text: "b" }] }] })).toBe(
-      "[text:a][text:b]",
-    );
+    expect(
+      tokenizer.renderChat({
+        messages: [
+          { role: "user", content: "a" },
+          { role: "user", content: [{ type: "text", text: "b" }] },
+        ],
+      }),
+    ).toBe("[text:a][text:b]");
   });
 
   it("turns template exceptions and syntax errors into InvalidRequest", () => {

@@ -14,13 +14,9 @@ describe("translateSplitPattern", () => {
       };
       expect(translateSplitPattern(tokenizer.pre_tokenizer.pretokenizers[0]!.pattern!.Regex)).toBeInstanceOf(RegExp);
     }
-    expect(pieces("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", "I'm  here!")).toEqual([
-      "I",
-      "'m",
-      " ",
-      " here",
-      "!",
-    ]);
+    expect(
+      pieces("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", "I'm  here!"),
+    ).toEqual(["I", "'m", " ", " here", "!"]);
   });
 
   it("gives \\s Oniguruma's meaning: U+0085 is white space, U+FEFF is not", () => {
@@ -37,12 +33,24 @@ describe("translateSplitPattern", () => {
     expect(pieces("a\\-b|[\\-x]+", "a-b-x")).toEqual(["a-b", "-x"]);
   });
 
-  it.each(["\\G", "(?>a)", "a++", "a?+", "\\w+", "\\d", ".", "^a", "[[:alpha:]]", "[a&&b]", "(?<name>a)", "\\p{Han}", "(?i)a", "[\\S]"])(
-    "refuses %s",
-    (pattern) => {
-      expect(translateSplitPattern(pattern)).toBeNull();
-    },
-  );
+  it.each([
+    "\\G",
+    "(?>a)",
+    "a++",
+    "a?+",
+    "\\w+",
+    "\\d",
+    ".",
+    "^a",
+    "[[:alpha:]]",
+    "[a&&b]",
+    "(?<name>a)",
+    "\\p{Han}",
+    "(?i)a",
+    "[\\S]",
+  ])("refuses %s", (pattern) => {
+    expect(translateSplitPattern(pattern)).toBeNull();
+  });
 });
 
 describe("encoder choice", () => {
@@ -83,13 +91,18 @@ describe("encoder choice", () => {
     expect(() => new ModelTokenizer({ tokenizer: "{not json" })).toThrow(TokenizerLoadError);
     expect(() => new ModelTokenizer({ tokenizer: "[]" })).toThrow(/tokenizer.json: expected a JSON object/);
     expect(() => new ModelTokenizer({ tokenizer: "{}" })).toThrow(/missing "model"/);
-    expect(() => new ModelTokenizer({ ...qwen, tokenizerConfig: "nope" })).toThrow(/tokenizer_config.json: not valid JSON/);
+    expect(() => new ModelTokenizer({ ...qwen, tokenizerConfig: "nope" })).toThrow(
+      /tokenizer_config.json: not valid JSON/,
+    );
   });
 
   it("keeps the last tokens when truncate_prompt_tokens is set", () => {
     const tokenizer = new ModelTokenizer(qwen);
     const full = tokenizer.tokenizeRequest("completions", { prompt: "one two three four five" }).tokenIds;
-    const last = tokenizer.tokenizeRequest("completions", { prompt: "one two three four five", truncate_prompt_tokens: 2 }).tokenIds;
+    const last = tokenizer.tokenizeRequest("completions", {
+      prompt: "one two three four five",
+      truncate_prompt_tokens: 2,
+    }).tokenIds;
     expect(Array.from(last)).toEqual(Array.from(full.subarray(full.length - 2)));
     const ids = tokenizer.tokenizeRequest("completions", { prompt: [1, 2, 3], truncate_prompt_tokens: 5 }).tokenIds;
     expect(Array.from(ids)).toEqual([1, 2, 3]);

@@ -53,6 +53,8 @@ describe("event loop while the pool tokenizes", () => {
     const delayP99 = histogram.percentile(99) / 1e6 - RESOLUTION_MS;
     expect(smallest).toBeGreaterThanOrEqual(32_000);
     expect(completed).toBeGreaterThanOrEqual(IN_FLIGHT);
-    expect(delayP99, `p99 delay ${delayP99.toFixed(1)} ms, inline batch ${batchMs.toFixed(1)} ms`).toBeLessThan(batchMs / 2);
+    expect(delayP99, `p99 delay ${delayP99.toFixed(1)} ms, inline batch ${batchMs.toFixed(1)} ms`).toBeLessThan(
+      batchMs / 2,
+    );
   });
 });

@@ -11,7 +11,11 @@ function firstDifference(actual: ArrayLike<number>, expected: ArrayLike<number>)
   const length = Math.max(actual.length, expected.length);
   for (let i = 0; i < length; i++) {
     if (actual[i] !== expected[i]) {
-      return `at ${i}: got ${Array.from(actual).slice(i, i + 4).join(",")} expected ${Array.from(expected).slice(i, i + 4).join(",")}`;
+      return `at ${i}: got ${Array.from(actual)
+        .slice(i, i + 4)
+        .join(",")} expected ${Array.from(expected)
+        .slice(i, i + 4)
+        .join(",")}`;
     }
   }
   return null;

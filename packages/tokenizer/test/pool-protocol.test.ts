@@ -19,7 +19,11 @@ describe("worker-side task handling", () => {
   });
 
   it("moves model files through shared memory unchanged", async () => {
-    const files = { ...(await fixtureFiles("tiny")), chatTemplate: "{{ messages[0].content }} ✓", generationConfig: "{}" };
+    const files = {
+      ...(await fixtureFiles("tiny")),
+      chatTemplate: "{{ messages[0].content }} ✓",
+      generationConfig: "{}",
+    };
     expect(unshareFileTexts(shareFileTexts(files))).toEqual(files);
   });
 
@@ -40,8 +44,17 @@ describe("worker-side task handling", () => {
 
   it("answers failures as data that turns back into the typed errors", () => {
     const models = new LoadedModels(1);
-    const invalid = models.run({ op: "tokenize", model: model("a"), kind: "chat", body: { messages: [] }, returnPrompt: false });
-    expect(invalid).toEqual({ ok: false, error: { name: "InvalidRequest", field: "messages", reason: "must not be empty" } });
+    const invalid = models.run({
+      op: "tokenize",
+      model: model("a"),
+      kind: "chat",
+      body: { messages: [] },
+      returnPrompt: false,
+    });
+    expect(invalid).toEqual({
+      ok: false,
+      error: { name: "InvalidRequest", field: "messages", reason: "must not be empty" },
+    });
     const broken = { key: "broken", files: shareFileTexts({ tokenizer: "{" }), encoder: "auto" } as const;
     const load = models.run({ op: "load", model: broken });
     expect(load.ok).toBe(false);

@@ -36,7 +36,10 @@ describe("TokenizerRegistry on a worker pool", () => {
     const modelDir = join(root, "models", "acme", "tiny-chat");
     await mkdir(modelDir, { recursive: true });
     await cp(embeddedModelDirectory("qwen3"), modelDir, { recursive: true });
-    await writeFile(join(modelDir, "chat_template.jinja"), "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}");
+    await writeFile(
+      join(modelDir, "chat_template.jinja"),
+      "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}",
+    );
     await writeFile(join(modelDir, "generation_config.json"), '{"temperature": 0.6}');
     registry = new TokenizerRegistry({ threads: 2, modelsDirectory: join(root, "models") });
     local = new ModelTokenizer(await readTokenizerSource({ embedded: "qwen3" }));
@@ -50,7 +53,11 @@ describe("TokenizerRegistry on a worker pool", () => {
   it("serves unknown model names with the embedded Qwen3 default", async () => {
     const tokenizer = await registry.get("some-org/unknown-model");
     expect(tokenizer.model).toBe(DEFAULT_MODEL);
-    expect(tokenizer.info).toMatchObject({ implementation: "byte-level-bpe", vocabSize: 151669, eosToken: "<|im_end|>" });
+    expect(tokenizer.info).toMatchObject({
+      implementation: "byte-level-bpe",
+      vocabSize: 151669,
+      eosToken: "<|im_end|>",
+    });
     expect(await registry.get("another-unknown")).toBe(tokenizer);
   });
 
@@ -78,7 +85,11 @@ describe("TokenizerRegistry on a worker pool", () => {
 
   it("marks multi-prompt completions as not injectable", async () => {
     const tokenizer = await registry.get(DEFAULT_MODEL);
-    const batch = await tokenizer.tokenizeRequest("completions", { prompt: ["first prompt", "second"] }, { returnPrompt: true });
+    const batch = await tokenizer.tokenizeRequest(
+      "completions",
+      { prompt: ["first prompt", "second"] },
+      { returnPrompt: true },
+    );
     expect(batch).toEqual({ tokenIds: local.encode("first prompt"), injectable: false, prompt: "first prompt" });
     const ids = await tokenizer.tokenizeRequest("completions", { prompt: [[], [9, 8, 7]] });
     expect(ids).toEqual({ tokenIds: Uint32Array.of(9, 8, 7), injectable: false });
@@ -99,7 +110,9 @@ describe("TokenizerRegistry on a worker pool", () => {
     registry.register("meta-llama/Meta-Llama-3-8B-Instruct", { embedded: "llama3" });
     const llama = await registry.get("meta-llama/Meta-Llama-3-8B-Instruct");
     expect(llama.info).toMatchObject({ bosToken: "<|begin_of_text|>", vocabSize: 128256 });
-    expect((await llama.tokenizeRequest("chat", { messages: [{ role: "user", content: "Hi" }] })).tokenIds[0]).toBe(128000);
+    expect((await llama.tokenizeRequest("chat", { messages: [{ role: "user", content: "Hi" }] })).tokenIds[0]).toBe(
+      128000,
+    );
 
     registry.register("from-directory", { directory: join(root, "models", "acme", "tiny-chat") });
     expect((await registry.get("from-directory")).info.generationConfig).toEqual({ temperature: 0.6 });
@@ -154,7 +167,13 @@ describe("TokenizerRegistry lookups under modelsDirectory", () => {
   });
 
   const open = (options: TokenizerRegistryOptions = {}) => {
-    const registry = new TokenizerRegistry({ threads: 1, loadInEveryWorker: false, defaultModel: { files: tiny }, modelsDirectory: root, ...options });
+    const registry = new TokenizerRegistry({
+      threads: 1,
+      loadInEveryWorker: false,
+      defaultModel: { files: tiny },
+      modelsDirectory: root,
+      ...options,
+    });
     registries.push(registry);
     return registry;
   };
@@ -198,7 +217,14 @@ describe("TokenizerRegistry lookups under modelsDirectory", () => {
     const registry = open();
     const found = await registry.get("spelling/model");
     expect(found.model).toBe("spelling/model");
-    for (const alias of ["spelling//model", "spelling/./model", "./spelling/model", "spelling/model/", "/spelling/model", "spelling\\model"]) {
+    for (const alias of [
+      "spelling//model",
+      "spelling/./model",
+      "./spelling/model",
+      "spelling/model/",
+      "/spelling/model",
+      "spelling\\model",
+    ]) {
       expect(await resolved(registry, alias)).toBe(DEFAULT_MODEL);
     }
     expect(await registry.get("spelling/model")).toBe(found);

@@ -117,7 +117,10 @@ describe("parseChatRequest", () => {
     ["messages[1]", { messages: [user, "hi"] }],
     ["messages[0].role", { messages: [{ content: "hi" }] }],
     ["messages[0].content", { messages: [{ role: "user", content: 42 }] }],
-    ["messages[0].content[1].type", { messages: [{ role: "user", content: ["a", { type: "image_url", image_url: {} }] }] }],
+    [
+      "messages[0].content[1].type",
+      { messages: [{ role: "user", content: ["a", { type: "image_url", image_url: {} }] }] },
+    ],
     ["messages[0].content[0].text", { messages: [{ role: "user", content: [{ type: "text" }] }] }],
     ["messages[0].tool_calls", { messages: [{ role: "assistant", tool_calls: {} }] }],
     ["messages[0].tool_calls[0].function", { messages: [{ role: "assistant", tool_calls: [{ id: "1" }] }] }],
@@ -155,7 +158,9 @@ describe("parseCompletionsRequest", () => {
       addSpecialTokens: true,
       injectable: true,
     });
-    expect(parseCompletionsRequest({ prompt: "hello", add_special_tokens: false }, VOCAB)).toMatchObject({ addSpecialTokens: false });
+    expect(parseCompletionsRequest({ prompt: "hello", add_special_tokens: false }, VOCAB)).toMatchObject({
+      addSpecialTokens: false,
+    });
   });
 
   it("takes token ids as they are", () => {

@@ -28,7 +28,12 @@ interface Workload {
 
 /** Deterministic vLLM batches of one worker rank, pre-encoded. */
 function workload(batches: number, encoding: VllmEncodeOptions, seed = 7): Workload {
-  const source = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: 16_384, eventsPerBatch: EVENTS_PER_BATCH, seed });
+  const source = new SyntheticVllmWorker({
+    blockSize: BLOCK_SIZE,
+    capacityBlocks: 16_384,
+    eventsPerBatch: EVENTS_PER_BATCH,
+    seed,
+  });
   const payloads: Uint8Array[] = [];
   let events = 0;
   let blocks = 0;
@@ -48,11 +53,19 @@ interface Throughput {
 }
 
 function rate(w: Workload, ms: number): Throughput {
-  return { eventsPerSec: round((w.events / ms) * 1000, 0), blocksPerSec: round((w.blocks / ms) * 1000, 0), seconds: round(ms / 1000, 3) };
+  return {
+    eventsPerSec: round((w.events / ms) * 1000, 0),
+    blocksPerSec: round((w.blocks / ms) * 1000, 0),
+    seconds: round(ms / 1000, 3),
+  };
 }
 
 /** Decode only, decode + translate, decode + translate + apply, all on this thread. */
-function singleThread(ctx: BenchContext, w: Workload, label: string): Record<"decode" | "translate" | "apply", Throughput> {
+function singleThread(
+  ctx: BenchContext,
+  w: Workload,
+  label: string,
+): Record<"decode" | "translate" | "apply", Throughput> {
   const stages = ["decode", "translate", "apply"] as const;
   const out = {} as Record<(typeof stages)[number], Throughput>;
   // Warm the JIT on this encoding first, so that the order of the runs does not decide the figures.
@@ -133,7 +146,14 @@ async function throughNats(ctx: BenchContext, w: Workload, server: NatsServer): 
   const routerNc = await connectEventPlane(server.url);
   const bridgeNc = await connectEventPlane(server.url);
   const router = await KvEventSubscriber.start({ nc: routerNc, namespace: "bench", component: "backend", log: quiet });
-  const bridge = await KvEventBridge.start({ nc: bridgeNc, namespace: "bench", component: "backend", blockSize: BLOCK_SIZE, worker: { workerId: 1n, endpoint, replayEndpoint }, log: quiet });
+  const bridge = await KvEventBridge.start({
+    nc: bridgeNc,
+    namespace: "bench",
+    component: "backend",
+    blockSize: BLOCK_SIZE,
+    worker: { workerId: 1n, endpoint, replayEndpoint },
+    log: quiet,
+  });
   await new Promise((resolve) => setTimeout(resolve, 300));
   // The bridge opens the rank's stream with a `cleared` event at its first id; the workload's events follow.
   const last = bridge.firstEventId + BigInt(w.events);
@@ -154,7 +174,12 @@ async function natsPlaneOnly(ctx: BenchContext, w: Workload, server: NatsServer)
   const events = w.payloads.flatMap((p) => translator.translatePayload(p));
   const routerNc = await connectEventPlane(server.url);
   const publisherNc = await connectEventPlane(server.url);
-  const router = await KvEventSubscriber.start({ nc: routerNc, namespace: "bench-plane", component: "backend", log: quiet });
+  const router = await KvEventSubscriber.start({
+    nc: routerNc,
+    namespace: "bench-plane",
+    component: "backend",
+    log: quiet,
+  });
   const publisher = new KvEventPublisher(publisherNc, "bench-plane", "backend");
   const last = events.at(-1)!.eventId;
   const started = performance.now();
@@ -207,8 +232,18 @@ export const bench: Bench = {
       ["ZeroMQ → bridge → NATS → router apply", nats],
     ];
     const charts: Chart[] = [
-      { kind: "bar", title: "Events per second by path", unit: "events/s", bars: rows.map(([label, t]) => ({ label, value: t.eventsPerSec })) },
-      { kind: "bar", title: "Blocks per second by path", unit: "blocks/s", bars: rows.map(([label, t]) => ({ label, value: t.blocksPerSec })) },
+      {
+        kind: "bar",
+        title: "Events per second by path",
+        unit: "events/s",
+        bars: rows.map(([label, t]) => ({ label, value: t.eventsPerSec })),
+      },
+      {
+        kind: "bar",
+        title: "Blocks per second by path",
+        unit: "blocks/s",
+        bars: rows.map(([label, t]) => ({ label, value: t.blocksPerSec })),
+      },
     ];
     const markdown = [
       `${legacy.events.toLocaleString("en-US")} events (${legacy.blocks.toLocaleString("en-US")} blocks) in ${batches.toLocaleString("en-US")} batches per run.`,

@@ -2,8 +2,23 @@ import { cpus, loadavg } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { computeBlockHashes, computeSequenceHashes, RadixIndex, type RouterEvent } from "@dynamo/kv-indexer";
-import { cdfPoints, markdownTable, percentile, round, type Bench, type BenchContext, type Chart } from "../framework.js";
-import { MOONCAKE_CONVERSATION_TRACE, TRACE_BLOCK_TOKENS, blockTokens, loadTrace, mulberry32, type TraceRequest } from "../mooncake.js";
+import {
+  cdfPoints,
+  markdownTable,
+  percentile,
+  round,
+  type Bench,
+  type BenchContext,
+  type Chart,
+} from "../framework.js";
+import {
+  MOONCAKE_CONVERSATION_TRACE,
+  TRACE_BLOCK_TOKENS,
+  blockTokens,
+  loadTrace,
+  mulberry32,
+  type TraceRequest,
+} from "../mooncake.js";
 
 /**
  * KV-indexer throughput on a Mooncake-derived event + lookup stream.
@@ -76,7 +91,11 @@ function parseOptions(args: readonly string[]): Options {
 }
 
 /** Local hashes of a request's full router blocks; per trace block id they depend only on its tokens. */
-function requestLocalHashes(request: TraceRequest, blockSize: number, cache: Map<number, BigUint64Array>): BigUint64Array {
+function requestLocalHashes(
+  request: TraceRequest,
+  blockSize: number,
+  cache: Map<number, BigUint64Array>,
+): BigUint64Array {
   const perTraceBlock = TRACE_BLOCK_TOKENS / blockSize;
   const out = new BigUint64Array(Math.floor(request.inputLength / blockSize));
   let filled = 0;
@@ -157,7 +176,10 @@ function generateStream(ctx: BenchContext, options: Options): Stream {
   const trace = loadTrace(ctx.root, options.trace, options.limit);
   const events: RouterEvent[] = [];
   const counters = { stored: 0, removed: 0, storedBlocks: 0 };
-  const workers = Array.from({ length: options.workers }, (_, w) => new SimulatedWorker(BigInt(1000 + w), options.capacity, events, counters));
+  const workers = Array.from(
+    { length: options.workers },
+    (_, w) => new SimulatedWorker(BigInt(1000 + w), options.capacity, events, counters),
+  );
   const hashCache = new Map<number, BigUint64Array>();
   const random = mulberry32(42);
   const randomU64 = () => (BigInt(Math.floor(random() * 2 ** 32)) << 32n) | BigInt(Math.floor(random() * 2 ** 32));
@@ -178,7 +200,8 @@ function generateStream(ctx: BenchContext, options: Options): Stream {
     const sequence = computeSequenceHashes(local);
     const worker = workers[i % workers.length]!;
     worker.serve(local.subarray(0, prompt.length), sequence.subarray(0, prompt.length), chunkBlocks);
-    for (let b = prompt.length; b < local.length; b++) worker.serve(local.subarray(0, b + 1), sequence.subarray(0, b + 1), chunkBlocks);
+    for (let b = prompt.length; b < local.length; b++)
+      worker.serve(local.subarray(0, b + 1), sequence.subarray(0, b + 1), chunkBlocks);
     ctx.progress.update("generating stream", i + 1, trace.length);
   });
   eventStart[trace.length] = events.length;
@@ -239,7 +262,9 @@ export const bench: Bench = {
     const stream = generateStream(ctx, options);
     const lookups = stream.queries.length;
     const events = stream.events.length;
-    ctx.progress.note(`stream: ${lookups.toLocaleString("en-US")} lookups, ${events.toLocaleString("en-US")} events; timing ${options.rounds} rounds`);
+    ctx.progress.note(
+      `stream: ${lookups.toLocaleString("en-US")} lookups, ${events.toLocaleString("en-US")} events; timing ${options.rounds} rounds`,
+    );
 
     const rounds: RoundResult[] = [];
     for (let r = 0; r < options.rounds; r++) {
@@ -298,7 +323,10 @@ export const bench: Bench = {
         ["findMatches ops/s", figures.findOpsPerSec],
         ["blocks stored + removed per second", figures.appliedBlocksPerSec],
         ["findMatches p50 / p99 (µs)", `${figures.findP50Us} / ${figures.findP99Us}`],
-        ["events (stored / removed)", `${events.toLocaleString("en-US")} (${stream.stored.toLocaleString("en-US")} / ${stream.removed.toLocaleString("en-US")})`],
+        [
+          "events (stored / removed)",
+          `${events.toLocaleString("en-US")} (${stream.stored.toLocaleString("en-US")} / ${stream.removed.toLocaleString("en-US")})`,
+        ],
         ["lookups (mean blocks per query)", `${lookups.toLocaleString("en-US")} (${figures.meanQueryBlocks})`],
         ["index entries at the end", median.size],
         ["index memory (MB, heap + array buffers)", figures.heapMB],

@@ -1,7 +1,15 @@
 import { loadavg } from "node:os";
 import { RouterEvents, computeBlockHashes, computeSequenceHashes } from "@dynamo/kv-indexer";
 import { KvRouter } from "@dynamo/kv-router";
-import { markdownTable, percentile, round, type Bench, type BenchContext, type Chart, type Figure } from "../framework.js";
+import {
+  markdownTable,
+  percentile,
+  round,
+  type Bench,
+  type BenchContext,
+  type Chart,
+  type Figure,
+} from "../framework.js";
 import { mulberry32 } from "../mooncake.js";
 
 /**
@@ -21,7 +29,9 @@ const PREFIX_TOKENS = 6144;
 const FAMILIES = 64;
 const DISTINCT_REQUESTS = 512;
 const ROUNDS = 5;
-const CONFIGS: ReadonlyArray<{ workers: number; dp: number }> = [16, 128, 1024].flatMap((workers) => [1, 4].map((dp) => ({ workers, dp })));
+const CONFIGS: ReadonlyArray<{ workers: number; dp: number }> = [16, 128, 1024].flatMap((workers) =>
+  [1, 4].map((dp) => ({ workers, dp })),
+);
 
 interface Options {
   iterations: number;
@@ -40,7 +50,12 @@ function parseOptions(args: readonly string[]): Options {
     return parsed;
   };
   const only = (name: string) => (args.includes(`--${name}`) ? value(name, 0) : undefined);
-  return { iterations: value("iterations", 4000), warmup: value("warmup", 4000), workers: only("workers"), dp: only("dp") };
+  return {
+    iterations: value("iterations", 4000),
+    warmup: value("warmup", 4000),
+    workers: only("workers"),
+    dp: only("dp"),
+  };
 }
 
 interface Workload {
@@ -51,7 +66,9 @@ interface Workload {
 
 function buildWorkload(): Workload {
   const rand = mulberry32(2026);
-  const familyTokens = Array.from({ length: FAMILIES }, () => Uint32Array.from({ length: PREFIX_TOKENS }, () => Math.floor(rand() * 151_643)));
+  const familyTokens = Array.from({ length: FAMILIES }, () =>
+    Uint32Array.from({ length: PREFIX_TOKENS }, () => Math.floor(rand() * 151_643)),
+  );
   const tokens: Uint32Array[] = [];
   for (let i = 0; i < DISTINCT_REQUESTS; i++) {
     const family = familyTokens[Math.floor(rand() * FAMILIES)]!;
@@ -114,7 +131,9 @@ function measure(workers: number, dp: number, workload: Workload, o: Options, ct
   let routed = 0;
   const step = (i: number, precomputed: boolean): void => {
     const j = i % n;
-    const d = precomputed ? router.route({ localHashes: workload.localHashes[j]!, isl: PROMPT_TOKENS }) : router.route({ tokens: workload.tokens[j]! });
+    const d = precomputed
+      ? router.route({ localHashes: workload.localHashes[j]!, isl: PROMPT_TOKENS })
+      : router.route({ tokens: workload.tokens[j]! });
     if (d.kind !== "routed") throw new Error(`route rejected: ${d.message}`);
     overlap += d.overlapBlocks;
     routed++;
@@ -149,9 +168,18 @@ function measure(workers: number, dp: number, workload: Workload, o: Options, ct
   ctx.progress.update(`${workers} workers × DP ${dp}`, 1, 1);
   const perRound = Math.floor(o.iterations / ROUNDS);
   let quietP99 = Infinity;
-  for (let r = 0; r < ROUNDS && perRound > 0; r++) quietP99 = Math.min(quietP99, percentile(routeFree.slice(r * perRound, (r + 1) * perRound).sort(), 99));
+  for (let r = 0; r < ROUNDS && perRound > 0; r++)
+    quietP99 = Math.min(quietP99, percentile(routeFree.slice(r * perRound, (r + 1) * perRound).sort(), 99));
   for (const a of [routeFree, precomputed, hashing]) a.sort();
-  return { routeFree, quietP99, precomputed, hashing, seconds, indexEntries: router.deviceIndex?.size ?? 0, meanOverlap: overlap / routed };
+  return {
+    routeFree,
+    quietP99,
+    precomputed,
+    hashing,
+    seconds,
+    indexEntries: router.deviceIndex?.size ?? 0,
+    meanOverlap: overlap / routed,
+  };
 }
 
 export const bench: Bench = {
@@ -164,7 +192,9 @@ export const bench: Bench = {
     const workload = buildWorkload();
     const results: Array<Record<string, Figure>> = [];
     const rows: Array<Array<string | number>> = [];
-    const configs = CONFIGS.filter((c) => (o.workers === undefined || c.workers === o.workers) && (o.dp === undefined || c.dp === o.dp));
+    const configs = CONFIGS.filter(
+      (c) => (o.workers === undefined || c.workers === o.workers) && (o.dp === undefined || c.dp === o.dp),
+    );
     for (const { workers, dp } of configs) {
       const s = measure(workers, dp, workload, o, ctx);
       const us = (a: Float64Array, p: number) => round(percentile(a, p), 1);
@@ -183,8 +213,19 @@ export const bench: Bench = {
         meanOverlapBlocks: round(s.meanOverlap, 1),
       });
       rows.push([
-        workers, dp, workers * dp, us(s.routeFree, 50), us(s.routeFree, 99), round(s.quietP99, 1), Math.round(o.iterations / s.seconds),
-        us(s.precomputed, 50), us(s.precomputed, 99), us(s.hashing, 50), us(s.hashing, 99), s.indexEntries, round(s.meanOverlap, 1),
+        workers,
+        dp,
+        workers * dp,
+        us(s.routeFree, 50),
+        us(s.routeFree, 99),
+        round(s.quietP99, 1),
+        Math.round(o.iterations / s.seconds),
+        us(s.precomputed, 50),
+        us(s.precomputed, 99),
+        us(s.hashing, 50),
+        us(s.hashing, 99),
+        s.indexEntries,
+        round(s.meanOverlap, 1),
       ]);
     }
     const at128 = results.filter((r) => r.workers === 128 && r.dp === 1).map((r) => r.p99Us as number);
@@ -205,18 +246,43 @@ export const bench: Bench = {
       series: [1, 4].flatMap((dp) =>
         (["p50", "p99"] as const).map((q) => ({
           name: `DP ${dp} ${q}`,
-          points: results.filter((r) => r.dp === dp).map((r): [number, number] => [r.workers as number, pick({ ...r, q })]),
+          points: results
+            .filter((r) => r.dp === dp)
+            .map((r): [number, number] => [r.workers as number, pick({ ...r, q })]),
         })),
       ),
     });
     const charts: Chart[] = [
-      line("route(tokens) + free() latency vs workers (includes hashing)", (r) => (r.q === "p50" ? (r.p50Us as number) : (r.p99Us as number))),
-      line("route(localHashes) + free() latency vs workers (hashing excluded)", (r) => (r.q === "p50" ? (r.precomputedP50Us as number) : (r.precomputedP99Us as number))),
-      { kind: "bar", title: "route(tokens) + free() throughput", unit: "routes/s", bars: results.map((r) => ({ label: `${r.workers}×DP${r.dp}`, value: r.routesPerSec as number })) },
+      line("route(tokens) + free() latency vs workers (includes hashing)", (r) =>
+        r.q === "p50" ? (r.p50Us as number) : (r.p99Us as number),
+      ),
+      line("route(localHashes) + free() latency vs workers (hashing excluded)", (r) =>
+        r.q === "p50" ? (r.precomputedP50Us as number) : (r.precomputedP99Us as number),
+      ),
+      {
+        kind: "bar",
+        title: "route(tokens) + free() throughput",
+        unit: "routes/s",
+        bars: results.map((r) => ({ label: `${r.workers}×DP${r.dp}`, value: r.routesPerSec as number })),
+      },
     ];
     const markdown = [
       markdownTable(
-        ["workers", "DP", "ranks", "p50 µs", "p99 µs", "quietest-round p99 µs", "routes/s", "precomputed p50 µs", "precomputed p99 µs", "hashing p50 µs", "hashing p99 µs", "index entries", "mean overlap blocks"],
+        [
+          "workers",
+          "DP",
+          "ranks",
+          "p50 µs",
+          "p99 µs",
+          "quietest-round p99 µs",
+          "routes/s",
+          "precomputed p50 µs",
+          "precomputed p99 µs",
+          "hashing p50 µs",
+          "hashing p99 µs",
+          "index entries",
+          "mean overlap blocks",
+        ],
         rows,
       ),
       "",

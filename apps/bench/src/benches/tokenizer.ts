@@ -10,7 +10,16 @@ import {
   type TokenizerFileTexts,
 } from "@dynamo/tokenizer";
 import type { Tokenizer as NativeTokenizer } from "@anush008/tokenizers";
-import { cdfPoints, markdownTable, percentile, round, type Bench, type BenchContext, type Chart, type Figure } from "../framework.js";
+import {
+  cdfPoints,
+  markdownTable,
+  percentile,
+  round,
+  type Bench,
+  type BenchContext,
+  type Chart,
+  type Figure,
+} from "../framework.js";
 
 /**
  * Tokenizer throughput and latency, one thread and pooled, for every implementation tried: the exact
@@ -79,7 +88,13 @@ function sourceLines(root: string): string[] {
       const dir = join(root, folder, name);
       if (existsSync(join(dir, "README.md"))) files.push(join(dir, "README.md"));
       const src = join(dir, "src");
-      if (existsSync(src)) files.push(...readdirSync(src).filter((f) => f.endsWith(".ts")).sort().map((f) => join(src, f)));
+      if (existsSync(src))
+        files.push(
+          ...readdirSync(src)
+            .filter((f) => f.endsWith(".ts"))
+            .sort()
+            .map((f) => join(src, f)),
+        );
     }
   }
   return files.flatMap((file) => readFileSync(file, "utf8").split("\n")).filter((line) => line.trim().length > 0);
@@ -88,10 +103,13 @@ function sourceLines(root: string): string[] {
 /** Varied prompt text: lines of the source documents, words respelled and interleaved with numbers, CJK and emoji. */
 function promptTexts(lines: readonly string[], count: number, chars: number, seed: number): string[] {
   let state = seed;
-  const random = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const random = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const syllables = ["ka", "ro", "mi", "tel", "ion", "str", "qu", "ze", "an", "por", "lu", "vex"];
   const emoji = ["🚀", "👍🏽", "🎉", "🤖", "📦"];
-  const word = () => Array.from({ length: 2 + Math.floor(random() * 3) }, () => syllables[Math.floor(random() * syllables.length)]).join("");
+  const word = () =>
+    Array.from({ length: 2 + Math.floor(random() * 3) }, () => syllables[Math.floor(random() * syllables.length)]).join(
+      "",
+    );
   const decorate = (line: string) =>
     line
       .split(" ")
@@ -99,7 +117,8 @@ function promptTexts(lines: readonly string[], count: number, chars: number, see
         const r = random();
         if (r < 0.08) return word();
         if (r < 0.11) return String(Math.floor(random() * 1e6));
-        if (r < 0.12) return String.fromCodePoint(0x4e00 + Math.floor(random() * 0x5000), 0x4e00 + Math.floor(random() * 0x5000));
+        if (r < 0.12)
+          return String.fromCodePoint(0x4e00 + Math.floor(random() * 0x5000), 0x4e00 + Math.floor(random() * 0x5000));
         if (r < 0.125) return emoji[Math.floor(random() * emoji.length)]!;
         return w;
       })
@@ -116,7 +135,11 @@ function promptTexts(lines: readonly string[], count: number, chars: number, see
   });
 }
 
-async function encoders(implementation: Implementation, native: typeof NativeTokenizer, files: TokenizerFileTexts): Promise<Encoders> {
+async function encoders(
+  implementation: Implementation,
+  native: typeof NativeTokenizer,
+  files: TokenizerFileTexts,
+): Promise<Encoders> {
   if (implementation === "native") {
     const nativeEncoder = (tokenizer: NativeTokenizer) => async (text: string) =>
       Uint32Array.from((await tokenizer.encode(text, null, { addSpecialTokens: false })).getIds());
@@ -211,7 +234,11 @@ async function measureCold(
  * Main-thread timer lateness (resolution subtracted) over a window in which `encode` keeps `inFlight`
  * 32k-token prompts going continuously; with no encoder, the idle noise floor of this machine.
  */
-async function loopDelay(prompts: readonly string[], inFlight: number, encode?: (text: string) => Promise<Uint32Array>): Promise<LoopDelay> {
+async function loopDelay(
+  prompts: readonly string[],
+  inFlight: number,
+  encode?: (text: string) => Promise<Uint32Array>,
+): Promise<LoopDelay> {
   const histogram = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
   histogram.enable();
   const deadline = performance.now() + ELD_WINDOW_MS;
@@ -224,7 +251,11 @@ async function loopDelay(prompts: readonly string[], inFlight: number, encode?: 
   }
   histogram.disable();
   const delay = (ns: number) => round(Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS), 2);
-  return { p50Ms: delay(histogram.percentile(50)), p99Ms: delay(histogram.percentile(99)), maxMs: delay(histogram.max) };
+  return {
+    p50Ms: delay(histogram.percentile(50)),
+    p99Ms: delay(histogram.percentile(99)),
+    maxMs: delay(histogram.max),
+  };
 }
 
 function sameIds(a: Uint32Array, b: Uint32Array): boolean {
@@ -236,7 +267,8 @@ function sameIds(a: Uint32Array, b: Uint32Array): boolean {
 async function run(ctx: BenchContext) {
   const files = await readTokenizerSource({ embedded: "qwen3" });
   const sizing = new ModelTokenizer(files);
-  const native = (createRequire(import.meta.url)("@anush008/tokenizers") as typeof import("@anush008/tokenizers")).Tokenizer;
+  const native = (createRequire(import.meta.url)("@anush008/tokenizers") as typeof import("@anush008/tokenizers"))
+    .Tokenizer;
 
   const lines = sourceLines(ctx.root);
   const sample = promptTexts(lines, 1, 50_000, 1)[0]!;
@@ -395,7 +427,12 @@ export const bench: Bench = {
       markdownTable(
         ["main-thread event-loop delay", "p50 ms", "p99 ms", "max ms"],
         [
-          ...IMPLEMENTATIONS.map((i) => [`${i}, pooled 32k`, delays.get(i)!.p50Ms, delays.get(i)!.p99Ms, delays.get(i)!.maxMs]),
+          ...IMPLEMENTATIONS.map((i) => [
+            `${i}, pooled 32k`,
+            delays.get(i)!.p50Ms,
+            delays.get(i)!.p99Ms,
+            delays.get(i)!.maxMs,
+          ]),
           ["idle (noise floor)", idle.p50Ms, idle.p99Ms, idle.maxMs],
         ],
       ),
@@ -408,19 +445,25 @@ export const bench: Bench = {
         kind: "bar",
         title: "One thread, warm caches (best of rounds over the same prompts), tokens per second",
         unit: "tokens/s",
-        bars: IMPLEMENTATIONS.flatMap((i) => SIZES.map(({ label }) => ({ label: `${i} ${label}`, value: at(i, label).single.tokensPerSec }))),
+        bars: IMPLEMENTATIONS.flatMap((i) =>
+          SIZES.map(({ label }) => ({ label: `${i} ${label}`, value: at(i, label).single.tokensPerSec })),
+        ),
       },
       {
         kind: "bar",
         title: "One thread, cold caches (first pass over unseen prompts, freshly loaded tokenizer), tokens per second",
         unit: "tokens/s",
-        bars: IMPLEMENTATIONS.flatMap((i) => SIZES.map(({ label }) => ({ label: `${i} ${label}`, value: at(i, label).cold.tokensPerSec }))),
+        bars: IMPLEMENTATIONS.flatMap((i) =>
+          SIZES.map(({ label }) => ({ label: `${i} ${label}`, value: at(i, label).cold.tokensPerSec })),
+        ),
       },
       {
         kind: "bar",
         title: "Pooled, tokens per second",
         unit: "tokens/s",
-        bars: IMPLEMENTATIONS.flatMap((i) => SIZES.map(({ label }) => ({ label: `${i} ${label}`, value: at(i, label).pooled.tokensPerSec }))),
+        bars: IMPLEMENTATIONS.flatMap((i) =>
+          SIZES.map(({ label }) => ({ label: `${i} ${label}`, value: at(i, label).pooled.tokensPerSec })),
+        ),
       },
       {
         kind: "line",

@@ -136,7 +136,9 @@ export class KubernetesDiscovery extends WorkerRegistryBase {
 
   /** List/watch counters, for tests and diagnostics. */
   watchStats(): KubernetesWatchStats {
-    const stats: KubernetesWatchStats = { pods: { ...(this.podReflector?.stats ?? { lists: 0, watches: 0, gone: 0 }) } };
+    const stats: KubernetesWatchStats = {
+      pods: { ...(this.podReflector?.stats ?? { lists: 0, watches: 0, gone: 0 }) },
+    };
     if (this.poolReflector) stats.inferencePool = { ...this.poolReflector.stats };
     return stats;
   }

@@ -47,13 +47,7 @@ export interface PodMapping {
 }
 
 /** Why a pod contributes no worker (for operators asking "why is my pod missing?"). */
-export type PodSkipReason =
-  | "unnamed"
-  | "terminating"
-  | "no-ip"
-  | "not-ready"
-  | "namespace-mismatch"
-  | "no-http-port";
+export type PodSkipReason = "unnamed" | "terminating" | "no-ip" | "not-ready" | "namespace-mismatch" | "no-http-port";
 
 function namedPort(pod: PodObject, name: string): number | undefined {
   for (const container of pod.spec?.containers ?? []) {
@@ -114,7 +108,8 @@ export function workersFromPod(pod: PodObject, mapping: PodMapping): WorkerInfo[
   const kvPort = namedPort(pod, "kv-events") ?? mapping.kvEventPort;
   const replayPort = namedPort(pod, "kv-replay") ?? mapping.kvEventReplayPort;
   const kvEvents: KvEventEndpoints = { endpoints: ranks.map((rank) => `tcp://${hostPort(ip, kvPort + rank)}`) };
-  if (replayPort !== undefined) kvEvents.replayEndpoints = ranks.map((rank) => `tcp://${hostPort(ip, replayPort + rank)}`);
+  if (replayPort !== undefined)
+    kvEvents.replayEndpoints = ranks.map((rank) => `tcp://${hostPort(ip, replayPort + rank)}`);
 
   const role = roleOf(pod, mapping);
   return names.map(({ id, name }) => {
@@ -146,8 +141,7 @@ export interface InferencePoolSpec {
 /** Reads `spec.selector.matchLabels` and `spec.targetPorts[].number`; an error message when malformed. */
 export function parseInferencePool(object: unknown): InferencePoolSpec | { error: string } {
   const spec = (object as { spec?: unknown } | null)?.spec as
-    | { selector?: { matchLabels?: unknown }; targetPorts?: unknown }
-    | undefined;
+    { selector?: { matchLabels?: unknown }; targetPorts?: unknown } | undefined;
   const matchLabels = spec?.selector?.matchLabels;
   if (typeof matchLabels !== "object" || matchLabels === null || Object.keys(matchLabels).length === 0) {
     return { error: "spec.selector.matchLabels is missing or empty" };
@@ -157,7 +151,10 @@ export function parseInferencePool(object: unknown): InferencePoolSpec | { error
   }
   const ports = Array.isArray(spec?.targetPorts) ? (spec.targetPorts as { number?: unknown }[]) : [];
   const targetPorts = ports.map((port) => port?.number);
-  if (targetPorts.length === 0 || !targetPorts.every((n): n is number => Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536)) {
+  if (
+    targetPorts.length === 0 ||
+    !targetPorts.every((n): n is number => Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536)
+  ) {
     return { error: "spec.targetPorts must list at least one port number (1-65535)" };
   }
   return { matchLabels: matchLabels as Record<string, string>, targetPorts };

@@ -93,7 +93,10 @@ export class Reflector<T extends KubeObject> {
         this.stats.gone++;
         resourceVersion = "";
       } else if (outcome.kind === "failed") {
-        this.options.onProblem(`watch ${this.options.what} failed (relisting): ${describe(outcome.error)}`, outcome.error);
+        this.options.onProblem(
+          `watch ${this.options.what} failed (relisting): ${describe(outcome.error)}`,
+          outcome.error,
+        );
         this.options.onStale();
         resourceVersion = "";
         await this.pause();

@@ -141,13 +141,22 @@ export class NatsDiscovery extends WorkerRegistryBase {
         // (server state lost) changes nothing: workers re-register or their leases run out.
         if (!this.ready) this.applyReplay(new Map());
       } else {
-        this.reportProblem({ source: `nats:${this.bucket}`, message: `watch failed (retrying): ${(error as Error).message}`, cause: error });
+        this.reportProblem({
+          source: `nats:${this.bucket}`,
+          message: `watch failed (retrying): ${(error as Error).message}`,
+          cause: error,
+        });
       }
       this.scheduleRetry(generation);
     }
   }
 
-  private async consume(kv: KV, iterator: QueuedIterator<KvWatchEntry>, filter: string, generation: number): Promise<void> {
+  private async consume(
+    kv: KV,
+    iterator: QueuedIterator<KvWatchEntry>,
+    filter: string,
+    generation: number,
+  ): Promise<void> {
     const initial = new Map<bigint, Registration | "deleted">();
     let initialDone = false;
     const finishInitial = (): void => {
@@ -174,7 +183,11 @@ export class NatsDiscovery extends WorkerRegistryBase {
       }
     } catch (error) {
       if (generation === this.generation) {
-        this.reportProblem({ source: `nats:${this.bucket}`, message: `watch ended: ${(error as Error).message}`, cause: error });
+        this.reportProblem({
+          source: `nats:${this.bucket}`,
+          message: `watch ended: ${(error as Error).message}`,
+          cause: error,
+        });
       }
     }
     if (generation === this.generation) this.scheduleRetry(generation);

@@ -41,7 +41,8 @@ export class NatsModelCardStore {
 
   /** Downloads one referenced file; throws when it is missing or its digest no longer matches. */
   async download(ref: NatsObjectRef): Promise<Uint8Array> {
-    if (ref.bucket !== this.bucket) throw new RangeError(`object ${ref.object} is in bucket ${ref.bucket}, not ${this.bucket}`);
+    if (ref.bucket !== this.bucket)
+      throw new RangeError(`object ${ref.object} is in bucket ${ref.bucket}, not ${this.bucket}`);
     const store = await this.open(false);
     const bytes = await store.getBlob(ref.object);
     if (bytes === null) throw new Error(`object ${ref.bucket}/${ref.object} not found`);

@@ -18,7 +18,9 @@ export interface Registration {
 
 /** JSON bytes of a registry entry. Model-card files must already be object-store references. */
 export function encodeRegistration(registration: Registration): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ worker: workerToSpec(registration.worker), leaseTtlMs: registration.leaseTtlMs }));
+  return new TextEncoder().encode(
+    JSON.stringify({ worker: workerToSpec(registration.worker), leaseTtlMs: registration.leaseTtlMs }),
+  );
 }
 
 /** Decodes a registry entry; returns an error message instead of throwing on bad input. */

@@ -63,7 +63,11 @@ export class StaticDiscovery extends WorkerRegistryBase {
         this.reportProblem({ source: file, message: `watching stopped: ${error.message}`, cause: error }),
       );
     } catch (error) {
-      this.reportProblem({ source: file, message: `cannot watch directory: ${(error as Error).message}`, cause: error });
+      this.reportProblem({
+        source: file,
+        message: `cannot watch directory: ${(error as Error).message}`,
+        cause: error,
+      });
     }
     const pollIntervalMs = options.pollIntervalMs ?? 5000;
     if (pollIntervalMs > 0) {
@@ -90,29 +94,31 @@ export class StaticDiscovery extends WorkerRegistryBase {
 
   /** Reloads are serialised so an older read never overwrites a newer one. */
   private reload(file: string): Promise<void> {
-    this.reloading = this.reloading.then(async () => {
-      if (this.stopped) return;
-      let text: string;
-      try {
-        text = await readFile(file, "utf8");
-      } catch (error) {
-        const message = `cannot read (keeping the previous list): ${(error as Error).message}`;
-        if (message !== this.lastReadFailure) this.reportProblem({ source: file, message, cause: error });
-        this.lastReadFailure = message;
-        return;
-      }
-      this.lastReadFailure = undefined;
-      if (text === this.lastText) {
-        // Back to the list in force (e.g. a bad edit reverted): a later bad save is news again.
-        this.lastRejectedText = undefined;
-        return;
-      }
-      if (text === this.lastRejectedText) return;
-      this.applyText(text, file, dirname(file));
-    }).catch((error: unknown) => {
-      // Keeps the chain alive: a rejected link would skip every later reload.
-      this.reportProblem({ source: file, message: `reload failed: ${(error as Error).message}`, cause: error });
-    });
+    this.reloading = this.reloading
+      .then(async () => {
+        if (this.stopped) return;
+        let text: string;
+        try {
+          text = await readFile(file, "utf8");
+        } catch (error) {
+          const message = `cannot read (keeping the previous list): ${(error as Error).message}`;
+          if (message !== this.lastReadFailure) this.reportProblem({ source: file, message, cause: error });
+          this.lastReadFailure = message;
+          return;
+        }
+        this.lastReadFailure = undefined;
+        if (text === this.lastText) {
+          // Back to the list in force (e.g. a bad edit reverted): a later bad save is news again.
+          this.lastRejectedText = undefined;
+          return;
+        }
+        if (text === this.lastRejectedText) return;
+        this.applyText(text, file, dirname(file));
+      })
+      .catch((error: unknown) => {
+        // Keeps the chain alive: a rejected link would skip every later reload.
+        this.reportProblem({ source: file, message: `reload failed: ${(error as Error).message}`, cause: error });
+      });
     return this.reloading;
   }
 

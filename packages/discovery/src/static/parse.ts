@@ -6,9 +6,7 @@ import { formatWorkerId } from "../worker-id.js";
 import { workerFromSpec, workerSpecSchema } from "../worker-spec.js";
 
 /** Outcome of parsing a worker document: the workers, or every problem found (with positions). */
-export type WorkerDocumentResult =
-  | { ok: true; workers: WorkerInfo[] }
-  | { ok: false; problems: DiscoveryProblem[] };
+export type WorkerDocumentResult = { ok: true; workers: WorkerInfo[] } | { ok: false; problems: DiscoveryProblem[] };
 
 type PathKey = string | number;
 
@@ -26,7 +24,12 @@ export function parseWorkerDocument(text: string, source: string, baseDir?: stri
       problems: doc.errors.map((error) => {
         const offset = error.pos[0];
         const { line, col } = lineCounter.linePos(offset);
-        return { source, line, column: col, message: error.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "") };
+        return {
+          source,
+          line,
+          column: col,
+          message: error.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, ""),
+        };
       }),
     };
   }
@@ -88,7 +91,12 @@ export function parseWorkerDocument(text: string, source: string, baseDir?: stri
       const path = [...entryPath, "id" in entry ? "id" : "name"];
       const firstLine = located(first.path, "").line;
       const where = `${formatPath(first.path)} "${first.name}"${firstLine === undefined ? "" : ` on line ${firstLine}`}`;
-      problems.push(located(path, `${formatPath(entryPath)}: duplicate worker id ${formatWorkerId(worker.id)}, already used by ${where}`));
+      problems.push(
+        located(
+          path,
+          `${formatPath(entryPath)}: duplicate worker id ${formatWorkerId(worker.id)}, already used by ${where}`,
+        ),
+      );
       return;
     }
     firstOfId.set(worker.id, { path: entryPath, name: worker.name });
@@ -117,7 +125,9 @@ function nodeOffset(doc: Document, path: PathKey[]): number | undefined {
 }
 
 function formatPath(path: PathKey[]): string {
-  return path.map((key, i) => (typeof key === "number" ? `[${key}]` : i === 0 ? key : `.${key}`)).join("") || "document";
+  return (
+    path.map((key, i) => (typeof key === "number" ? `[${key}]` : i === 0 ? key : `.${key}`)).join("") || "document"
+  );
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -2,7 +2,16 @@ import { createServer } from "node:net";
 import { NatsServer, freePort, waitFor } from "@dynamo/testkit";
 import { RadixIndex, type StoredData } from "@dynamo/kv-indexer";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { KvEventBridge, connectEventPlane, encodeVllmEventBatch, KvEventSubscriber, SyntheticVllmWorker, VllmEventTranslator, ZmqEventPublisher, type VllmEventBatch } from "../../src/index.js";
+import {
+  KvEventBridge,
+  connectEventPlane,
+  encodeVllmEventBatch,
+  KvEventSubscriber,
+  SyntheticVllmWorker,
+  VllmEventTranslator,
+  ZmqEventPublisher,
+  type VllmEventBatch,
+} from "../../src/index.js";
 
 export const BLOCK_SIZE = 16;
 export const quiet = (): void => undefined;
@@ -34,7 +43,12 @@ export class ReferenceIndex {
   }
 
   feedRank(workerId: bigint, dpRank: number, batch: VllmEventBatch): void {
-    for (const event of this.translator(workerId, dpRank).translateBatch({ ...batch, unknownEvents: 0, invalidEvents: 0 })) this.index.apply(event);
+    for (const event of this.translator(workerId, dpRank).translateBatch({
+      ...batch,
+      unknownEvents: 0,
+      invalidEvents: 0,
+    }))
+      this.index.apply(event);
   }
 
   private translator(workerId: bigint, dpRank: number): VllmEventTranslator {
@@ -42,7 +56,13 @@ export class ReferenceIndex {
     let t = this.translators.get(key);
     if (!t) {
       const first = this.bridgeFirstEventId;
-      t = new VllmEventTranslator({ workerId, dpRank, blockSize: BLOCK_SIZE, log: quiet, ...(first === undefined ? {} : { firstEventId: first }) });
+      t = new VllmEventTranslator({
+        workerId,
+        dpRank,
+        blockSize: BLOCK_SIZE,
+        log: quiet,
+        ...(first === undefined ? {} : { firstEventId: first }),
+      });
       this.translators.set(key, t);
       if (first !== undefined) this.index.apply(t.cleared());
     }
@@ -115,11 +135,19 @@ export class SimulatedWorker {
     seed = 1,
     shape: { eventsPerBatch?: number; capacityBlocks?: number; durable?: boolean } = {},
   ): Promise<SimulatedWorker> {
-    const endpoints = { endpoint: `tcp://127.0.0.1:${await freePort()}`, replayEndpoint: `tcp://127.0.0.1:${await freePort()}` };
+    const endpoints = {
+      endpoint: `tcp://127.0.0.1:${await freePort()}`,
+      replayEndpoint: `tcp://127.0.0.1:${await freePort()}`,
+    };
     const zmq = await ZmqEventPublisher.open({ ...endpoints, bind: true });
     const nc = await connectNats(server);
     const bridge = await startBridge(nc, namespace, workerId, endpoints, shape.durable ?? false);
-    const source = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: shape.capacityBlocks ?? 256, eventsPerBatch: shape.eventsPerBatch ?? 4, seed });
+    const source = new SyntheticVllmWorker({
+      blockSize: BLOCK_SIZE,
+      capacityBlocks: shape.capacityBlocks ?? 256,
+      eventsPerBatch: shape.eventsPerBatch ?? 4,
+      seed,
+    });
     return new SimulatedWorker(workerId, source, zmq, bridge, nc, endpoints, namespace);
   }
 
@@ -164,11 +192,30 @@ export class SimulatedWorker {
   }
 }
 
-function startBridge(nc: NatsConnection, namespace: string, workerId: bigint, endpoints: { endpoint: string; replayEndpoint: string }, durable: boolean): Promise<KvEventBridge> {
-  return KvEventBridge.start({ nc, namespace, component: "backend", blockSize: BLOCK_SIZE, worker: { workerId, ...endpoints }, log: quiet, durable });
+function startBridge(
+  nc: NatsConnection,
+  namespace: string,
+  workerId: bigint,
+  endpoints: { endpoint: string; replayEndpoint: string },
+  durable: boolean,
+): Promise<KvEventBridge> {
+  return KvEventBridge.start({
+    nc,
+    namespace,
+    component: "backend",
+    blockSize: BLOCK_SIZE,
+    worker: { workerId, ...endpoints },
+    log: quiet,
+    durable,
+  });
 }
 
-export async function startRouter(server: NatsServer, namespace: string, durableConsumer?: string, url?: string): Promise<{ router: KvEventSubscriber; nc: NatsConnection }> {
+export async function startRouter(
+  server: NatsServer,
+  namespace: string,
+  durableConsumer?: string,
+  url?: string,
+): Promise<{ router: KvEventSubscriber; nc: NatsConnection }> {
   const nc = await connectNats(server, url);
   const router = await KvEventSubscriber.start({
     ...(durableConsumer === undefined ? {} : { durableConsumer }),
@@ -184,7 +231,11 @@ export async function startRouter(server: NatsServer, namespace: string, durable
 /** Waits until the router holds every event the worker's reference saw, with no recovery running. */
 export async function converged(router: KvEventSubscriber, worker: SimulatedWorker, timeoutMs = 20_000): Promise<void> {
   await waitForDescribed(
-    () => router.recovering === 0 && router.index.lastEventId(worker.workerId, 0) === worker.bridge.lastEventId(0) && worker.bridge.lastEventId(0) !== null && worker.bridge.lastEventId(0) === worker.reference.lastEventId(worker.workerId),
+    () =>
+      router.recovering === 0 &&
+      router.index.lastEventId(worker.workerId, 0) === worker.bridge.lastEventId(0) &&
+      worker.bridge.lastEventId(0) !== null &&
+      worker.bridge.lastEventId(0) === worker.reference.lastEventId(worker.workerId),
     () =>
       `router to catch up with worker ${worker.workerId} (router last ${router.index.lastEventId(worker.workerId, 0)}, recovering ${router.recovering}, ` +
       `bridge last ${worker.bridge.lastEventId(0)}, reference last ${worker.reference.lastEventId(worker.workerId)}, zmq ${JSON.stringify(worker.bridge.zmqStats)}, router ${JSON.stringify(router.stats)})`,

@@ -26,8 +26,16 @@ export class WirePublisher {
     private readonly topic: string,
   ) {}
 
-  static async start(shape: "with-topic" | "legacy" = "with-topic", topic = "kv@127.0.0.1:8000@model"): Promise<WirePublisher> {
-    const p = new WirePublisher(`tcp://127.0.0.1:${await freePort()}`, `tcp://127.0.0.1:${await freePort()}`, shape, topic);
+  static async start(
+    shape: "with-topic" | "legacy" = "with-topic",
+    topic = "kv@127.0.0.1:8000@model",
+  ): Promise<WirePublisher> {
+    const p = new WirePublisher(
+      `tcp://127.0.0.1:${await freePort()}`,
+      `tcp://127.0.0.1:${await freePort()}`,
+      shape,
+      topic,
+    );
     await p.pub.bind(p.endpoint);
     await p.router.bind(p.replayEndpoint);
     p.watching = p.watchSubscriptions();
@@ -84,7 +92,9 @@ export class WirePublisher {
         const seqs = [...this.replayable.keys()].filter((s) => s >= from).sort((a, b) => (a < b ? -1 : 1));
         for (const seq of seqs) {
           const body = [encodeSeq(seq), this.replayable.get(seq)!];
-          await this.router.send(this.shape === "with-topic" ? [identity!, "", this.topic, ...body] : [identity!, "", ...body]);
+          await this.router.send(
+            this.shape === "with-topic" ? [identity!, "", this.topic, ...body] : [identity!, "", ...body],
+          );
         }
         const end = [encodeSeq(REPLAY_END_SEQ), ""];
         await this.router.send(this.shape === "with-topic" ? [identity!, "", "", ...end] : [identity!, "", ...end]);

@@ -19,14 +19,14 @@ const WORDS = (
 ).split(" ");
 
 const CODE = [
-  'export function add(a: number, b: number): number {\n  return a + b; // sum\n}\n',
+  "export function add(a: number, b: number): number {\n  return a + b; // sum\n}\n",
   "def fib(n):\n\tif n < 2:\n\t\treturn n\n\treturn fib(n - 1) + fib(n - 2)\n",
   '{"model": "Qwen/Qwen3-0.6B", "messages": [{"role": "user", "content": "hi"}], "stream": true}',
   "<div class=\"card\">\r\n  <a href='https://example.com/a?b=1&c=2'>link</a>\r\n</div>\r\n",
   "for (let i = 0; i < n; i++) { sum += arr[i] ** 2; } /* comment */ x => x !== null && x?.y ?? 0;",
   "SELECT id, name FROM users WHERE age >= 21 AND name LIKE '%ann%' ORDER BY id DESC;",
-  "#include <stdio.h>\nint main(void) { printf(\"%d\\n\", 42); return 0; }\n",
-  "    if err != nil {\n        return fmt.Errorf(\"wrap: %w\", err)\n    }\n",
+  '#include <stdio.h>\nint main(void) { printf("%d\\n", 42); return 0; }\n',
+  '    if err != nil {\n        return fmt.Errorf("wrap: %w", err)\n    }\n',
 ];
 
 const SCRIPTS = [
@@ -46,11 +46,7 @@ const SCRIPTS = [
   "zero\u200bwidth\u200djoiner\ufeffbom soft\u00adhyphen",
 ];
 
-const EMOJI = [
-  "😀😃😄😁 👍🏽👍🏿 👨‍👩‍👧‍👦 🏳️‍🌈 🇫🇷🇯🇵 1️⃣ #️⃣ ❤️ ✌︎",
-  "I love 🍕 and 🍣!! 🎉🎉🎉",
-  "🧑🏾‍🚀 flies 🚀 to 🌕 — 🤖💬",
-];
+const EMOJI = ["😀😃😄😁 👍🏽👍🏿 👨‍👩‍👧‍👦 🏳️‍🌈 🇫🇷🇯🇵 1️⃣ #️⃣ ❤️ ✌︎", "I love 🍕 and 🍣!! 🎉🎉🎉", "🧑🏾‍🚀 flies 🚀 to 🌕 — 🤖💬"];
 
 const WHITESPACE = [
   "a" + " ".repeat(37) + "b",
@@ -97,7 +93,10 @@ function specialTokenCases(): CorpusCase[] {
     { name: "special adjacent all", text: SPECIAL_TOKENS.join("") },
     { name: "special partial", text: "<|im_start <|im_end| |im_start|> <|begin_of_text| <think <<|eot_id|>>" },
     { name: "special at edges", text: "<|im_start|>user\nhello<|im_end|>" },
-    { name: "special chat", text: "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n" },
+    {
+      name: "special chat",
+      text: "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+    },
   );
   return cases;
 }

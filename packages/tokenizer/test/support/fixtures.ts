@@ -48,7 +48,8 @@ async function llama31Files(): Promise<TokenizerFileTexts> {
   for (const token of tokenizer.added_tokens) token.content = LLAMA31_TOKEN_NAMES[token.id] ?? token.content;
   const { chat_template: _, ...config } = JSON.parse(base.tokenizerConfig!) as Record<string, unknown>;
   const decoder = config["added_tokens_decoder"] as Record<string, { content: string }> | undefined;
-  for (const [id, name] of Object.entries(LLAMA31_TOKEN_NAMES)) if (decoder?.[id] !== undefined) decoder[id].content = name;
+  for (const [id, name] of Object.entries(LLAMA31_TOKEN_NAMES))
+    if (decoder?.[id] !== undefined) decoder[id].content = name;
   return {
     tokenizer: JSON.stringify(tokenizer),
     tokenizerConfig: JSON.stringify({ ...config, eos_token: "<|eot_id|>" }),
@@ -56,7 +57,21 @@ async function llama31Files(): Promise<TokenizerFileTexts> {
   };
 }
 
-const TINY_MERGES = ["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "Ġwor l", "Ġworl d", "t h", "Ġ th", "Ġth e", "Ġ Ġ"];
+const TINY_MERGES = [
+  "h e",
+  "l l",
+  "he ll",
+  "hell o",
+  "Ġ w",
+  "o r",
+  "Ġw or",
+  "Ġwor l",
+  "Ġworl d",
+  "t h",
+  "Ġ th",
+  "Ġth e",
+  "Ġ Ġ",
+];
 
 /**
  * A GPT-2 style tokenizer small enough to load instantly: the 256 byte tokens, a few merges (old
@@ -85,9 +100,21 @@ function tinyTokenizer(): TokenizerFileTexts {
     pre_tokenizer: byteLevel,
     post_processor: byteLevel,
     decoder: byteLevel,
-    model: { type: "BPE", dropout: null, unk_token: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: TINY_MERGES },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: TINY_MERGES,
+    },
   };
-  return { tokenizer: JSON.stringify(tokenizer), tokenizerConfig: JSON.stringify({ eos_token: "<|end|>", bos_token: null }) };
+  return {
+    tokenizer: JSON.stringify(tokenizer),
+    tokenizerConfig: JSON.stringify({ eos_token: "<|end|>", bos_token: null }),
+  };
 }
 
 export async function fixtureFiles(fixture: Fixture): Promise<TokenizerFileTexts> {
