@@ -1,7 +1,7 @@
 import { AddedTokenSplitter, type AddedTokenSpec } from "./added-tokens.js";
 import { BYTE_TO_CODE_POINT } from "./byte-level.js";
 import { MergeTable, mergeSymbols } from "./bpe.js";
-import type { TokenEncoder } from "./encoder.js";
+import type { TokenEncoder } from "./types.js";
 import type { JsonObject, JsonValue } from "./model-files.js";
 import { GPT2_SPLIT_PATTERN, translateSplitPattern } from "./pretokenizer-pattern.js";
 

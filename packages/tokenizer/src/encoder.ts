@@ -2,20 +2,7 @@ import { Tokenizer as TokenizersJs } from "@huggingface/tokenizers";
 import { compileByteLevelBpe } from "./byte-level-bpe.js";
 import { TokenizerLoadError } from "./errors.js";
 import type { JsonObject } from "./model-files.js";
-
-/** Which encoder runs: the exact byte-level BPE fast path, or the general tokenizers.js library. */
-export type EncoderImplementation = "byte-level-bpe" | "tokenizers-js";
-
-/** `auto` takes the fast path whenever it reproduces the tokenizer exactly, tokenizers.js otherwise. */
-export type EncoderPreference = "auto" | EncoderImplementation;
-
-/** Text → token ids, as the Rust `tokenizers` crate's `encode(text, add_special_tokens)`. */
-export interface TokenEncoder {
-  readonly implementation: EncoderImplementation;
-  /** One past the largest token id (vocabulary and added tokens). */
-  readonly vocabSize: number;
-  encode(text: string, addSpecialTokens: boolean): Uint32Array;
-}
+import type { EncoderPreference, TokenEncoder } from "./types.js";
 
 class TokenizersJsEncoder implements TokenEncoder {
   readonly implementation = "tokenizers-js";

@@ -28,5 +28,6 @@ export {
 export { parseChatRequest, type ChatRequest, type ContentFormat } from "./chat-request.js";
 export { parseCompletionsRequest, type CompletionsPrompt } from "./completions-request.js";
 export { ChatTemplates } from "./chat-template.js";
-export { createEncoder, type EncoderImplementation, type EncoderPreference, type TokenEncoder } from "./encoder.js";
+export { createEncoder } from "./encoder.js";
+export type { EncoderImplementation, EncoderPreference, TokenEncoder } from "./types.js";
 export { InvalidRequest, TokenizerError, TokenizerLoadError, UnknownModel } from "./errors.js";

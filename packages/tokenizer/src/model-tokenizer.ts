@@ -1,7 +1,8 @@
 import { parseChatRequest } from "./chat-request.js";
 import { ChatTemplates } from "./chat-template.js";
 import { parseCompletionsRequest } from "./completions-request.js";
-import { createEncoder, type EncoderImplementation, type EncoderPreference, type TokenEncoder } from "./encoder.js";
+import { createEncoder } from "./encoder.js";
+import type { EncoderImplementation, EncoderPreference, TokenEncoder } from "./types.js";
 import { InvalidRequest } from "./errors.js";
 import { parseModelFiles, specialTokenContent, type JsonObject, type TokenizerFiles } from "./model-files.js";
 

@@ -1,4 +1,4 @@
-import type { EncoderPreference } from "./encoder.js";
+import type { EncoderPreference } from "./types.js";
 import { InvalidRequest, TokenizerError, TokenizerLoadError } from "./errors.js";
 import type { TokenizerFileTexts } from "./model-files.js";
 import { ModelTokenizer, type RequestKind, type TokenizeResult, type TokenizerInfo } from "./model-tokenizer.js";

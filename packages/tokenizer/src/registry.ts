@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve } from "node:path";
-import type { EncoderPreference } from "./encoder.js";
+import type { EncoderPreference } from "./types.js";
 import { UnknownModel } from "./errors.js";
 import { TOKENIZER_FILE_NAMES } from "./model-files.js";
 import {
