@@ -1,6 +1,7 @@
 import { AddedTokenSplitter, type AddedTokenSpec } from "./added-tokens.js";
-import { BYTE_TO_CODE_POINT } from "./byte-level.js";
+import { BYTE_TO_CODE_POINT, byteLevelText } from "./byte-level.js";
 import { MergeTable, mergeSymbols } from "./bpe.js";
+import { WordCache, type IdSink } from "./word-cache.js";
 import type { TokenEncoder } from "./types.js";
 import type { JsonObject, JsonValue } from "./model-files.js";
 import { GPT2_SPLIT_PATTERN, translateSplitPattern } from "./pretokenizer-pattern.js";
@@ -178,8 +179,22 @@ function applyNormalizers(forms: readonly UnicodeForm[], text: string): string {
   return result;
 }
 
+/** Vocabulary entries by the text they stand for (entries whose bytes are not UTF-8 text left out). */
+function wholeTokenTexts(vocab: ReadonlyMap<string, number>): Map<string, number> {
+  const texts = new Map<string, number>();
+  for (const [token, id] of vocab) {
+    const text = byteLevelText(token);
+    if (text !== null) texts.set(text, id);
+  }
+  return texts;
+}
+
+// ES2024 string methods (Node 20 has them; the project's TypeScript library is ES2023).
+const isWellFormed = (text: string): boolean => (text as unknown as { isWellFormed(): boolean }).isWellFormed();
+const toWellFormed = (text: string): string => (text as unknown as { toWellFormed(): string }).toWellFormed();
+
 /** Growable output of token ids. */
-class IdBuffer {
+class IdBuffer implements IdSink {
   data: Uint32Array;
   length = 0;
 
@@ -200,19 +215,19 @@ class IdBuffer {
     this.data[this.length++] = id;
   }
 
-  pushAll(ids: ArrayLike<number>): void {
-    if (this.length + ids.length > this.data.length) this.grow(this.length + ids.length);
-    for (let i = 0; i < ids.length; i++) this.data[this.length++] = ids[i]!;
+  pushAll(ids: readonly number[]): void {
+    for (const id of ids) this.push(id);
+  }
+
+  pushRange(ids: Int32Array, start: number, end: number): void {
+    if (this.length + end - start > this.data.length) this.grow(this.length + end - start);
+    for (let i = start; i < end; i++) this.data[this.length++] = ids[i]!;
   }
 
   result(): Uint32Array {
     return this.data.slice(0, this.length);
   }
 }
-
-/** Pieces longer than this are not cached (they are rare and would bloat the cache). */
-const CACHE_MAX_PIECE = 64;
-const CACHE_MAX_ENTRIES = 100_000;
 
 export class ByteLevelBpeEncoder implements TokenEncoder {
   readonly implementation = "byte-level-bpe";
@@ -223,11 +238,11 @@ export class ByteLevelBpeEncoder implements TokenEncoder {
   private readonly splitPatterns: readonly RegExp[];
   private readonly prefixIds: readonly number[];
   private readonly suffixIds: readonly number[];
-  /** With `ignore_merges`, a piece that is itself a vocabulary entry is that token (no merging). */
-  private readonly wholeTokens: { readonly vocab: ReadonlyMap<string, number>; readonly maxLength: number } | null;
+  /** With `ignore_merges`, a piece that is itself a vocabulary entry is that token (no merging): text → id. */
+  private readonly wholeTokens: ReadonlyMap<string, number> | null;
   private readonly rawSplitter: AddedTokenSplitter;
   private readonly normalizedSplitter: AddedTokenSplitter | null;
-  private readonly cache = new Map<string, Uint32Array>();
+  private readonly cache = new WordCache();
   private bytes = new Uint8Array(1024);
   private symbols = new Int32Array(1024);
   private readonly utf8 = new TextEncoder();
@@ -253,14 +268,17 @@ export class ByteLevelBpeEncoder implements TokenEncoder {
     this.splitPatterns = plan.splitPatterns;
     this.prefixIds = plan.prefixIds;
     this.suffixIds = plan.suffixIds;
-    let maxLength = 0;
-    if (plan.ignoreMerges) for (const token of plan.vocab.keys()) maxLength = Math.max(maxLength, token.length);
-    this.wholeTokens = plan.ignoreMerges ? { vocab: plan.vocab, maxLength } : null;
+    this.wholeTokens = plan.ignoreMerges ? wholeTokenTexts(plan.vocab) : null;
     this.rawSplitter = new AddedTokenSplitter(plan.addedTokens.filter((token) => !token.normalized));
     const normalizedTokens = plan.addedTokens
       .filter((token) => token.normalized)
       .map((token) => ({ ...token, content: applyNormalizers(plan.normalizers, token.content) }));
     this.normalizedSplitter = normalizedTokens.length > 0 ? new AddedTokenSplitter(normalizedTokens) : null;
+  }
+
+  /** Pieces in the word cache. */
+  get cachedPieces(): number {
+    return this.cache.size;
   }
 
   encode(text: string, addSpecialTokens: boolean): Uint32Array {
@@ -304,31 +322,28 @@ export class ByteLevelBpeEncoder implements TokenEncoder {
   }
 
   private encodePiece(piece: string, out: IdBuffer): void {
-    let ids = this.cache.get(piece);
-    if (ids === undefined) {
-      ids = this.bpe(piece);
-      if (piece.length <= CACHE_MAX_PIECE) {
-        if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
-        this.cache.set(piece, ids);
-      }
-    }
-    out.pushAll(ids);
+    if (this.cache.emit(piece, out)) return;
+    const count = this.bpe(piece);
+    out.pushRange(this.symbols, 0, count);
+    this.cache.offer(piece, this.symbols, 0, count);
   }
 
-  private bpe(piece: string): Uint32Array {
+  /** Splits one piece into tokens, left in `this.symbols`; returns their count. */
+  private bpe(piece: string): number {
+    if (this.wholeTokens !== null) {
+      // A lone surrogate is encoded as U+FFFD, so it is looked up as one.
+      const id = this.wholeTokens.get(isWellFormed(piece) ? piece : toWellFormed(piece));
+      if (id !== undefined) {
+        this.symbols[0] = id;
+        return 1;
+      }
+    }
     const length = this.utf8Bytes(piece);
     const bytes = this.bytes;
-    if (this.wholeTokens !== null && length <= this.wholeTokens.maxLength) {
-      let token = "";
-      for (let i = 0; i < length; i++) token += String.fromCharCode(BYTE_TO_CODE_POINT[bytes[i]!]!);
-      const id = this.wholeTokens.vocab.get(token);
-      if (id !== undefined) return Uint32Array.of(id);
-    }
     if (this.symbols.length < length) this.symbols = new Int32Array(length * 2);
     const symbols = this.symbols;
     for (let i = 0; i < length; i++) symbols[i] = this.byteIds[bytes[i]!]!;
-    const merged = mergeSymbols(this.merges, symbols, length);
-    return Uint32Array.from(symbols.subarray(0, merged));
+    return mergeSymbols(this.merges, symbols, length);
   }
 
   /** Writes the piece's UTF-8 bytes to `this.bytes`; returns their count. */

@@ -13,3 +13,21 @@ function byteToCodePoint(): Uint16Array {
 }
 
 export const BYTE_TO_CODE_POINT = byteToCodePoint();
+
+const CODE_POINT_TO_BYTE = new Map(Array.from(BYTE_TO_CODE_POINT, (codePoint, byte) => [codePoint, byte]));
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** The text a byte-level vocabulary entry stands for, or null when its bytes are not valid UTF-8. */
+export function byteLevelText(token: string): string | null {
+  const bytes = new Uint8Array(token.length);
+  for (let i = 0; i < token.length; i++) {
+    const byte = CODE_POINT_TO_BYTE.get(token.charCodeAt(i));
+    if (byte === undefined) return null;
+    bytes[i] = byte;
+  }
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
