@@ -20,6 +20,7 @@ import {
   type Chart,
   type Figure,
 } from "../framework.js";
+import { NEVER_SEEN_DESCRIPTION, measureNeverSeen } from "../tokenizer-never-seen.js";
 
 /**
  * Tokenizer throughput and latency, one thread and pooled, for every implementation tried: the exact
@@ -320,7 +321,9 @@ async function run(ctx: BenchContext) {
     results.set(implementation, bySize);
   }
   const idle = await loopDelay([], 0);
-  return { results, delays, idle, promptTokens, identical };
+  ctx.progress.note("never-seen words: Qwen3 and Llama 3, fast path and Rust crate");
+  const neverSeen = await measureNeverSeen(native, ctx.progress);
+  return { results, delays, idle, promptTokens, identical, neverSeen };
 }
 
 export const bench: Bench = {
@@ -328,9 +331,10 @@ export const bench: Bench = {
   description:
     "Qwen3 tokenization of varied 1k/8k/32k-token prompts: the exact byte-level BPE fast path (chosen), tokenizers.js, " +
     "and the Rust tokenizers crate through its Node binding; one thread (warm and cold caches) and pooled, latency and " +
-    "main-thread event-loop delay.",
+    "main-thread event-loop delay; Qwen3 and Llama 3 on never-seen random words against the Rust crate.",
   async run(ctx) {
-    const { results, delays, idle, promptTokens, identical } = await run(ctx);
+    const { results, delays, idle, promptTokens, identical, neverSeen } = await run(ctx);
+    const neverSeenOf = (model: string) => neverSeen.find((r) => r.model === model)!;
     const at = (implementation: Implementation, size: SizeLabel) => results.get(implementation)!.get(size)!;
     const perImplementation: Record<string, Figure> = {};
     for (const implementation of IMPLEMENTATIONS) {
@@ -364,6 +368,9 @@ export const bench: Bench = {
       nativeColdTokensPerSec,
       coldSpeedupOverNative: round(chosenColdTokensPerSec / nativeColdTokensPerSec, 2),
       identicalOutput: identical,
+      neverSeenRatioQwen3: neverSeenOf("qwen3").ratio,
+      neverSeenRatioLlama3: neverSeenOf("llama3").ratio,
+      neverSeen: neverSeen.map((r) => ({ ...r })),
       eventLoopDelayP99Ms: delays.get(CHOSEN)!.p99Ms,
       idleEventLoopDelayP99Ms: idle.p99Ms,
       poolThreads: POOL_THREADS,
@@ -437,6 +444,13 @@ export const bench: Bench = {
         ],
       ),
       "",
+      NEVER_SEEN_DESCRIPTION,
+      "",
+      markdownTable(
+        ["never-seen words", "fast path tokens/s", "Rust crate tokens/s", "fast path ÷ Rust crate", "ids identical"],
+        neverSeen.map((r) => [r.model, r.fastTokensPerSec, r.nativeTokensPerSec, r.ratio, String(r.identical)]),
+      ),
+      "",
       `Mean prompt sizes (Qwen3 tokens): ${SIZES.map(({ label }) => `${label} ${Math.round(promptTokens.get(label)!)}`).join(", ")}.`,
     ].join("\n");
 
@@ -456,6 +470,15 @@ export const bench: Bench = {
         bars: IMPLEMENTATIONS.flatMap((i) =>
           SIZES.map(({ label }) => ({ label: `${i} ${label}`, value: at(i, label).cold.tokensPerSec })),
         ),
+      },
+      {
+        kind: "bar",
+        title: "Never-seen words, one thread, freshly loaded tokenizers, tokens per second",
+        unit: "tokens/s",
+        bars: neverSeen.flatMap((r) => [
+          { label: `byte-level-bpe ${r.model}`, value: r.fastTokensPerSec },
+          { label: `native ${r.model}`, value: r.nativeTokensPerSec },
+        ]),
       },
       {
         kind: "bar",
