@@ -5,14 +5,13 @@ import { WordCache, type IdSink } from "./word-cache.js";
 import type { TokenEncoder } from "./types.js";
 import type { JsonObject, JsonValue } from "./model-files.js";
 import { GPT2_SPLIT_PATTERN, translateSplitPattern } from "./pretokenizer-pattern.js";
+import { normalizeAsCrate, nodeNormalizationIsRecentEnough, type UnicodeForm } from "./unicode.js";
 
 /**
  * A fast encoder for byte-level BPE tokenizers (GPT-2 family: Qwen, Llama 3, DeepSeek, Mistral Nemo,
  * ...), producing the same ids as the Rust `tokenizers` crate. `compileByteLevelBpe` accepts only
  * configurations whose every step it reproduces exactly; for anything else it says why not.
  */
-
-type UnicodeForm = "NFC" | "NFD" | "NFKC" | "NFKD";
 
 interface ByteLevelBpePlan {
   readonly normalizers: readonly UnicodeForm[];
@@ -47,6 +46,7 @@ function planNormalizer(normalizer: JsonValue | undefined): UnicodeForm[] {
     return steps.flatMap(planNormalizer);
   }
   expect(type === "NFC" || type === "NFD" || type === "NFKC" || type === "NFKD", `normalizer ${String(type)}`);
+  expect(nodeNormalizationIsRecentEnough(), `Node's Unicode ${process.versions.unicode} is older than the crate's`);
   return [type];
 }
 
@@ -175,7 +175,7 @@ function plan(tokenizer: JsonObject): ByteLevelBpePlan {
 
 function applyNormalizers(forms: readonly UnicodeForm[], text: string): string {
   let result = text;
-  for (const form of forms) result = result.normalize(form);
+  for (const form of forms) result = normalizeAsCrate(result, form);
   return result;
 }
 

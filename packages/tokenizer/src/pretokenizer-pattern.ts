@@ -1,3 +1,5 @@
+import { generalCategoryClass } from "./unicode.js";
+
 /**
  * Translation of the Oniguruma split patterns found in `tokenizer.json` into JavaScript regular
  * expressions with identical matches. Only the constructs whose semantics are known to agree are
@@ -104,7 +106,10 @@ class PatternTranslator {
         if (this.src[this.pos] !== "{" || close < 0) return false;
         const name = this.src.slice(this.pos + 1, close);
         if (!GENERAL_CATEGORY.test(name)) return false;
-        this.out += `\\${next}{${name}}`;
+        // The crate's Unicode version, not V8's: a class spelled out from the generated tables.
+        const members = generalCategoryClass(name, next === "P");
+        if (members === null) return false;
+        this.out += inClass ? members : `[${members}]`;
         this.pos = close + 1;
         return true;
       }
