@@ -1,5 +1,6 @@
 import { InvalidRequest } from "./errors.js";
 import type { JsonObject, JsonValue } from "./model-files.js";
+import { parseLosslessJson } from "./lossless-json.js";
 import { isJsonObject, optionalBoolean, requestObject, truncation } from "./request-fields.js";
 
 /**
@@ -60,11 +61,7 @@ function toolCall(call: JsonValue, field: string): JsonObject {
   if (args === undefined || args === null || args === "") {
     parsed = {};
   } else if (typeof args === "string") {
-    try {
-      parsed = JSON.parse(args) as JsonValue;
-    } catch {
-      throw new InvalidRequest(`${field}.function.arguments`, "not valid JSON");
-    }
+    parsed = parseLosslessJson(args, `${field}.function.arguments`);
   } else if (typeof args === "object") {
     parsed = args;
   } else {

@@ -3,6 +3,7 @@ import type { ChatRequest, ContentFormat } from "./chat-request.js";
 import { InvalidRequest } from "./errors.js";
 import { isJsonObject } from "./request-fields.js";
 import { specialTokenContent, type JsonObject, type ModelFiles } from "./model-files.js";
+import { renderTemplate } from "./template-runtime.js";
 
 const SPECIAL_TOKEN_ATTRIBUTES = [
   "bos_token",
@@ -64,7 +65,7 @@ export class ChatTemplates {
     const template = this.template(request.tools !== undefined);
     let rendered: string;
     try {
-      rendered = template.render({
+      rendered = renderTemplate(template, {
         ...this.variables,
         ...request.templateKwargs,
         messages: request.messages,

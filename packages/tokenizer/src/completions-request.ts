@@ -1,4 +1,5 @@
 import { InvalidRequest } from "./errors.js";
+import { numericValue } from "./lossless-json.js";
 import type { JsonValue } from "./model-files.js";
 import { optionalBoolean, requestObject, truncation } from "./request-fields.js";
 
@@ -25,7 +26,8 @@ const MAX_TOKEN_ID = 0xffffffff;
 
 function tokenIds(value: readonly JsonValue[], field: string, vocabSize: number): Uint32Array {
   const ids = new Uint32Array(value.length);
-  value.forEach((id, index) => {
+  value.forEach((raw, index) => {
+    const id = numericValue(raw) ?? raw;
     if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > MAX_TOKEN_ID) {
       throw new InvalidRequest(`${field}[${index}]`, "expected a non-negative integer token id");
     }
@@ -35,7 +37,8 @@ function tokenIds(value: readonly JsonValue[], field: string, vocabSize: number)
   return ids;
 }
 
-const isTokenIdList = (value: readonly JsonValue[]): boolean => value.length > 0 && typeof value[0] === "number";
+const isTokenIdList = (value: readonly JsonValue[]): boolean =>
+  value.length > 0 && numericValue(value[0]) !== undefined;
 
 /** Checks a `/v1/completions` body and picks the prompt to route on. */
 export function parseCompletionsRequest(body: unknown, vocabSize: number): CompletionsPrompt {
