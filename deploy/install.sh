@@ -126,13 +126,20 @@ install() {
   run kubectl wait gateway/inference-gateway -n "$NAMESPACE" --for=condition=Programmed --timeout=300s
 }
 
+crd_exists() {
+  kubectl get crd "$1" >/dev/null 2>&1
+}
+
+# The reverse of install, each step skipped when there is nothing left to remove, so it can be re-run.
 uninstall() {
-  if [ "$dry_run" = 1 ]; then
-    echo "# kubectl delete -n $NAMESPACE -k $gateway_dir --ignore-not-found"
-  else
-    run kubectl delete -n "$NAMESPACE" -k "$gateway_dir" --ignore-not-found
+  # The Gateway and its parameters first, while their CRDs still exist.
+  if [ "$dry_run" = 1 ] || crd_exists gateways.gateway.networking.k8s.io; then
+    run kubectl delete gateway inference-gateway -n "$NAMESPACE" --ignore-not-found
   fi
   if [ "$GATEWAY_CLASS" = agentgateway ]; then
+    if [ "$dry_run" = 1 ] || crd_exists agentgatewayparameters.agentgateway.dev; then
+      run kubectl delete agentgatewayparameters inference-gateway-params -n "$NAMESPACE" --ignore-not-found
+    fi
     for release in agentgateway agentgateway-crds; do
       if [ "$dry_run" = 1 ] || helm_release_exists "$release"; then
         run helm uninstall "$release" --namespace "$AGENTGATEWAY_NAMESPACE"
