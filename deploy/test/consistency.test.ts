@@ -157,7 +157,7 @@ describe("the checks catch what would break in a cluster", () => {
     });
     const problems = serving(objects);
     expect(problems).toMatch(/blockSizeAgrees: .*--block-size 16 ≠ the EPP's DYN_KV_CACHE_BLOCK_SIZE 64/);
-    expect(problems).toMatch(/discoveryConfigAgrees: discovery block size 64, engine 16/);
+    expect(problems).toMatch(/discoverySeesWorkers: discovery sees dynamo-worker-0 with blockSize 64, the pod has 16/);
   });
 
   it("a pool selector that also picks the EPP, or misses a worker", async () => {
@@ -178,7 +178,11 @@ describe("the checks catch what would break in a cluster", () => {
     const objects = mutated(await agg(), "InferencePool", "dynamo-pool", (p) => {
       (p.spec as { targetPorts: { number: number }[] }).targetPorts[0]!.number = 8001;
     });
-    expect(serving(objects)).toMatch(/targets port 8001, but .* serves http on 8000/);
+    const problems = serving(objects);
+    expect(problems).toMatch(/targets port 8001, but .* serves http on 8000/);
+    expect(problems).toMatch(
+      /discovery sees dynamo-worker-0 with httpEndpoint 10.0.0.1:8001, the pod has 10.0.0.1:8000/,
+    );
   });
 
   it("a probe on an undeclared port, a container without resources, an unpinned image", async () => {

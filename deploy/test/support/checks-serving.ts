@@ -1,6 +1,15 @@
 // Consistency checks of a model deployment (EPP, InferencePool, HTTPRoute, workers): the invariants the
 // router depends on and a cluster would only reveal as wrong routing or failed requests.
-import { DiscoveryConfigError, kubernetesOptionsFromEnv } from "@dynamo/discovery";
+import {
+  DEFAULT_KV_EVENT_PORT,
+  DEFAULT_ROLE_LABEL,
+  DiscoveryConfigError,
+  kubernetesOptionsFromEnv,
+  parseInferencePool,
+  workersFromPod,
+  type KubernetesDiscoveryOptions,
+  type PodMapping,
+} from "@dynamo/discovery";
 import type { Check } from "./checks-workloads.js";
 import {
   describe,
@@ -27,8 +36,6 @@ import {
 
 /** Ports of the EPP (epp-protocol §9): ext_proc over TLS, gRPC health, Prometheus metrics. */
 export const EPP_PORTS = { extProc: 9002, health: 9003, metrics: 9090 } as const;
-/** The KV-event port the EPP dials when DYN_EPP_KV_EVENT_PORT is unset. */
-const DEFAULT_KV_EVENT_PORT = 5557;
 
 /** Runs a check that needs the topology; a topology that cannot be read is itself the problem. */
 function withTopology(check: (objects: readonly K8sObject[]) => string[]): Check {
@@ -317,48 +324,95 @@ export type EppEnvCheck = (env: ResolvedEnv, objects: readonly K8sObject[]) => s
 
 const POD_NAMESPACE_SENTINEL = "<the pod's namespace>";
 
+/** The EPP's discovery options, parsed from its environment by the discovery package itself. */
+function discoveryOptions(env: ResolvedEnv): KubernetesDiscoveryOptions | string {
+  const values = Object.fromEntries(
+    [...env].map(([name, variable]) => [name, variable.value ?? `<${variable.source}>`]),
+  );
+  values.POD_NAMESPACE = POD_NAMESPACE_SENTINEL;
+  try {
+    return kubernetesOptionsFromEnv(values);
+  } catch (error) {
+    if (error instanceof DiscoveryConfigError) return `discovery rejects the EPP's environment: ${error.message}`;
+    throw error;
+  }
+}
+
 /**
  * The EPP's worker discovery reads its configuration from this environment exactly as it will in the
- * cluster (the discovery package's own parser), and what it reads matches the rendered topology.
+ * cluster, and what it reads matches the rendered topology.
  */
 export const discoveryConfigAgrees: EppEnvCheck = (env, objects) => {
   const problems: string[] = [];
   if (env.get("POD_NAMESPACE")?.source !== "field metadata.namespace")
     problems.push("POD_NAMESPACE does not come from metadata.namespace");
-  const values = Object.fromEntries(
-    [...env].map(([name, variable]) => [name, variable.value ?? `<${variable.source}>`]),
-  );
-  values.POD_NAMESPACE = POD_NAMESPACE_SENTINEL;
-  let options: ReturnType<typeof kubernetesOptionsFromEnv>;
-  try {
-    options = kubernetesOptionsFromEnv(values);
-  } catch (error) {
-    if (error instanceof DiscoveryConfigError)
-      return [...problems, `discovery rejects the EPP's environment: ${error.message}`];
-    throw error;
-  }
+  const options = discoveryOptions(env);
+  if (typeof options === "string") return [...problems, options];
   const { pool } = inferencePool(objects);
-  const engines = workers(objects).map((worker) => worker.facts);
   if (options.namespace !== POD_NAMESPACE_SENTINEL)
     problems.push(`discovery watches ${options.namespace}, not the EPP's namespace`);
   if (options.inferencePool !== pool.metadata.name)
     problems.push(`discovery reads pool ${options.inferencePool}, the route sends to ${pool.metadata.name}`);
   if (options.mode !== "pod")
     problems.push(`discovery mode ${options.mode}: the frontend sidecar would count as a worker of its own`);
-  for (const facts of engines) {
-    if (String(options.blockSize) !== facts.blockSize)
-      problems.push(`discovery block size ${options.blockSize}, engine ${facts.blockSize}`);
-    if ((options.kvEventPort ?? DEFAULT_KV_EVENT_PORT) !== facts.kvEventsPort) {
-      problems.push(
-        `discovery dials KV events on ${options.kvEventPort ?? DEFAULT_KV_EVENT_PORT}, engine publishes on ${facts.kvEventsPort}`,
-      );
-    }
-  }
   return problems;
 };
 
+/**
+ * What the EPP's discovery makes of every worker pod once it runs and is Ready (the discovery package's
+ * own pod mapping, with the pool's target ports): one worker per pod, in the pod's role, reached on the
+ * sidecar's `http` port, with KV events and replay on the engine's ports, in the engine's block size.
+ */
+export const discoverySeesWorkers: EppEnvCheck = (env, objects) => {
+  const options = discoveryOptions(env);
+  if (typeof options === "string") return [options];
+  const pool = parseInferencePool(inferencePool(objects).pool);
+  if ("error" in pool) return [`discovery rejects the InferencePool: ${pool.error}`];
+  const mapping: PodMapping = {
+    mode: options.mode ?? "pod",
+    targetPorts: pool.targetPorts,
+    roleLabel: options.roleLabel ?? DEFAULT_ROLE_LABEL,
+    kvEventPort: options.kvEventPort ?? DEFAULT_KV_EVENT_PORT,
+  };
+  if (options.kvEventReplayPort !== undefined) mapping.kvEventReplayPort = options.kvEventReplayPort;
+  if (options.blockSize !== undefined) mapping.blockSize = options.blockSize;
+  return workers(objects).flatMap((worker, index) => {
+    const ip = `10.0.0.${index + 1}`;
+    const name = `${worker.pod.owner.metadata.name}-0`;
+    const pod = {
+      metadata: { name, labels: worker.pod.labels },
+      spec: worker.pod.template.spec,
+      status: { podIP: ip, conditions: [{ type: "Ready", status: "True" }] },
+    };
+    const seen = workersFromPod(pod as Parameters<typeof workersFromPod>[0], mapping);
+    if (typeof seen === "string") return [`discovery skips ${name}: ${seen}`];
+    if (seen.length !== 1) return [`discovery sees ${seen.length} workers in ${name}, expected one`];
+    const found = seen[0]!;
+    const expected = {
+      role: worker.role === "agg" ? "both" : worker.role,
+      httpEndpoint: `${ip}:${portNamed(worker.sidecar.container, "http")}`,
+      kvEvents: `tcp://${ip}:${worker.facts.kvEventsPort}`,
+      replay: worker.facts.kvReplayPort === undefined ? undefined : `tcp://${ip}:${worker.facts.kvReplayPort}`,
+      blockSize: worker.facts.blockSize,
+    };
+    const actual = {
+      role: found.role,
+      httpEndpoint: found.httpEndpoint,
+      kvEvents: found.kvEvents?.endpoints[0],
+      replay: found.kvEvents?.replayEndpoints?.[0],
+      blockSize: found.blockSize === undefined ? undefined : String(found.blockSize),
+    };
+    return Object.entries(expected)
+      .filter(([key, value]) => actual[key as keyof typeof actual] !== value)
+      .map(
+        ([key, value]) =>
+          `discovery sees ${name} with ${key} ${actual[key as keyof typeof actual]}, the pod has ${value}`,
+      );
+  });
+};
+
 /** Checks over the EPP's environment; each gets the resolved env of the EPP container. */
-export const EPP_ENV_CHECKS: Record<string, EppEnvCheck> = { discoveryConfigAgrees };
+export const EPP_ENV_CHECKS: Record<string, EppEnvCheck> = { discoveryConfigAgrees, discoverySeesWorkers };
 
 export const eppEnvironment = withTopology((objects) => {
   const { env } = epp(objects);

@@ -1,6 +1,7 @@
 // The serving topology read out of rendered manifests: the InferencePool, the EPP container behind its
 // endpointPickerRef (with its resolved environment), and every worker pod with its engine and frontend
 // sidecar, down to the flags the engine is started with.
+import { DEFAULT_ROLE_LABEL } from "@dynamo/discovery";
 import {
   containersOf,
   describe,
@@ -20,8 +21,8 @@ import {
   type ResolvedEnv,
 } from "./objects.js";
 
-/** The label the EPP reads a worker's role from (prefill / decode; absent = aggregated). */
-export const ROLE_LABEL = "nvidia.com/dynamo-sub-component-type";
+/** The label the EPP's discovery reads a worker's role from (prefill / decode; absent = aggregated). */
+export const ROLE_LABEL = DEFAULT_ROLE_LABEL;
 /** agg | prefill | decode on every worker pod (the mocker reads its mode from it). */
 export const MODE_LABEL = "dynamo-gaie/disaggregation-mode";
 /** The engine container of a worker pod. */
