@@ -1,0 +1,382 @@
+import { createBlockHasher } from "./block-hash.js";
+import type { CachedBlock } from "./block-pool.js";
+import { systemClock } from "./clock.js";
+import { resolveEngineConfig } from "./config.js";
+import { EventBuffer } from "./event-buffer.js";
+import { KvCache } from "./kv-cache.js";
+import { LoraSlots } from "./lora.js";
+import { validateRequest } from "./request-validation.js";
+import { Scheduler, type SchedulerCounters, type StepPlan } from "./scheduler.js";
+import { Sequence } from "./sequence.js";
+import { kvTransferMs, stepDurationMs } from "./timing.js";
+import type {
+  Clock,
+  EngineConfig,
+  EngineLoad,
+  EngineOptions,
+  EngineRequest,
+  EngineStats,
+  FinishReason,
+  KvEventBatch,
+  KvTransferRole,
+  RequestResult,
+  RequestState,
+  TimeMs,
+} from "./types.js";
+
+/** Told when an engine's `nextEventTime()` may have moved earlier. Must not call back into the engine synchronously. */
+export type WakeListener = (engine: Engine) => void;
+
+/**
+ * One simulated vLLM engine (one data-parallel rank): a KV block pool with prefix caching, the vLLM
+ * scheduler and the step-time model, on an injected clock. It is passive: requests go in with
+ * `addRequest` (arriving at `clock.now()`), and time moves through `runNext()` / `advanceTo(t)`, which
+ * a driver calls (`VirtualLoop` for offline simulation, `RealtimeDriver` for a server).
+ *
+ * A step starts when the engine has work (at the arrival that woke it, or when the previous step
+ * ends); its batch is planned and its blocks allocated and cached at the start, its tokens, finishes
+ * and KV events are delivered at its end. Token and finish callbacks may add or cancel requests.
+ */
+export class Engine {
+  readonly config: EngineConfig;
+  readonly rank: number;
+  private readonly kv: KvCache;
+  private readonly loras: LoraSlots;
+  private readonly scheduler: Scheduler;
+  private readonly byId = new Map<string, Sequence>();
+  /** `send` sequences holding blocks, and `receive` ones waiting for their KV, by their timer. */
+  private timers: Sequence[] = [];
+  private plan: StepPlan | null = null;
+  private stepEndAt = Infinity;
+  private beginAt = Infinity;
+  private wakeListener: WakeListener | null = null;
+  /** Inside `runNext`: a callback adding or cancelling a request must not process further events. */
+  private processing = false;
+  /** Exceptions thrown by callbacks during `runNext`, rethrown once the event is fully processed. */
+  private callbackErrors: unknown[] = [];
+  private readonly onKvEvents: ((batch: KvEventBatch) => void) | undefined;
+  private readonly onCallbackError: ((err: unknown) => void) | undefined;
+  private readonly counters = {
+    steps: 0,
+    busyMs: 0,
+    generationTokens: 0,
+    finished: 0,
+    cancelled: 0,
+    transferred: 0,
+  };
+  private readonly schedulerCounters: SchedulerCounters = {
+    preemptions: 0,
+    prefixCacheQueries: 0,
+    prefixCacheHits: 0,
+    promptTokens: 0,
+  };
+  private readonly defaultRole: KvTransferRole | null;
+
+  constructor(
+    options: EngineOptions = {},
+    /** Where the engine reads the time (drivers check that they share it). */
+    readonly clock: Clock = systemClock,
+  ) {
+    this.config = resolveEngineConfig(options);
+    const c = this.config;
+    this.rank = c.dataParallelRank;
+    this.onKvEvents = options.onKvEvents;
+    this.onCallbackError = options.onCallbackError;
+    const events = new EventBuffer(options.onKvEvents !== undefined && c.enablePrefixCaching, c.medium, c.blockSize);
+    const hasher = createBlockHasher(c.blockHash, c.blockSize, c.hashSeed);
+    this.kv = new KvCache(c.blockSize, c.numGpuBlocks, c.eviction, c.enablePrefixCaching, hasher, events);
+    this.loras = new LoraSlots(c.maxLoras);
+    this.scheduler = new Scheduler(c, this.kv, this.loras, this.schedulerCounters);
+    this.defaultRole =
+      c.disaggregationMode === "prefill" ? "send" : c.disaggregationMode === "decode" ? "receive" : null;
+  }
+
+  /** The engine's clock reading. */
+  now(): TimeMs {
+    return this.clock.now();
+  }
+
+  /** Registers the driver told when the engine has new work (one at a time; null detaches). */
+  setWakeListener(listener: WakeListener | null): void {
+    if (listener !== null && this.wakeListener !== null && this.wakeListener !== listener)
+      throw new Error("engine already has a driver");
+    this.wakeListener = listener;
+  }
+
+  /**
+   * Queues a request arriving now. Throws `EngineRequestError` for a request the engine can never serve
+   * (empty or too long prompt, bad token ids, `maxTokens` < 1, an id already in use).
+   */
+  addRequest(request: EngineRequest): void {
+    const role = request.kvTransfer === undefined ? this.defaultRole : request.kvTransfer;
+    validateRequest(request, role, this.config, this.byId);
+    const now = this.clock.now();
+    this.advanceTo(now);
+    const seq = new Sequence(request, role, now, this.config.vocabSize);
+    this.byId.set(seq.id, seq);
+    this.scheduler.enqueue(seq);
+    this.kick(now);
+  }
+
+  /**
+   * Drops an unfinished request (a client went away): its blocks are released at once (full ones stay
+   * cached) and `onFinish` reports `cancelled`. False when the id is unknown or already finished.
+   */
+  cancel(requestId: string): boolean {
+    const seq = this.byId.get(requestId);
+    if (seq === undefined) return false;
+    const now = this.clock.now();
+    this.advanceTo(now);
+    if (seq.status === "finished") return false;
+    const s = this.scheduler;
+    if (seq.status === "running") s.running.splice(s.running.indexOf(seq), 1);
+    else s.waiting.splice(s.waiting.indexOf(seq), 1);
+    this.dropTimer(seq);
+    this.kv.free(seq);
+    this.counters.cancelled++;
+    this.kick(now);
+    this.end(seq, "cancelled", now);
+    return true;
+  }
+
+  /** When the next step begins or ends, or a KV transfer completes; Infinity when there is nothing to do. */
+  nextEventTime(): TimeMs {
+    const timer = this.timers.length > 0 ? this.timers[0]!.timerAt : Infinity;
+    return Math.min(this.stepEndAt, this.beginAt, timer);
+  }
+
+  /** Processes the next event (at `nextEventTime()`; the clock should read that time or later). */
+  runNext(): void {
+    const t = this.nextEventTime();
+    if (t === Infinity || this.processing) return;
+    this.processing = true;
+    try {
+      this.process(t);
+    } finally {
+      this.processing = false;
+    }
+    const errors = this.callbackErrors;
+    if (errors.length === 0) return;
+    this.callbackErrors = [];
+    throw errors.length === 1 ? errors[0] : new AggregateError(errors, "engine callbacks threw");
+  }
+
+  /**
+   * Calls a user callback. An exception goes to `onCallbackError` when given; otherwise, while an event
+   * is processed, it is rethrown from `runNext` once the event is done (the engine stays consistent).
+   */
+  private notify<T>(callback: ((value: T) => void) | undefined, value: T): void {
+    if (callback === undefined) return;
+    if (!this.processing && this.onCallbackError === undefined) return callback(value);
+    try {
+      callback(value);
+    } catch (err) {
+      if (this.onCallbackError !== undefined) this.onCallbackError(err);
+      else this.callbackErrors.push(err);
+    }
+  }
+
+  private process(t: TimeMs): void {
+    if (this.timers.length > 0 && this.timers[0]!.timerAt <= t) {
+      this.fireTimers(t);
+    } else if (this.stepEndAt <= t) {
+      this.stepEndAt = Infinity;
+      this.finishStep(t);
+      if (this.plan === null && this.beginAt === Infinity && this.hasWork()) this.beginStep(t);
+    } else {
+      this.beginAt = Infinity;
+      this.beginStep(t);
+    }
+  }
+
+  /** Processes every event strictly before `t` (a request added at `t` then joins the step starting at `t`). */
+  advanceTo(t: TimeMs): void {
+    if (this.processing) return;
+    while (this.nextEventTime() < t) this.runNext();
+  }
+
+  /**
+   * Empties the prefix cache (vLLM's `reset_prefix_cache`) and publishes `AllBlocksCleared`; refused
+   * (false) while any block is in use.
+   */
+  resetPrefixCache(): boolean {
+    if (!this.kv.reset()) return false;
+    this.flushEvents(this.clock.now());
+    return true;
+  }
+
+  /** Current load signals. */
+  load(): EngineLoad {
+    const { waiting, running } = this.scheduler;
+    let pending = 0;
+    const runningLoras = new Set<string>();
+    const waitingLoras = new Set<string>();
+    for (const seq of running) {
+      if (!seq.prefillDone) pending += seq.numTokens - seq.numComputed;
+      if (seq.loraName !== null) runningLoras.add(seq.loraName);
+    }
+    for (const seq of waiting) {
+      if (!seq.kvAllocated) pending += seq.numTokens - seq.numComputed;
+      if (seq.loraName !== null) waitingLoras.add(seq.loraName);
+    }
+    const pool = this.kv.pool;
+    return {
+      dataParallelRank: this.rank,
+      waiting: waiting.length,
+      running: running.length,
+      totalBlocks: pool.capacity,
+      activeBlocks: pool.active,
+      cachedBlocks: pool.cachedInactive,
+      kvUsage: pool.active / pool.capacity,
+      pendingPrefillTokens: pending,
+      runningLoras: [...runningLoras],
+      waitingLoras: [...waitingLoras],
+      maxLoras: this.config.maxLoras,
+    };
+  }
+
+  /** Counters since the engine started. */
+  stats(): EngineStats {
+    return {
+      ...this.counters,
+      ...this.schedulerCounters,
+      storedBlocks: this.kv.storedBlocks,
+      removedBlocks: this.kv.removedBlocks,
+      loraLoads: this.loras.loads,
+    };
+  }
+
+  /** Snapshot of an unfinished request, or undefined. */
+  requestState(requestId: string): RequestState | undefined {
+    return this.byId.get(requestId)?.state();
+  }
+
+  /** Requests not finished yet (waiting, transferring or running). */
+  get unfinished(): number {
+    return this.byId.size;
+  }
+
+  /** Every full block in the prefix cache, with its parent and users. */
+  cachedBlocks(): IterableIterator<CachedBlock> {
+    return this.kv.pool.cachedBlocks();
+  }
+
+  /** Adapters resident on the engine, least recently used first. */
+  get loadedLoras(): readonly string[] {
+    return this.loras.loaded;
+  }
+
+  private hasWork(): boolean {
+    return this.scheduler.running.length > 0 || this.scheduler.waiting.length > 0;
+  }
+
+  /** Work arrived or capacity came back: an idle engine starts a step now. */
+  private kick(now: TimeMs): void {
+    if (this.plan !== null || this.stepEndAt !== Infinity || this.beginAt !== Infinity || !this.hasWork()) return;
+    this.beginAt = now;
+    this.wakeListener?.(this);
+  }
+
+  private beginStep(t: TimeMs): void {
+    const plan = this.scheduler.schedule(t);
+    for (const seq of plan.transfers) this.addTimer(seq, seq.kvReadyAt);
+    if (plan.seqs.length === 0) {
+      this.flushEvents(t);
+      return;
+    }
+    const pool = this.kv.pool;
+    const duration = stepDurationMs(
+      {
+        prefillTokens: plan.prefillTokens,
+        decoding: plan.decoding,
+        activeFraction: pool.active / pool.capacity,
+        loraLoads: plan.loraLoads,
+      },
+      this.config,
+    );
+    this.plan = plan;
+    this.stepEndAt = t + duration;
+    this.counters.steps++;
+    this.counters.busyMs += duration;
+  }
+
+  private finishStep(t: TimeMs): void {
+    const plan = this.plan!;
+    this.plan = null;
+    this.flushEvents(t);
+    let ended = false;
+    const { seqs, numNew } = plan;
+    for (let k = 0; k < seqs.length; k++) {
+      const seq = seqs[k]!;
+      if (seq.status !== "running") continue;
+      seq.numComputed += numNew[k]!;
+      if (seq.numComputed < seq.numTokens) continue;
+      seq.prefillDone = true;
+      const tokenId = seq.nextOutputToken();
+      const index = seq.outputs.length;
+      seq.recordToken(tokenId, t);
+      this.counters.generationTokens++;
+      const onToken = seq.request.onToken;
+      if (onToken !== undefined) this.notify(onToken, { requestId: seq.id, tokenId, index, timeMs: t });
+      if (seq.status !== "running") continue; // cancelled by the callback
+      if (seq.role === "send") {
+        ended = true;
+        this.handOver(seq, t);
+      } else if (seq.outputs.length >= seq.maxTokens) {
+        ended = true;
+        this.kv.free(seq);
+        this.counters.finished++;
+        this.end(seq, "length", t);
+      }
+    }
+    if (ended) this.scheduler.running = this.scheduler.running.filter((s) => s.status === "running");
+  }
+
+  /** `send`: the token is out; the blocks stay held for the transfer delay, then are released. */
+  private handOver(seq: Sequence, t: TimeMs): void {
+    const c = this.config;
+    const transferMs = kvTransferMs(seq.promptLen, c.kvBytesPerToken, c.kvTransferBandwidth, c.speedupRatio);
+    const blockIds = seq.blocks.slice();
+    this.counters.transferred++;
+    this.end(seq, "transferred", t, { transferBlockIds: blockIds, transferMs });
+    seq.status = "held";
+    this.addTimer(seq, t + transferMs);
+  }
+
+  private end(seq: Sequence, reason: FinishReason, t: TimeMs, extra?: Partial<RequestResult>): void {
+    seq.status = "finished";
+    this.byId.delete(seq.id);
+    const result = seq.result(reason, t, this.rank);
+    this.notify(seq.request.onFinish, extra ? { ...result, ...extra } : result);
+  }
+
+  private fireTimers(t: TimeMs): void {
+    while (this.timers.length > 0 && this.timers[0]!.timerAt <= t) {
+      const seq = this.timers.shift()!;
+      if (seq.status === "held") {
+        this.kv.free(seq);
+        seq.status = "finished";
+      }
+    }
+    this.kick(t);
+  }
+
+  /** Orders `seq` among the timers (`send` release or `receive` KV arrival) at `at`. */
+  private addTimer(seq: Sequence, at: TimeMs): void {
+    seq.timerAt = at;
+    let i = this.timers.length;
+    while (i > 0 && this.timers[i - 1]!.timerAt > at) i--;
+    this.timers.splice(i, 0, seq);
+  }
+
+  private dropTimer(seq: Sequence): void {
+    const at = this.timers.indexOf(seq);
+    if (at >= 0) this.timers.splice(at, 1);
+  }
+
+  private flushEvents(t: TimeMs): void {
+    const buffer = this.kv.events;
+    if (buffer.pending === 0) return;
+    this.notify(this.onKvEvents, { ts: t / 1000, events: buffer.take(), dataParallelRank: this.rank });
+  }
+}
