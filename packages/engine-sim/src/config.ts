@@ -25,6 +25,7 @@ export const ENGINE_DEFAULTS: Omit<EngineConfig, "maxModelLen"> = {
   medium: "GPU",
   vocabSize: 151_643,
   dataParallelRank: 0,
+  fastForward: true,
 };
 
 /** A configuration value out of range: the message names the option and what it accepts. */

@@ -8,6 +8,7 @@ import { LoraSlots } from "./lora.js";
 import { validateRequest } from "./request-validation.js";
 import { Scheduler, type SchedulerCounters, type StepPlan } from "./scheduler.js";
 import { Sequence } from "./sequence.js";
+import { repeatableSteps } from "./fast-forward.js";
 import { kvTransferMs, stepDurationMs } from "./timing.js";
 import type {
   Clock,
@@ -112,6 +113,7 @@ export class Engine {
     validateRequest(request, role, this.config, this.byId);
     const now = this.clock.now();
     this.advanceTo(now);
+    this.settle(now, true);
     const seq = new Sequence(request, role, now, this.config.vocabSize);
     this.byId.set(seq.id, seq);
     this.scheduler.enqueue(seq);
@@ -128,9 +130,8 @@ export class Engine {
     const now = this.clock.now();
     this.advanceTo(now);
     if (seq.status === "finished") return false;
-    const s = this.scheduler;
-    if (seq.status === "running") s.running.splice(s.running.indexOf(seq), 1);
-    else s.waiting.splice(s.waiting.indexOf(seq), 1);
+    this.settle(now, true);
+    this.scheduler.remove(seq);
     this.dropTimer(seq);
     this.kv.free(seq);
     this.counters.cancelled++;
@@ -237,6 +238,7 @@ export class Engine {
 
   /** Counters since the engine started. */
   stats(): EngineStats {
+    this.settle(this.clock.now(), false);
     return {
       ...this.counters,
       ...this.schedulerCounters,
@@ -248,6 +250,7 @@ export class Engine {
 
   /** Snapshot of an unfinished request, or undefined. */
   requestState(requestId: string): RequestState | undefined {
+    this.settle(this.clock.now(), false);
     return this.byId.get(requestId)?.state();
   }
 
@@ -282,27 +285,73 @@ export class Engine {
     for (const seq of plan.transfers) this.addTimer(seq, seq.kvReadyAt);
     if (plan.seqs.length === 0) {
       this.flushEvents(t);
+      // Everyone running was preempted: plan again at once (admission was skipped this time).
+      if (plan.preempted) this.beginAt = t;
       return;
     }
     const pool = this.kv.pool;
-    const duration = stepDurationMs(
+    const c = this.config;
+    const stepMs = stepDurationMs(
       {
         prefillTokens: plan.prefillTokens,
         decoding: plan.decoding,
         activeFraction: pool.active / pool.capacity,
         loraLoads: plan.loraLoads,
       },
-      this.config,
+      c,
     );
+    const timer = this.timers.length > 0 ? this.timers[0]!.timerAt : Infinity;
+    // A step that changed the cache publishes at its own end: it is never repeated.
+    const repeatable = c.fastForward && this.kv.events.pending === 0;
+    plan.steps = repeatable ? repeatableSteps(plan, c.blockSize, c.enablePrefixCaching, t, stepMs, timer) : 1;
+    plan.stepMs = stepMs;
+    plan.startAt = t;
     this.plan = plan;
-    this.stepEndAt = t + duration;
+    let end = t;
+    for (let i = 0; i < plan.steps; i++) end += stepMs;
+    this.stepEndAt = end;
+  }
+
+  /**
+   * Delivers the steps of a repeated plan that ended before `now`; with `cut`, the run stops at the end
+   * of the step in flight (a request arrived or left: the next step must be planned afresh).
+   */
+  private settle(now: TimeMs, cut: boolean): void {
+    const plan = this.plan;
+    if (plan === null || plan.steps <= 1) return;
+    let end = plan.startAt + plan.stepMs;
+    while (plan.steps > 1 && end < now) {
+      this.repeatStep(plan, end);
+      plan.steps--;
+      plan.startAt = end;
+      end += plan.stepMs;
+    }
+    if (cut && plan.steps > 1) {
+      plan.steps = 1;
+      this.stepEndAt = end;
+      this.wakeListener?.(this);
+    }
+  }
+
+  /** One step of a repeated plan, ending at `t`: every scheduled request decodes one token. */
+  private repeatStep(plan: StepPlan, t: TimeMs): void {
     this.counters.steps++;
-    this.counters.busyMs += duration;
+    this.counters.busyMs += plan.stepMs;
+    for (const seq of plan.seqs) {
+      if (seq.status !== "running") continue;
+      seq.numComputed++;
+      seq.recordToken(seq.nextOutputToken(), t);
+      this.counters.generationTokens++;
+    }
   }
 
   private finishStep(t: TimeMs): void {
     const plan = this.plan!;
     this.plan = null;
+    let at = plan.startAt;
+    for (let i = 1; i < plan.steps; i++) this.repeatStep(plan, (at += plan.stepMs));
+    this.counters.steps++;
+    this.counters.busyMs += plan.stepMs;
     this.flushEvents(t);
     let ended = false;
     const { seqs, numNew } = plan;
@@ -351,6 +400,7 @@ export class Engine {
   }
 
   private fireTimers(t: TimeMs): void {
+    this.settle(t, true);
     while (this.timers.length > 0 && this.timers[0]!.timerAt <= t) {
       const seq = this.timers.shift()!;
       if (seq.status === "held") {

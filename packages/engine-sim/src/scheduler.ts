@@ -19,6 +19,14 @@ export interface StepPlan {
   readonly transfers: Sequence[];
   /** Adapters of the scheduled sequences (null: none). */
   loras: Set<string> | null;
+  /** A running request lost its blocks while planning (admission was then skipped). */
+  preempted: boolean;
+  /** Identical steps run as one event (the plan repeats; see `repeatableSteps`). */
+  steps: number;
+  /** Duration of one step. */
+  stepMs: number;
+  /** Start of the first step not yet delivered. */
+  startAt: TimeMs;
 }
 
 /** Counters the scheduler updates. */
@@ -34,12 +42,15 @@ export interface SchedulerCounters {
  * each taking its decode token or its next prefill chunk; a request that cannot get a block preempts
  * the newest (`lifo`) or oldest (`fifo`) running request, possibly itself. Then, if nobody was
  * preempted, waiting requests are admitted in priority-then-arrival order while the budget, the
- * `max_num_seqs` cap, the step's LoRA slots and the KV capacity (minus the watermark) allow; the first
- * one that does not fit stops admission.
+ * `max_num_seqs` cap, the step's LoRA slots and the KV capacity (minus the watermark) allow, the first
+ * one that does not fit stopping admission; requests whose transferred KV has arrived (they hold their
+ * blocks already) start before any other.
  */
 export class Scheduler {
   readonly waiting: Sequence[] = [];
   running: Sequence[] = [];
+  /** Waiting sequences holding blocks for a transferred prompt. */
+  private holdingBlocks = 0;
   private readonly reserve: number;
   /** The plan of the step in flight; reused from step to step (a step is planned only after the previous one ended). */
   private readonly plan: StepPlan = {
@@ -50,6 +61,10 @@ export class Scheduler {
     loraLoads: 0,
     transfers: [],
     loras: null,
+    preempted: false,
+    steps: 1,
+    stepMs: 0,
+    startAt: 0,
   };
 
   constructor(
@@ -77,6 +92,19 @@ export class Scheduler {
     else q.splice(at, 0, seq);
   }
 
+  /** Takes an unfinished sequence out of the queues (it was cancelled). */
+  remove(seq: Sequence): void {
+    if (seq.status === "running") {
+      this.running.splice(this.running.indexOf(seq), 1);
+      return;
+    }
+    this.waiting.splice(this.waiting.indexOf(seq), 1);
+    if (seq.kvAllocated) {
+      seq.kvAllocated = false;
+      this.holdingBlocks--;
+    }
+  }
+
   /** Plans one step at `now`, allocating and caching blocks as it goes. */
   schedule(now: TimeMs): StepPlan {
     const plan = this.plan;
@@ -87,6 +115,7 @@ export class Scheduler {
     plan.decoding = false;
     plan.loraLoads = 0;
     plan.loras = null;
+    plan.steps = 1;
     let budget = this.config.maxNumBatchedTokens;
     let preempted = false;
     const running = this.running;
@@ -114,20 +143,32 @@ export class Scheduler {
       budget -= numNew;
       i++;
     }
+    plan.preempted = preempted;
     if (!preempted) this.admit(now, plan, budget);
     if (plan.loras !== null) plan.loraLoads = this.loras.activate(plan.loras);
     return plan;
   }
 
   private admit(now: TimeMs, plan: StepPlan, budget: number): void {
-    const { maxNumSeqs, enableChunkedPrefill, maxLoras, blockSize } = this.config;
+    const { maxNumSeqs, enableChunkedPrefill, blockSize } = this.config;
     const waiting = this.waiting;
+    // Requests whose transferred KV has arrived go first: they hold their blocks already, and starting
+    // them is what gives those blocks back (a request recomputed in front of them could starve forever).
+    for (let j = 0; this.holdingBlocks > 0 && j < waiting.length; j++) {
+      const seq = waiting[j]!;
+      if (!seq.kvAllocated || seq.kvReadyAt > now) continue;
+      if (this.running.length >= maxNumSeqs || budget <= 0) return;
+      if (!this.loraFits(plan, seq)) continue;
+      seq.kvAllocated = false;
+      this.holdingBlocks--;
+      waiting.splice(j--, 1);
+      budget -= this.start(plan, seq, seq.numTokens - seq.numComputed); // the prompt's last token
+    }
     let j = 0;
     while (j < waiting.length && this.running.length < maxNumSeqs) {
       const seq = waiting[j]!;
-      const lora = seq.loraName;
-      if (lora !== null && plan.loras !== null && !plan.loras.has(lora) && plan.loras.size >= maxLoras) {
-        j++; // the step already uses as many adapters as it may
+      if (seq.kvAllocated || !this.loraFits(plan, seq)) {
+        j++; // its KV is still on the way, or the step already uses as many adapters as it may
         continue;
       }
       if (seq.role === "receive" && seq.kvReadyAt === Infinity) {
@@ -135,31 +176,32 @@ export class Scheduler {
         j++;
         continue;
       }
-      if (seq.kvAllocated && seq.kvReadyAt > now) {
-        j++; // its KV is still on the way
-        continue;
-      }
       if (budget <= 0) break;
-      let numNew: number;
-      if (seq.kvAllocated) {
-        numNew = seq.numTokens - seq.numComputed; // the transferred prompt's last token
-        seq.kvAllocated = false;
-      } else {
-        const hits = this.kv.cachedPrefix(seq);
-        numNew = seq.numTokens - hits.length * blockSize;
-        if (!enableChunkedPrefill && numNew > budget) break;
-        numNew = Math.min(numNew, budget);
-        if (!this.kv.admit(seq, hits, hits.length * blockSize + numNew, this.reserve)) break;
-        seq.numComputed = hits.length * blockSize;
-        this.firstScheduled(seq, now, seq.numComputed);
-      }
+      const hits = this.kv.cachedPrefix(seq);
+      let numNew = seq.numTokens - hits.length * blockSize;
+      if (!enableChunkedPrefill && numNew > budget) break;
+      numNew = Math.min(numNew, budget);
+      if (!this.kv.admit(seq, hits, hits.length * blockSize + numNew, this.reserve)) break;
+      seq.numComputed = hits.length * blockSize;
+      this.firstScheduled(seq, now, seq.numComputed);
       waiting.splice(j, 1);
-      seq.status = "running";
-      this.running.push(seq);
-      this.kv.commit(seq, seq.numComputed + numNew);
-      this.add(plan, seq, numNew);
-      budget -= numNew;
+      budget -= this.start(plan, seq, numNew);
     }
+  }
+
+  /** The step may take the sequence's adapter (it has it already, or a free adapter slot). */
+  private loraFits(plan: StepPlan, seq: Sequence): boolean {
+    const lora = seq.loraName;
+    return lora === null || plan.loras === null || plan.loras.has(lora) || plan.loras.size < this.config.maxLoras;
+  }
+
+  /** Moves an admitted sequence to the running queue and into the plan; returns the budget it takes. */
+  private start(plan: StepPlan, seq: Sequence, numNew: number): number {
+    seq.status = "running";
+    this.running.push(seq);
+    this.kv.commit(seq, seq.numComputed + numNew);
+    this.add(plan, seq, numNew);
+    return numNew;
   }
 
   /** `receive`: blocks for the whole prompt now (announced as cached), the KV after the transfer delay. */
@@ -171,6 +213,7 @@ export class Scheduler {
     seq.numComputed = seq.promptLen - 1;
     seq.prefillDone = true;
     seq.kvAllocated = true;
+    this.holdingBlocks++;
     seq.status = "transferring";
     const c = this.config;
     seq.kvReadyAt = now + kvTransferMs(seq.promptLen, c.kvBytesPerToken, c.kvTransferBandwidth, c.speedupRatio);

@@ -98,6 +98,11 @@ export interface EngineOptions {
   readonly vocabSize?: number;
   /** Data-parallel rank of this engine; batches carry it as `dataParallelRank`. Default 0. */
   readonly dataParallelRank?: number;
+  /**
+   * Runs a stretch of identical decode steps (nobody joining, leaving, filling a block or streaming) as
+   * one event; results are exactly those of stepping one by one. Default true.
+   */
+  readonly fastForward?: boolean;
   /** Receives one batch per scheduling step that changed the cache (and one per cache reset). */
   readonly onKvEvents?: (batch: KvEventBatch) => void;
   /**

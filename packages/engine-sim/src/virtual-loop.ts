@@ -71,7 +71,11 @@ export class VirtualLoop {
 
   /** Processes events until no engine has any left (or the clock would pass `until`). */
   runUntilIdle(until: TimeMs = Infinity): void {
-    while (this.nextEventTime() <= until && this.step());
+    for (;;) {
+      const next = this.nextEventTime();
+      if (next === Infinity || next > until) return;
+      this.step();
+    }
   }
 
   private refresh(engine: Engine): void {

@@ -47,4 +47,23 @@ describe("disaggregated serving", () => {
     loop.runUntilIdle();
     expect(results.get("remote")!.cachedTokens).toBe(960);
   });
+
+  it("a transferred request holding its blocks starts before a preempted one is recomputed (no livelock)", () => {
+    const { loop, results, submit, engine } = simulated({
+      disaggregationMode: "decode",
+      numGpuBlocks: 65,
+      blockSize: 4,
+      maxNumSeqs: 1,
+      maxNumBatchedTokens: 8,
+    });
+    // "small" (its KV arrives first) runs first and needs 46 blocks while "big" holds 23 of the 65: it
+    // is preempted. Recomputed at once, it would hit the same wall forever; "big" must go first.
+    submit("big", tokens(92), 110);
+    submit("small", tokens(57, 5000), 126);
+    loop.runUntilIdle(1e7);
+    expect(results.get("big")).toMatchObject({ reason: "length", outputTokens: 110, preemptions: 0 });
+    expect(results.get("small")).toMatchObject({ reason: "length", outputTokens: 126, preemptions: 1 });
+    expect(results.get("big")!.endMs).toBeLessThan(results.get("small")!.endMs);
+    expect(engine.load().activeBlocks).toBe(0);
+  });
 });
