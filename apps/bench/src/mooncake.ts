@@ -68,7 +68,10 @@ export function writeBlockTokens(
  * A request's prompt tokens: its blocks' tokens concatenated, truncated to `inputLength`; written into
  * `out` when given (at least `inputLength` long), else into a new array.
  */
-export function requestTokens(request: TraceRequest, out = new Uint32Array(request.inputLength)): Uint32Array {
+export function requestTokens(
+  request: TraceRequest,
+  out: Uint32Array = new Uint32Array(request.inputLength),
+): Uint32Array {
   let offset = 0;
   for (const id of request.hashIds) {
     if (offset >= request.inputLength) break;
