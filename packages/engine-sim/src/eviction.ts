@@ -1,3 +1,4 @@
+import { IndexedHeap } from "./indexed-heap.js";
 import type { EvictionPolicy } from "./types.js";
 
 /** The cached blocks nobody uses that may be evicted next, in eviction order. Blocks are pool slots. */
@@ -63,78 +64,27 @@ class LruList implements Evictor {
   }
 }
 
-/** Candidates in ascending tick order (an indexed binary min-heap): the pool adds only leaf blocks. */
+/** Candidates in ascending tick order: the pool adds only leaf blocks. */
 class TickHeap implements Evictor {
-  private readonly heap: Int32Array;
-  private readonly position: Int32Array;
-  private readonly tick: Float64Array;
-  size = 0;
+  private readonly heap: IndexedHeap;
 
   constructor(capacity: number) {
-    this.heap = new Int32Array(capacity);
-    this.position = new Int32Array(capacity).fill(NONE);
-    this.tick = new Float64Array(capacity);
+    this.heap = new IndexedHeap(capacity);
+  }
+
+  get size(): number {
+    return this.heap.size;
   }
 
   add(slot: number, tick: number): void {
-    if (this.position[slot] !== NONE) this.remove(slot);
-    this.tick[slot] = tick;
-    const at = this.size++;
-    this.heap[at] = slot;
-    this.position[slot] = at;
-    this.up(at);
+    this.heap.set(slot, tick);
   }
 
   remove(slot: number): void {
-    const at = this.position[slot]!;
-    if (at === NONE) return;
-    this.position[slot] = NONE;
-    const last = this.heap[--this.size]!;
-    if (at === this.size) return;
-    this.heap[at] = last;
-    this.position[last] = at;
-    this.down(this.up(at));
+    this.heap.delete(slot);
   }
 
   pop(): number {
-    if (this.size === 0) return NONE;
-    const slot = this.heap[0]!;
-    this.remove(slot);
-    return slot;
-  }
-
-  private less(a: number, b: number): boolean {
-    return this.tick[this.heap[a]!]! < this.tick[this.heap[b]!]!;
-  }
-
-  private swap(a: number, b: number): void {
-    const sa = this.heap[a]!;
-    const sb = this.heap[b]!;
-    this.heap[a] = sb;
-    this.heap[b] = sa;
-    this.position[sb] = a;
-    this.position[sa] = b;
-  }
-
-  private up(at: number): number {
-    while (at > 0) {
-      const parent = (at - 1) >> 1;
-      if (!this.less(at, parent)) break;
-      this.swap(at, parent);
-      at = parent;
-    }
-    return at;
-  }
-
-  private down(at: number): void {
-    for (;;) {
-      const left = 2 * at + 1;
-      if (left >= this.size) return;
-      const right = left + 1;
-      const child = right < this.size && this.less(right, left) ? right : left;
-      if (!this.less(child, at)) return;
-      this.swap(child, at);
-      at = child;
-    }
+    return this.heap.pop();
   }
 }

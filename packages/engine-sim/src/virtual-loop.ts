@@ -1,5 +1,6 @@
 import { VirtualClock } from "./clock.js";
 import type { Engine } from "./engine.js";
+import { IndexedHeap } from "./indexed-heap.js";
 import type { TimeMs } from "./types.js";
 
 /**
@@ -11,10 +12,8 @@ import type { TimeMs } from "./types.js";
 export class VirtualLoop {
   readonly clock: VirtualClock;
   private readonly engines: Engine[] = [];
-  private readonly keys: number[] = [];
-  /** Heap of indices into `engines`. */
-  private readonly heap: number[] = [];
-  private readonly position: number[] = [];
+  /** Indices into `engines` by their next event time. */
+  private readonly heap = new IndexedHeap();
   private readonly indexOf = new Map<Engine, number>();
 
   constructor(clock: VirtualClock = new VirtualClock()) {
@@ -29,10 +28,7 @@ export class VirtualLoop {
       const index = this.engines.length;
       this.engines.push(engine);
       this.indexOf.set(engine, index);
-      this.keys.push(engine.nextEventTime());
-      this.position.push(this.heap.length);
-      this.heap.push(index);
-      this.up(this.heap.length - 1);
+      this.heap.set(index, engine.nextEventTime());
       engine.setWakeListener((e) => this.refresh(e));
     }
   }
@@ -44,14 +40,15 @@ export class VirtualLoop {
 
   /** Time of the earliest pending event over all engines (Infinity when none). */
   nextEventTime(): TimeMs {
-    return this.heap.length === 0 ? Infinity : this.keys[this.heap[0]!]!;
+    const first = this.heap.peek();
+    return first < 0 ? Infinity : this.heap.keyOf(first);
   }
 
   /** Processes the earliest event; false when there is none. */
   step(): boolean {
-    if (this.heap.length === 0) return false;
-    const index = this.heap[0]!;
-    const at = this.keys[index]!;
+    const index = this.heap.peek();
+    if (index < 0) return false;
+    const at = this.heap.keyOf(index);
     if (at === Infinity) return false;
     this.clock.set(Math.max(at, this.clock.now()));
     const engine = this.engines[index]!;
@@ -82,46 +79,6 @@ export class VirtualLoop {
     const index = this.indexOf.get(engine);
     if (index === undefined) return;
     const key = engine.nextEventTime();
-    const old = this.keys[index]!;
-    if (key === old) return;
-    this.keys[index] = key;
-    const at = this.position[index]!;
-    if (key < old) this.up(at);
-    else this.down(at);
-  }
-
-  private less(a: number, b: number): boolean {
-    return this.keys[this.heap[a]!]! < this.keys[this.heap[b]!]!;
-  }
-
-  private swap(a: number, b: number): void {
-    const ia = this.heap[a]!;
-    const ib = this.heap[b]!;
-    this.heap[a] = ib;
-    this.heap[b] = ia;
-    this.position[ib] = a;
-    this.position[ia] = b;
-  }
-
-  private up(at: number): void {
-    while (at > 0) {
-      const parent = (at - 1) >> 1;
-      if (!this.less(at, parent)) return;
-      this.swap(at, parent);
-      at = parent;
-    }
-  }
-
-  private down(at: number): void {
-    const n = this.heap.length;
-    for (;;) {
-      const left = 2 * at + 1;
-      if (left >= n) return;
-      const right = left + 1;
-      const child = right < n && this.less(right, left) ? right : left;
-      if (!this.less(child, at)) return;
-      this.swap(child, at);
-      at = child;
-    }
+    if (key !== this.heap.keyOf(index)) this.heap.set(index, key);
   }
 }

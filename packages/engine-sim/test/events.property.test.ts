@@ -2,7 +2,8 @@ import { VllmEventTranslator, encodeVllmEventBatch, type VllmEventBatch } from "
 import { RadixIndex } from "@dynamo/kv-indexer";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { EngineRequestError, EngineWorker, VirtualLoop, type Engine, type KvEventBatch } from "../src/index.js";
+import { EngineWorker, VirtualLoop, type Engine, type KvEventBatch } from "../src/index.js";
+import { playWorkload, type WorkloadOp } from "./support.js";
 
 const WORKER = 7n;
 
@@ -27,30 +28,26 @@ const config = fc.record({
 // Prompts share a few prefixes, so that hits, deduplication and eviction of shared blocks all happen.
 const PREFIXES = [[], [1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 9, 9, 9, 9, 9, 9], [50, 51, 52, 53, 54, 55]];
 
-type Op =
-  | { kind: "arrive"; dt: number; prefix: number; suffix: number[]; maxTokens: number; lora: string | null }
-  | { kind: "cancel"; dt: number; pick: number }
-  | { kind: "reset"; dt: number; rank: number };
-
-const op: fc.Arbitrary<Op> = fc.oneof(
+const op: fc.Arbitrary<WorkloadOp> = fc.oneof(
   {
     weight: 8,
-    arbitrary: fc.record({
-      kind: fc.constant("arrive" as const),
-      dt: fc.integer({ min: 0, max: 60 }),
-      prefix: fc.integer({ min: 0, max: PREFIXES.length - 1 }),
-      suffix: fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 12 }),
-      maxTokens: fc.integer({ min: 1, max: 12 }),
-      lora: fc.constantFrom(null, null, "a", "b"),
-    }),
+    arbitrary: fc
+      .record({
+        dt: fc.integer({ min: 0, max: 60 }),
+        prefix: fc.integer({ min: 0, max: PREFIXES.length - 1 }),
+        suffix: fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 12 }),
+        maxTokens: fc.integer({ min: 1, max: 12 }),
+        lora: fc.constantFrom(null, null, "a", "b"),
+      })
+      .map(({ prefix, suffix, ...o }) => ({
+        kind: "arrive" as const,
+        tokens: [...PREFIXES[prefix]!, ...suffix],
+        ...o,
+      })),
   },
   {
     weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant("cancel" as const),
-      dt: fc.integer({ min: 0, max: 60 }),
-      pick: fc.nat(),
-    }),
+    arbitrary: fc.record({ kind: fc.constant("cancel" as const), dt: fc.integer({ min: 0, max: 60 }), pick: fc.nat() }),
   },
   {
     weight: 1,
@@ -102,25 +99,7 @@ describe("KV events replayed into the router's index", () => {
         };
         worker = new EngineWorker({ ...c, onKvEvents }, loop.clock);
         loop.add(...worker.ranks);
-        const ids: string[] = [];
-        let t = 0;
-        ops.forEach((o, i) => {
-          t += o.dt;
-          loop.advanceTo(t);
-          if (o.kind === "arrive") {
-            const tokens = [...PREFIXES[o.prefix]!, ...o.suffix];
-            try {
-              worker!.addRequest({ id: `r${i}`, tokens, maxTokens: o.maxTokens, loraName: o.lora });
-              ids.push(`r${i}`);
-            } catch (err) {
-              if (!(err instanceof EngineRequestError)) throw err;
-            }
-          } else if (o.kind === "cancel" && ids.length > 0) {
-            worker!.cancel(ids[o.pick % ids.length]!);
-          } else if (o.kind === "reset") {
-            worker!.ranks[o.rank % worker!.ranks.length]!.resetPrefixCache();
-          }
-        });
+        playWorkload(loop, worker, ops);
         loop.runUntilIdle();
         for (const engine of worker.ranks) {
           const stats = engine.stats();

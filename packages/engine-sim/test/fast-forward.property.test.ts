@@ -1,13 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  EngineRequestError,
-  EngineWorker,
-  VirtualLoop,
-  type KvEventBatch,
-  type RequestResult,
-  type TokenOutput,
-} from "../src/index.js";
+import { EngineWorker, VirtualLoop, type KvEventBatch, type RequestResult, type TokenOutput } from "../src/index.js";
+import { playWorkload, type WorkloadOp } from "./support.js";
 
 const config = fc.record({
   blockSize: fc.constantFrom(2, 4, 16),
@@ -23,22 +17,23 @@ const config = fc.record({
   dataParallelSize: fc.constantFrom(1, 2),
 });
 
-type Op =
-  | { kind: "arrive"; dt: number; len: number; from: number; maxTokens: number; lora: string | null; stream: boolean }
-  | { kind: "cancel"; dt: number; pick: number };
-
-const op: fc.Arbitrary<Op> = fc.oneof(
+const op: fc.Arbitrary<WorkloadOp> = fc.oneof(
   {
     weight: 6,
-    arbitrary: fc.record({
-      kind: fc.constant("arrive" as const),
-      dt: fc.double({ min: 0, max: 400, noNaN: true }),
-      len: fc.integer({ min: 1, max: 120 }),
-      from: fc.constantFrom(0, 0, 1000, 2000),
-      maxTokens: fc.integer({ min: 1, max: 200 }),
-      lora: fc.constantFrom(null, null, "a", "b"),
-      stream: fc.boolean(),
-    }),
+    arbitrary: fc
+      .record({
+        dt: fc.double({ min: 0, max: 400, noNaN: true }),
+        len: fc.integer({ min: 1, max: 120 }),
+        from: fc.constantFrom(0, 0, 1000, 2000),
+        maxTokens: fc.integer({ min: 1, max: 200 }),
+        lora: fc.constantFrom(null, null, "a", "b"),
+        stream: fc.boolean(),
+      })
+      .map(({ len, from, ...o }) => ({
+        kind: "arrive" as const,
+        tokens: Array.from({ length: len }, (_, k) => from + k),
+        ...o,
+      })),
   },
   {
     weight: 1,
@@ -65,7 +60,7 @@ const BASE = {
 
 type Config = typeof config extends fc.Arbitrary<infer T> ? T : never;
 
-function run(c: Config, ops: Op[], fastForward: boolean) {
+function run(c: Config, ops: WorkloadOp[], fastForward: boolean) {
   const loop = new VirtualLoop();
   let events = 0;
   const step = loop.step.bind(loop);
@@ -78,32 +73,12 @@ function run(c: Config, ops: Op[], fastForward: boolean) {
   const tokens: TokenOutput[] = [];
   const worker = new EngineWorker({ ...c, fastForward, onKvEvents: (b) => batches.push(b) }, loop.clock);
   loop.add(...worker.ranks);
-  const ids: string[] = [];
   const mid: unknown[] = [];
-  let t = 0;
-  ops.forEach((o, i) => {
-    t += o.dt;
-    loop.advanceTo(t);
-    if (o.kind === "cancel") {
-      if (ids.length > 0) worker.cancel(ids[o.pick % ids.length]!);
-      return;
-    }
-    const prompt = Array.from({ length: o.len }, (_, k) => o.from + k);
-    try {
-      worker.addRequest({
-        id: `r${i}`,
-        tokens: prompt,
-        maxTokens: o.maxTokens,
-        loraName: o.lora,
-        onFinish: (r) => results.push(r),
-        ...(o.stream ? { onToken: (tok: TokenOutput) => tokens.push(tok) } : {}),
-      });
-      ids.push(`r${i}`);
-    } catch (err) {
-      if (!(err instanceof EngineRequestError)) throw err;
-    }
+  const ids = playWorkload(loop, worker, ops, {
+    onFinish: (r) => results.push(r),
+    onToken: (tok) => tokens.push(tok),
     // Reading the state mid-run must not change what happens.
-    mid.push(worker.ranks.map((e) => [e.requestState(`r${i}`), e.load()]));
+    afterArrival: (id) => mid.push(worker.ranks.map((e) => [e.requestState(id), e.load()])),
   });
   loop.runUntilIdle();
   // Every request ended and gave its blocks back: nothing stalls or livelocks.
@@ -134,7 +109,7 @@ describe("fast-forwarding identical decode steps", () => {
     const count = (fastForward: boolean) => {
       const { events, outcome } = run(
         { ...BASE, blockSize: 64, fastForward } as unknown as Config,
-        [{ kind: "arrive", dt: 0, len: 10, from: 0, maxTokens: 50, lora: null, stream: false }],
+        [{ kind: "arrive", dt: 0, tokens: Array.from({ length: 10 }, (_, k) => k), maxTokens: 50, lora: null }],
         fastForward,
       );
       expect(outcome.results[0]!.outputTokens).toBe(50);

@@ -65,6 +65,25 @@ describe("RealtimeDriver", () => {
     expect(batches.length).toBeGreaterThan(0);
   });
 
+  it("a request arriving during a run of fast-forwarded decode steps joins at the next step boundary", async () => {
+    const engine = new Engine({ speedupRatio: 20 }, systemClock); // decode steps of about 0.3 ms
+    const driver = new RealtimeDriver([engine]);
+    const results = new Map<string, RequestResult>();
+    engine.addRequest({ id: "long", tokens: tokens(100), maxTokens: 2000, onFinish: finished("long", results) });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const arrival = systemClock.now();
+    engine.addRequest({ id: "late", tokens: tokens(100, 5000), maxTokens: 2, onFinish: finished("late", results) });
+    await until(() => results.has("late") && results.has("long"));
+    driver.stop();
+    const long = results.get("long")!;
+    const late = results.get("late")!;
+    expect(late.scheduledMs).toBeGreaterThanOrEqual(arrival);
+    expect(late.endMs).toBeLessThan(long.endMs); // it did not wait for the 2000-token run to end
+    // Within the decode step in flight (0.3 ms of model time), not at the end of the run of steps
+    // fast-forwarded up to the next block boundary (64 steps, about 19 ms).
+    expect(late.scheduledMs! - arrival).toBeLessThan(5);
+  });
+
   it("stop() leaves no timer behind", async () => {
     const engine = new Engine({ speedupRatio: 0.001 }, systemClock); // a first step of about 20 s
     const armed: unknown[] = [];

@@ -3,8 +3,10 @@ import { Engine, VirtualLoop, type BlockHashAlgorithm, type RequestResult } from
 import {
   cdfPoints,
   markdownTable,
+  numberOption,
   percentile,
   round,
+  textOption,
   type Bench,
   type BenchContext,
   type Chart,
@@ -52,30 +54,16 @@ interface Replay {
 }
 
 function parseOptions(args: readonly string[]): Options {
-  const value = (name: string, fallback: number): number => {
-    const at = args.indexOf(`--${name}`);
-    if (at < 0) return fallback;
-    const parsed = Number(args[at + 1]);
-    if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`--${name} needs a positive number`);
-    return parsed;
-  };
-  const text = (name: string, fallback: string): string => {
-    const at = args.indexOf(`--${name}`);
-    if (at < 0) return fallback;
-    const v = args[at + 1];
-    if (!v || v.startsWith("--")) throw new Error(`--${name} needs a value`);
-    return v;
-  };
-  const hash = text("hash", "xxh3");
+  const hash = textOption(args, "hash", "xxh3");
   if (hash !== "xxh3" && hash !== "sha256_cbor") throw new Error("--hash must be xxh3 or sha256_cbor");
   return {
-    workers: value("workers", 8),
-    blockSize: value("block-size", 64),
-    numGpuBlocks: value("num-gpu-blocks", 16_384),
+    workers: numberOption(args, "workers", 8),
+    blockSize: numberOption(args, "block-size", 64),
+    numGpuBlocks: numberOption(args, "num-gpu-blocks", 16_384),
     hash,
-    limit: value("limit", Infinity),
-    compareLimit: value("compare-limit", 2000),
-    trace: text("trace", MOONCAKE_CONVERSATION_TRACE),
+    limit: numberOption(args, "limit", Infinity),
+    compareLimit: numberOption(args, "compare-limit", 2000),
+    trace: textOption(args, "trace", MOONCAKE_CONVERSATION_TRACE),
   };
 }
 
