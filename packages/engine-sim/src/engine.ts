@@ -9,6 +9,7 @@ import { validateRequest } from "./request-validation.js";
 import { Scheduler, type SchedulerCounters, type StepPlan } from "./scheduler.js";
 import { Sequence } from "./sequence.js";
 import { repeatableSteps } from "./fast-forward.js";
+import { TimerQueue } from "./timer-queue.js";
 import { kvTransferMs, stepDurationMs } from "./timing.js";
 import type {
   Clock,
@@ -45,8 +46,7 @@ export class Engine {
   private readonly loras: LoraSlots;
   private readonly scheduler: Scheduler;
   private readonly byId = new Map<string, Sequence>();
-  /** `send` sequences holding blocks, and `receive` ones waiting for their KV, by their timer. */
-  private timers: Sequence[] = [];
+  private readonly timers = new TimerQueue();
   private plan: StepPlan | null = null;
   private stepEndAt = Infinity;
   private beginAt = Infinity;
@@ -92,11 +92,6 @@ export class Engine {
       c.disaggregationMode === "prefill" ? "send" : c.disaggregationMode === "decode" ? "receive" : null;
   }
 
-  /** The engine's clock reading. */
-  now(): TimeMs {
-    return this.clock.now();
-  }
-
   /** Registers the driver told when the engine has new work (one at a time; null detaches). */
   setWakeListener(listener: WakeListener | null): void {
     if (listener !== null && this.wakeListener !== null && this.wakeListener !== listener)
@@ -132,7 +127,7 @@ export class Engine {
     if (seq.status === "finished") return false;
     this.settle(now, true);
     this.scheduler.remove(seq);
-    this.dropTimer(seq);
+    this.timers.delete(seq);
     this.kv.free(seq);
     this.counters.cancelled++;
     this.kick(now);
@@ -142,8 +137,7 @@ export class Engine {
 
   /** When the next step begins or ends, or a KV transfer completes; Infinity when there is nothing to do. */
   nextEventTime(): TimeMs {
-    const timer = this.timers.length > 0 ? this.timers[0]!.timerAt : Infinity;
-    return Math.min(this.stepEndAt, this.beginAt, timer);
+    return Math.min(this.stepEndAt, this.beginAt, this.timers.next);
   }
 
   /** Processes the next event (at `nextEventTime()`; the clock should read that time or later). */
@@ -160,34 +154,6 @@ export class Engine {
     if (errors.length === 0) return;
     this.callbackErrors = [];
     throw errors.length === 1 ? errors[0] : new AggregateError(errors, "engine callbacks threw");
-  }
-
-  /**
-   * Calls a user callback. An exception goes to `onCallbackError` when given; otherwise, while an event
-   * is processed, it is rethrown from `runNext` once the event is done (the engine stays consistent).
-   */
-  private notify<T>(callback: ((value: T) => void) | undefined, value: T): void {
-    if (callback === undefined) return;
-    if (!this.processing && this.onCallbackError === undefined) return callback(value);
-    try {
-      callback(value);
-    } catch (err) {
-      if (this.onCallbackError !== undefined) this.onCallbackError(err);
-      else this.callbackErrors.push(err);
-    }
-  }
-
-  private process(t: TimeMs): void {
-    if (this.timers.length > 0 && this.timers[0]!.timerAt <= t) {
-      this.fireTimers(t);
-    } else if (this.stepEndAt <= t) {
-      this.stepEndAt = Infinity;
-      this.finishStep(t);
-      if (this.plan === null && this.beginAt === Infinity && this.hasWork()) this.beginStep(t);
-    } else {
-      this.beginAt = Infinity;
-      this.beginStep(t);
-    }
   }
 
   /** Processes every event strictly before `t` (a request added at `t` then joins the step starting at `t`). */
@@ -269,6 +235,34 @@ export class Engine {
     return this.loras.loaded;
   }
 
+  /**
+   * Calls a user callback. An exception goes to `onCallbackError` when given; otherwise, while an event
+   * is processed, it is rethrown from `runNext` once the event is done (the engine stays consistent).
+   */
+  private notify<T>(callback: ((value: T) => void) | undefined, value: T): void {
+    if (callback === undefined) return;
+    if (!this.processing && this.onCallbackError === undefined) return callback(value);
+    try {
+      callback(value);
+    } catch (err) {
+      if (this.onCallbackError !== undefined) this.onCallbackError(err);
+      else this.callbackErrors.push(err);
+    }
+  }
+
+  private process(t: TimeMs): void {
+    if (this.timers.next <= t) {
+      this.fireTimers(t);
+    } else if (this.stepEndAt <= t) {
+      this.stepEndAt = Infinity;
+      this.finishStep(t);
+      if (this.plan === null && this.beginAt === Infinity && this.hasWork()) this.beginStep(t);
+    } else {
+      this.beginAt = Infinity;
+      this.beginStep(t);
+    }
+  }
+
   private hasWork(): boolean {
     return this.scheduler.running.length > 0 || this.scheduler.waiting.length > 0;
   }
@@ -282,7 +276,7 @@ export class Engine {
 
   private beginStep(t: TimeMs): void {
     const plan = this.scheduler.schedule(t);
-    for (const seq of plan.transfers) this.addTimer(seq, seq.kvReadyAt);
+    for (const seq of plan.transfers) this.timers.add(seq, seq.kvReadyAt);
     if (plan.seqs.length === 0) {
       this.flushEvents(t);
       // Everyone running was preempted: plan again at once (admission was skipped this time).
@@ -300,7 +294,7 @@ export class Engine {
       },
       c,
     );
-    const timer = this.timers.length > 0 ? this.timers[0]!.timerAt : Infinity;
+    const timer = this.timers.next;
     // A step that changed the cache publishes at its own end: it is never repeated.
     const repeatable = c.fastForward && this.kv.events.pending === 0;
     plan.steps = repeatable ? repeatableSteps(plan, c.blockSize, c.enablePrefixCaching, t, stepMs, timer) : 1;
@@ -389,7 +383,7 @@ export class Engine {
     this.counters.transferred++;
     this.end(seq, "transferred", t, { transferBlockIds: blockIds, transferMs });
     seq.status = "held";
-    this.addTimer(seq, t + transferMs);
+    this.timers.add(seq, t + transferMs);
   }
 
   private end(seq: Sequence, reason: FinishReason, t: TimeMs, extra?: Partial<RequestResult>): void {
@@ -401,27 +395,12 @@ export class Engine {
 
   private fireTimers(t: TimeMs): void {
     this.settle(t, true);
-    while (this.timers.length > 0 && this.timers[0]!.timerAt <= t) {
-      const seq = this.timers.shift()!;
-      if (seq.status === "held") {
-        this.kv.free(seq);
-        seq.status = "finished";
-      }
+    for (const seq of this.timers.due(t)) {
+      if (seq.status !== "held") continue; // a `receive` sequence's KV arrived: the next plan starts it
+      this.kv.free(seq);
+      seq.status = "finished";
     }
     this.kick(t);
-  }
-
-  /** Orders `seq` among the timers (`send` release or `receive` KV arrival) at `at`. */
-  private addTimer(seq: Sequence, at: TimeMs): void {
-    seq.timerAt = at;
-    let i = this.timers.length;
-    while (i > 0 && this.timers[i - 1]!.timerAt > at) i--;
-    this.timers.splice(i, 0, seq);
-  }
-
-  private dropTimer(seq: Sequence): void {
-    const at = this.timers.indexOf(seq);
-    if (at >= 0) this.timers.splice(at, 1);
   }
 
   private flushEvents(t: TimeMs): void {

@@ -119,7 +119,7 @@ export type EngineConfig = Required<Omit<EngineOptions, "onKvEvents" | "onCallba
 export interface EngineRequest {
   /** Unique among the engine's unfinished requests. */
   readonly id: string;
-  /** Prompt token ids (at least one). */
+  /** Prompt token ids (at least one). Kept by reference: leave them unchanged until the request ends. */
   readonly tokens: ArrayLike<number>;
   /** Tokens to generate (EOS is not simulated). At least 1. */
   readonly maxTokens: number;
