@@ -8,7 +8,7 @@ const root = fileURLToPath(new URL("../../..", import.meta.url));
 describe("engine-sim benchmark", () => {
   it("replays the head of the Mooncake trace and reports the figures it promises", async () => {
     const result = await bench.run({
-      args: ["--limit", "150", "--compare-limit", "60", "--workers", "2"],
+      args: ["--limit", "150", "--compare-limit", "60", "--compare-rounds", "1", "--workers", "2"],
       json: true,
       progress: new Progress("engine-sim test"),
       root,

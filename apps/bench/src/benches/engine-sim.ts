@@ -26,6 +26,8 @@ interface Options {
   limit: number;
   /** Requests replayed by each side-by-side variant. */
   compareLimit: number;
+  /** Interleaved rounds of the side-by-side variants (the median is kept). */
+  compareRounds: number;
   trace: string;
 }
 
@@ -63,6 +65,7 @@ function parseOptions(args: readonly string[]): Options {
     hash,
     limit: numberOption(args, "limit", Infinity),
     compareLimit: numberOption(args, "compare-limit", 2000),
+    compareRounds: numberOption(args, "compare-rounds", 3),
     trace: textOption(args, "trace", MOONCAKE_CONVERSATION_TRACE),
   };
 }
@@ -162,7 +165,7 @@ export const bench: Bench = {
   description:
     "Simulated vLLM engines (`@dynamo/engine-sim`) replaying the Mooncake conversation trace in virtual time, requests round-robin over the workers, " +
     "every KV batch consumed: wall time of the whole replay, prompt synthesis included. " +
-    "Options: `--workers 8 --block-size 64 --num-gpu-blocks 16384 --hash xxh3|sha256_cbor --compare-limit 2000 --limit <requests> --trace <jsonl>`.",
+    "Options: `--workers 8 --block-size 64 --num-gpu-blocks 16384 --hash xxh3|sha256_cbor --compare-limit 2000 --compare-rounds 3 --limit <requests> --trace <jsonl>`.",
   async run(ctx) {
     const options = parseOptions(ctx.args);
     const trace = loadTrace(ctx.root, options.trace, options.limit);
@@ -176,7 +179,15 @@ export const bench: Bench = {
       { label: "sha256_cbor, fast-forward", hash: "sha256_cbor", fastForward: true, limit: m },
       { label: "xxh3, step by step", hash: "xxh3", fastForward: false, limit: m },
     ];
-    const side = variants.map((v) => ({ variant: v, replay: replay(ctx, trace, options, v) }));
+    // Variants interleaved over a few rounds, the median round of each kept: the machine's noise and the
+    // JIT's warm-up fall on every variant alike.
+    const rounds = options.compareRounds;
+    const runs: Replay[][] = variants.map(() => []);
+    for (let r = 0; r < rounds; r++) variants.forEach((v, i) => runs[i]!.push(replay(ctx, trace, options, v)));
+    const side = variants.map((variant, i) => ({
+      variant,
+      replay: [...runs[i]!].sort((a, b) => a.wallMs - b.wallMs)[Math.floor(rounds / 2)]!,
+    }));
     const baseline = side[0]!.replay;
 
     const ttft = Float64Array.from(cold.results, (r) => r.ttftMs ?? 0).sort();
@@ -248,7 +259,7 @@ export const bench: Bench = {
       ],
     );
     const sideTable = markdownTable(
-      ["variant", `first ${m.toLocaleString("en-US")} requests (s)`, "requests/s", "time ratio"],
+      ["variant", `first ${m.toLocaleString("en-US")} requests (s, median of ${rounds})`, "requests/s", "time ratio"],
       figures.sideBySide.map((s) => [s.variant, s.seconds, s.requestsPerSec, `×${s.timeRatio}`]),
     );
     const markdown =
