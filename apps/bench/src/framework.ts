@@ -101,3 +101,21 @@ export function cdfPoints(sorted: ArrayLike<number>, points = 100): Array<[numbe
   for (let i = 1; i <= points; i++) out.push([percentile(sorted, (i / points) * 100), i / points]);
   return out;
 }
+
+/** The positive number after `--<name>` in a benchmark's arguments, or `fallback` when the option is absent. */
+export function numberOption(args: readonly string[], name: string, fallback: number): number {
+  const at = args.indexOf(`--${name}`);
+  if (at < 0) return fallback;
+  const parsed = Number(args[at + 1]);
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`--${name} needs a positive number`);
+  return parsed;
+}
+
+/** The value after `--<name>` in a benchmark's arguments, or `fallback` when the option is absent. */
+export function textOption(args: readonly string[], name: string, fallback: string): string {
+  const at = args.indexOf(`--${name}`);
+  if (at < 0) return fallback;
+  const value = args[at + 1];
+  if (!value || value.startsWith("--")) throw new Error(`--${name} needs a value`);
+  return value;
+}

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { seededRng } from "@dynamo/scorer";
 
 /** One request of a Mooncake-format trace. */
 export interface TraceRequest {
@@ -41,39 +42,41 @@ export function loadTrace(root: string, path = MOONCAKE_CONVERSATION_TRACE, limi
   return out;
 }
 
-/** Deterministic 32-bit PRNG (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic 32-bit PRNG (mulberry32), the one the scorer uses for its tie-breaks. */
+export const mulberry32: (seed: number) => () => number = seededRng;
 
 /** The 512 token ids a trace block id stands for: a PRNG stream seeded by the id (vocabulary 151 643). */
 export function blockTokens(hashId: number, vocab = 151_643): Uint32Array {
-  const next = mulberry32(hashId * 2654435761 + 1);
   const out = new Uint32Array(TRACE_BLOCK_TOKENS);
-  for (let i = 0; i < out.length; i++) out[i] = Math.floor(next() * vocab);
+  writeBlockTokens(hashId, out, 0, out.length, vocab);
   return out;
 }
 
-/** A request's prompt tokens: its blocks' tokens concatenated, truncated to `inputLength`. */
-export function requestTokens(request: TraceRequest, cache?: Map<number, Uint32Array>): Uint32Array {
-  const out = new Uint32Array(request.inputLength);
+/** Writes the first `count` token ids of trace block `hashId` into `out` at `offset` (as `blockTokens`). */
+export function writeBlockTokens(
+  hashId: number,
+  out: Uint32Array,
+  offset: number,
+  count: number,
+  vocab = 151_643,
+): void {
+  const next = seededRng(hashId * 2654435761 + 1);
+  for (let i = 0; i < count; i++) out[offset + i] = Math.floor(next() * vocab);
+}
+
+/**
+ * A request's prompt tokens: its blocks' tokens concatenated, truncated to `inputLength`; written into
+ * `out` when given (at least `inputLength` long), else into a new array.
+ */
+export function requestTokens(
+  request: TraceRequest,
+  out: Uint32Array = new Uint32Array(request.inputLength),
+): Uint32Array {
   let offset = 0;
   for (const id of request.hashIds) {
-    if (offset >= out.length) break;
-    let block = cache?.get(id);
-    if (!block) {
-      block = blockTokens(id);
-      cache?.set(id, block);
-    }
-    const take = Math.min(block.length, out.length - offset);
-    out.set(take === block.length ? block : block.subarray(0, take), offset);
+    if (offset >= request.inputLength) break;
+    const take = Math.min(TRACE_BLOCK_TOKENS, request.inputLength - offset);
+    writeBlockTokens(id, out, offset, take);
     offset += take;
   }
   return out;

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cdfPoints, markdownTable, percentile } from "../src/framework.js";
+import { cdfPoints, markdownTable, numberOption, percentile, textOption } from "../src/framework.js";
 import { blockTokens, requestTokens } from "../src/mooncake.js";
 import { renderReport, writeMarkdownSection } from "../src/report.js";
 
@@ -76,5 +76,17 @@ describe("mooncake token synthesis", () => {
     expect(a).toHaveLength(700);
     expect(a.subarray(0, 512)).toEqual(b.subarray(0, 512));
     expect(a.subarray(512, 700)).not.toEqual(b.subarray(512, 700));
+  });
+});
+
+describe("benchmark options", () => {
+  it("reads numbers and values after their flag, with fallbacks and clear errors", () => {
+    const args = ["--workers", "4", "--hash", "xxh3", "--bad", "-1", "--empty"];
+    expect(numberOption(args, "workers", 8)).toBe(4);
+    expect(numberOption(args, "limit", Infinity)).toBe(Infinity);
+    expect(() => numberOption(args, "bad", 1)).toThrow("--bad needs a positive number");
+    expect(textOption(args, "hash", "sha256_cbor")).toBe("xxh3");
+    expect(textOption(args, "trace", "default.jsonl")).toBe("default.jsonl");
+    expect(() => textOption(args, "empty", "x")).toThrow("--empty needs a value");
   });
 });
