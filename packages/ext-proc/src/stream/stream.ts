@@ -180,7 +180,7 @@ export class ExtProcStream {
         return;
       }
     }
-    switch (message.request) {
+    switch (message.request ?? phaseOf(message)) {
       case "request_headers":
         return this.onRequestHeaders(message.request_headers ?? {});
       case "request_body":
@@ -534,6 +534,20 @@ export class ExtProcStream {
       this.options.logger?.warn({ streamId: this.streamId, err: error }, "onStreamEnd failed");
     }
   }
+}
+
+const PHASES = [
+  "request_headers",
+  "request_body",
+  "request_trailers",
+  "response_headers",
+  "response_body",
+  "response_trailers",
+] as const;
+
+/** The set member of the `request` oneof, for messages built by hand (decoded ones name it). */
+function phaseOf(message: ProcessingRequest): (typeof PHASES)[number] | undefined {
+  return PHASES.find((phase) => message[phase] !== undefined && message[phase] !== null);
 }
 
 function toBuffer(bytes: Uint8Array | undefined): Buffer {
