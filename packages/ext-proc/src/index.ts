@@ -84,6 +84,7 @@ export {
   DEFAULT_EXT_PROC_PORT,
   DEFAULT_HEALTH_PORT,
   DEFAULT_MAX_INFLIGHT_ROUTES,
+  DEFAULT_STREAM_RESET_LIMIT,
   ExtProcServer,
   type ExtProcServerOptions,
   type ShutdownOptions,

@@ -42,6 +42,13 @@ export interface ExtProcClientOptions {
   protocolConfig?: WireProtocolConfiguration | null;
   /** Size of the request body chunks sent (default 16 KiB, Envoy's usual buffer slice). */
   chunkBytes?: number;
+  /**
+   * How `close` ends a stream: `reset` (default, Envoy's default) half-closes then resets it; `graceful`
+   * (Envoy's `ext_proc_graceful_grpc_close`) half-closes and lets the server end it. Node servers before
+   * 22.11 drop a connection that resets more than 1000 streams faster than 33/s: use `graceful` for load
+   * against such a server.
+   */
+  closeMode?: "reset" | "graceful";
   channelOptions?: ChannelOptions;
 }
 
@@ -260,14 +267,14 @@ export class ExtProcExchange {
     await pump;
   }
 
-  /** Ends the stream as Envoy does after a request: half-close, then reset. */
+  /** Ends the stream as Envoy does after a request: half-close, then reset (unless `closeMode` is graceful). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     try {
       this.call.end();
     } finally {
-      this.call.cancel();
+      if (this.clientOptions.closeMode !== "graceful" && this.inbox.ended === undefined) this.call.cancel();
     }
   }
 

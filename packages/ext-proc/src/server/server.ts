@@ -43,6 +43,13 @@ export interface ExtProcServerOptions {
   onStreamEnd?: (summary: StreamSummary) => void;
   /** Extra grpc-js server options. */
   channelOptions?: ChannelOptions;
+  /**
+   * Incoming RST_STREAM allowance per connection (token bucket). Envoy resets every ext_proc stream
+   * when its request ends, so the HTTP/2 library's default (burst 1000, 33/s) would make the server
+   * drop Envoy's connection with GOAWAY once traffic passes 33 requests/s. Applied on Node >= 22.11
+   * (older Node has no such setting and keeps the default). Default: burst and rate 20,000.
+   */
+  streamResetLimit?: { burst: number; ratePerSecond: number };
 }
 
 export interface ShutdownOptions {
@@ -95,6 +102,7 @@ export class ExtProcServer {
             false,
           );
     const server = new Server(options.channelOptions);
+    allowStreamResets(server, options.streamResetLimit ?? DEFAULT_STREAM_RESET_LIMIT);
     const port = await bind(server, host, options.port ?? DEFAULT_EXT_PROC_PORT, credentials);
     let healthServer: Server | undefined;
     let healthPort: number | undefined;
@@ -224,6 +232,20 @@ export class ExtProcServer {
     call.on("error", () => close("error"));
     call.on("close", () => close("end"));
   }
+}
+
+/** Default incoming-reset allowance (see `ExtProcServerOptions.streamResetLimit`). */
+export const DEFAULT_STREAM_RESET_LIMIT = { burst: 20_000, ratePerSecond: 20_000 };
+
+/**
+ * grpc-js builds its HTTP/2 servers from an options object it keeps and offers no setting for the reset
+ * limiter, so the two Node options are added to that object before any port is bound.
+ */
+function allowStreamResets(server: Server, limit: { burst: number; ratePerSecond: number }): void {
+  const internals = server as unknown as { commonServerOptions?: Record<string, unknown> };
+  if (internals.commonServerOptions === undefined) return;
+  internals.commonServerOptions["streamResetBurst"] = limit.burst;
+  internals.commonServerOptions["streamResetRate"] = limit.ratePerSecond;
 }
 
 function bind(server: Server, host: string, port: number, credentials: ServerCredentials): Promise<number> {

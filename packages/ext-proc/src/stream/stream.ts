@@ -106,7 +106,7 @@ export class ExtProcStream {
   private readonly now: () => number;
   private readonly newId: () => string;
   private readonly startedAt: number;
-  private readonly abort = new AbortController();
+  private abort: AbortController | undefined;
   private phase: Phase = "request_headers";
   private protocolChecked = false;
   private metadata: FilterMetadata = {};
@@ -163,7 +163,7 @@ export class ExtProcStream {
     if (this.closed) return;
     this.closed = true;
     this.backlog = [];
-    this.abort.abort();
+    this.abortPendingRoute();
     const reason: RequestEndReason = this.responseComplete ? "complete" : cause === "error" ? "error" : "cancelled";
     this.endLifecycle(reason);
     this.emitSummary(cause);
@@ -282,6 +282,7 @@ export class ExtProcStream {
       }
     };
     let result: RouteDecision | Promise<RouteDecision>;
+    this.abort = new AbortController();
     try {
       result = this.options.router.route(request, this.abort.signal);
     } catch (error) {
@@ -303,6 +304,11 @@ export class ExtProcStream {
       release();
       this.onDecision(result);
     }
+  }
+
+  /** Tells the router a pending decision is no longer wanted (only then: aborting costs an exception object). */
+  private abortPendingRoute(): void {
+    if (this.phase === "routing") this.abort?.abort();
   }
 
   /** Runs `step`; a bug inside ends this stream with INTERNAL instead of escaping to the process. */
@@ -464,12 +470,12 @@ export class ExtProcStream {
 
   private fail(code: number, message: string): void {
     if (this.finished || this.closed) return;
+    this.abortPendingRoute();
     this.finished = true;
     this.phase = "done";
     this.grpcError = { code, message };
     this.bodyChunks = [];
     this.backlog = [];
-    this.abort.abort();
     this.endLifecycle("error");
     this.sink.finish({ code, message });
   }
