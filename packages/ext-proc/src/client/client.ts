@@ -185,7 +185,8 @@ export class ExtProcExchange {
     const pump = hasBody
       ? this.pumpBody("request_body", request.body!, request.trailers, (bytes) => sent.push(bytes))
       : Promise.resolve();
-    pump.catch(() => undefined);
+    // A body source that fails (client or upstream gone) resets the stream, as Envoy does.
+    pump.catch(() => this.reset());
     try {
       const answer = await this.expect("request_headers");
       if (answer === undefined) {
@@ -247,7 +248,8 @@ export class ExtProcExchange {
     const pump = this.pumpBody("response_body", chunks, undefined, (bytes, sent) => {
       if (!sent && bytes.length > 0) unsent.push(bytes);
     });
-    pump.catch(() => undefined);
+    // A body source that fails (client or upstream gone) resets the stream, as Envoy does.
+    pump.catch(() => this.reset());
     for (;;) {
       const answer = await this.expect("response_body").catch((error: unknown) => {
         throw error instanceof PhaseFailure ? new Error(error.message) : error;
@@ -276,6 +278,14 @@ export class ExtProcExchange {
     } finally {
       if (this.clientOptions.closeMode !== "graceful" && this.inbox.ended === undefined) this.call.cancel();
     }
+  }
+
+  /** Half-closes and resets the stream whatever `closeMode` says (a body source failed). */
+  private reset(): void {
+    const alreadyClosed = this.closed;
+    this.closed = true;
+    if (!alreadyClosed) this.call.end();
+    if (this.inbox.ended === undefined) this.call.cancel();
   }
 
   private send(message: ProcessingRequest): void {
