@@ -14,14 +14,22 @@ export interface SeenRequest {
  * what routing told it; prompt tokens are the injected `nvext.token_data` count.
  */
 export class TestWorker {
-  readonly seen: SeenRequest[] = [];
-  /** Streaming responses cut short by the client. */
-  aborted = 0;
   private constructor(
     readonly name: string,
     private readonly server: Server,
     private readonly host: string,
+    private readonly state: { seen: SeenRequest[]; aborted: number },
   ) {}
+
+  /** Requests received, in order. */
+  get seen(): SeenRequest[] {
+    return this.state.seen;
+  }
+
+  /** Streaming responses cut short by the client. */
+  get aborted(): number {
+    return this.state.aborted;
+  }
 
   /** Starts on a free port of `host` (use distinct loopback IPs: subsets match endpoints by IP). */
   static async start(
@@ -29,14 +37,14 @@ export class TestWorker {
     host: string,
     options: { streamDelayMs?: number; streamChunks?: number } = {},
   ): Promise<TestWorker> {
-    let worker!: TestWorker;
+    const state = { seen: [] as SeenRequest[], aborted: 0 };
     const server = createServer((req, res) => {
       const parts: Buffer[] = [];
       req.on("data", (c: Buffer) => parts.push(c));
       req.on("end", () => {
         const text = Buffer.concat(parts).toString();
         const body = text === "" ? undefined : (JSON.parse(text) as Record<string, unknown>);
-        worker.seen.push({ method: req.method!, path: req.url!, headers: req.headers, body });
+        state.seen.push({ method: req.method!, path: req.url!, headers: req.headers, body });
         if (req.url === "/v1/models") {
           res.writeHead(200, { "content-type": "application/json" });
           res.end(
@@ -98,14 +106,13 @@ export class TestWorker {
           res.end("data: [DONE]\n\n");
         };
         res.on("close", () => {
-          if (!res.writableFinished) worker.aborted++;
+          if (!res.writableFinished) state.aborted++;
         });
         send();
       });
     });
     await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
-    worker = new TestWorker(name, server, host);
-    return worker;
+    return new TestWorker(name, server, host, state);
   }
 
   get endpoint(): string {
