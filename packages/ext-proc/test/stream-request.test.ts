@@ -231,6 +231,17 @@ describe("request headers and body", () => {
     });
   });
 
+  it("appends nvext to a body without one, leaving the client's bytes as they were", () => {
+    const router = new RecordingRouter(POOL, { tokenData: () => [7, 8] });
+    const { stream, sink } = newStream(router);
+    const text = '{ "model": "m", "temperature": 1.0, "messages": [{"role": "user", "content": "h\u00e9"}] }\n';
+    stream.receive(requestHeaders(postHeaders()));
+    stream.receive(requestBody(text, true));
+    const forwarded = Buffer.concat(sink.bodyChunks("request_body").map((c) => c.body)).toString();
+    expect(forwarded).toBe(text.slice(0, text.lastIndexOf("}")) + ',"nvext":{"token_data":[7,8]}}');
+    expect(JSON.parse(forwarded).nvext).toEqual({ token_data: [7, 8] });
+  });
+
   it.each([
     ["a JSON array", "[1,2,3]"],
     ["nvext that is not an object", JSON.stringify({ model: "m", nvext: "x" })],

@@ -46,6 +46,30 @@ export function rewriteBody(body: RequestBody, rewrite: BodyRewrite | undefined)
   if (nvext !== undefined && !isObject(nvext)) {
     return { bytes: body.bytes, warning: "request nvext is not a JSON object; nvext.token_data not injected" };
   }
+  if (nvext === undefined) {
+    const spliced = appendMember(body.bytes, json, "nvext", `{"token_data":${JSON.stringify(rewrite.tokenData)}}`);
+    if (spliced !== undefined) return { bytes: spliced };
+  }
   const rewritten = { ...json, nvext: { ...nvext, token_data: rewrite.tokenData } };
   return { bytes: Buffer.from(JSON.stringify(rewritten), "utf8") };
+}
+
+const CLOSING_BRACE = 0x7d;
+
+/**
+ * Adds `"key": value` at the end of a JSON object's text without re-serializing the rest (the common
+ * case: a body without `nvext`). Undefined when the text does not end with the object's `}`.
+ */
+function appendMember(
+  bytes: Buffer,
+  json: Record<string, unknown>,
+  key: string,
+  valueText: string,
+): Buffer | undefined {
+  let end = bytes.length - 1;
+  while (end >= 0 && (bytes[end] === 0x20 || bytes[end] === 0x0a || bytes[end] === 0x0d || bytes[end] === 0x09)) end--;
+  if (end < 0 || bytes[end] !== CLOSING_BRACE) return undefined;
+  const separator = Object.keys(json).length === 0 ? "" : ",";
+  const member = Buffer.from(`${separator}${JSON.stringify(key)}:${valueText}}`, "utf8");
+  return Buffer.concat([bytes.subarray(0, end), member]);
 }
