@@ -1,3 +1,4 @@
+import { connect as tlsConnect } from "node:tls";
 import { Client, credentials, makeClientConstructor, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -391,6 +392,29 @@ describe("robustness", () => {
       await harness.close();
     }
   }, 120_000);
+});
+
+describe("TLS", () => {
+  it("negotiates h2 by ALPN with a self-signed certificate for localhost and 0.0.0.0", async () => {
+    const harness = await startHarness({ router: new RecordingRouter(POOL), tls: true });
+    try {
+      const socket = tlsConnect({
+        host: "127.0.0.1",
+        port: harness.server.port,
+        ALPNProtocols: ["h2"],
+        rejectUnauthorized: false,
+      });
+      await new Promise<void>((resolve, reject) => socket.once("secureConnect", resolve).once("error", reject));
+      expect(socket.alpnProtocol).toBe("h2");
+      const certificate = socket.getPeerCertificate();
+      socket.destroy();
+      expect(certificate.subjectaltname).toContain("DNS:localhost");
+      expect(certificate.subjectaltname).toContain("IP Address:0.0.0.0");
+      expect(certificate.issuer.CN).toBe(certificate.subject.CN);
+    } finally {
+      await harness.close();
+    }
+  });
 });
 
 describe("health and shutdown", () => {
