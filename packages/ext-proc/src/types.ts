@@ -196,6 +196,12 @@ export interface StreamSummary {
   readonly rejection?: { readonly status: number; readonly reason: RejectionReason; readonly message: string };
   /** Upstream response status. */
   readonly responseStatus?: number;
+  /** Endpoint the data plane reported as having served the request. */
+  readonly servedEndpoint?: string;
+  /** The served endpoint is known and is not the first chosen endpoint (a mismatch to count). */
+  readonly servedMismatch?: boolean;
+  /** Milliseconds from the decision to the first non-empty response chunk. */
+  readonly firstChunkMs?: number;
   readonly usage?: Usage;
   /** Milliseconds spent in `route` (from body end to decision). */
   readonly routeMs?: number;

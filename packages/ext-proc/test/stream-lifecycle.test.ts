@@ -72,7 +72,8 @@ describe("asynchronous decisions", () => {
 describe("request lifecycle", () => {
   it("frees once when the response completes and the gateway then resets the stream (CANCELLED)", () => {
     const router = new RecordingRouter(POOL);
-    const { stream, summaries } = routed(router);
+    const { stream, summaries, advance } = routed(router);
+    advance(40);
     stream.receive(responseHeaders(200, [["content-type", "application/json"]]));
     stream.receive(responseBody('{"usage":{"prompt_tokens":5,"completion_tokens":2}}', true));
     stream.close("cancelled");
@@ -85,7 +86,13 @@ describe("request lifecycle", () => {
       usage: { promptTokens: 5, completionTokens: 2 },
     });
     expect(summaries).toHaveLength(1);
-    expect(summaries[0]).toMatchObject({ outcome: "response_eos", responseStatus: 200, endpoints: [POOL[0]] });
+    expect(summaries[0]).toMatchObject({
+      outcome: "response_eos",
+      responseStatus: 200,
+      endpoints: [POOL[0]],
+      firstChunkMs: 40,
+    });
+    expect(ends[0]!.outcome.firstChunkMs).toBe(40);
   });
 
   it("frees once with reason cancelled when the client leaves after the pick, before the response", () => {
@@ -238,7 +245,7 @@ describe("response path", () => {
   it("reports the served endpoint, flags a mismatch, and echoes it only with conformance hooks", () => {
     for (const hooks of [false, true]) {
       const router = new RecordingRouter(POOL);
-      const { stream, sink } = newStream(router, { conformanceHooks: hooks });
+      const { stream, sink, summaries } = newStream(router, { conformanceHooks: hooks });
       stream.receive(requestHeaders(postHeaders()));
       stream.receive(requestBody(chatBody("hi"), true));
       stream.receive(
@@ -250,6 +257,8 @@ describe("response path", () => {
       expect(started).toMatchObject({ servedEndpoint: "10.0.0.2:8000", servedMismatch: true });
       const set = setHeadersOf(sink.responses.at(-1)!.response_headers!.response!.header_mutation);
       expect(set.get("x-conformance-test-served-endpoint")).toBe(hooks ? "10.0.0.2:8000" : undefined);
+      stream.close("cancelled");
+      expect(summaries[0]).toMatchObject({ servedEndpoint: "10.0.0.2:8000", servedMismatch: true });
     }
   });
 

@@ -128,6 +128,7 @@ export class ExtProcStream {
   private responseComplete = false;
   private responseStatus: number | undefined;
   private servedEndpoint: string | undefined;
+  private servedMismatch = false;
   private observer: ResponseBodyObserver | undefined;
   private firstChunkAt: number | undefined;
   private rejection: StreamSummary["rejection"];
@@ -395,6 +396,7 @@ export class ExtProcStream {
     const picked = this.decision?.endpoints[0];
     const servedMismatch =
       this.servedEndpoint !== undefined && picked !== undefined && !sameEndpoint(this.servedEndpoint, picked);
+    this.servedMismatch = servedMismatch;
     if (servedMismatch) {
       this.options.logger?.warn(
         { streamId: this.streamId, requestId: this.requestId, picked, served: this.servedEndpoint },
@@ -530,6 +532,12 @@ export class ExtProcStream {
       ...(this.decision !== undefined ? { endpoints: this.decision.endpoints } : {}),
       ...(this.rejection !== undefined ? { rejection: this.rejection } : {}),
       ...(this.responseStatus !== undefined ? { responseStatus: this.responseStatus } : {}),
+      ...(this.servedEndpoint !== undefined
+        ? { servedEndpoint: this.servedEndpoint, servedMismatch: this.servedMismatch }
+        : {}),
+      ...(this.firstChunkAt !== undefined && this.decision !== undefined
+        ? { firstChunkMs: this.firstChunkAt - this.decidedAt }
+        : {}),
       ...(usage !== undefined ? { usage } : {}),
       ...(this.routeMs !== undefined ? { routeMs: this.routeMs } : {}),
       ...(this.grpcError !== undefined ? { grpcError: this.grpcError } : {}),
