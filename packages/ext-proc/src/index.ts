@@ -70,6 +70,7 @@ export { parseJsonBody, rewriteBody, type ParsedBody, type RewriteResult } from 
 export { parseUsage, usageFromJsonTail } from "./stream/usage.js";
 export { ResponseBodyObserver, USAGE_TAIL_BYTES } from "./stream/response-body.js";
 export {
+  ByteBudget,
   CONFORMANCE_SELECTION_HEADER,
   CONFORMANCE_SERVED_HEADER,
   DEFAULT_MAX_REQUEST_BODY_BYTES,
@@ -83,6 +84,7 @@ export {
 export {
   DEFAULT_EXT_PROC_PORT,
   DEFAULT_HEALTH_PORT,
+  DEFAULT_MAX_BUFFERED_BODY_BYTES,
   DEFAULT_MAX_INFLIGHT_ROUTES,
   DEFAULT_STREAM_RESET_LIMIT,
   ExtProcServer,

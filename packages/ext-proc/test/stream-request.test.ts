@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   BODY_CHUNK_BYTES,
+  ByteBudget,
   BodySendMode,
   GrpcCode,
   InflightLimit,
@@ -374,6 +375,31 @@ describe("errors become ImmediateResponses", () => {
     stream.receive(requestBody("a", true));
     expect(router.requests).toEqual([]);
     expect(sink.responses).toHaveLength(1);
+  });
+
+  it("answers 503 when the shared body budget is full, and returns every byte to it", () => {
+    const budget = new ByteBudget(1500);
+    const router = new RecordingRouter(POOL);
+    const body = chatBody("a".repeat(900));
+    const first = newStream(router, { bodyBudget: budget });
+    first.stream.receive(requestHeaders(postHeaders()));
+    first.stream.receive(requestBody(body.subarray(0, -1), false));
+    expect(budget.used).toBe(body.length - 1);
+    const second = newStream(router, { bodyBudget: budget });
+    second.stream.receive(requestHeaders(postHeaders()));
+    second.stream.receive(requestBody("b".repeat(400), false));
+    second.stream.receive(requestBody("b".repeat(400), false));
+    expect(immediateOf(second.sink)).toMatchObject({ status: 503 });
+    expect(budget.used).toBe(body.length - 1);
+    first.stream.receive(requestBody(body.subarray(-1), true));
+    expect(first.sink.kinds()).toEqual(["request_headers", "request_body"]);
+    expect(budget.used).toBe(0);
+    const third = newStream(router, { bodyBudget: budget });
+    third.stream.receive(requestHeaders(postHeaders()));
+    third.stream.receive(requestBody("c".repeat(700), false));
+    expect(budget.used).toBe(700);
+    third.stream.close("cancelled");
+    expect(budget.used).toBe(0);
   });
 
   it("maps a router rejection to its status, with retry-after when asked", () => {

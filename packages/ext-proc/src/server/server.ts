@@ -3,6 +3,7 @@ import type { ExtProcLogger, RequestRouter, StreamSummary } from "../types.js";
 import type { ProcessingRequest, ProcessingResponse } from "../wire/messages.js";
 import { externalProcessorService } from "../wire/proto.js";
 import {
+  ByteBudget,
   DEFAULT_MAX_REQUEST_BODY_BYTES,
   ExtProcStream,
   GrpcCode,
@@ -18,6 +19,8 @@ export const DEFAULT_EXT_PROC_PORT = 9002;
 export const DEFAULT_HEALTH_PORT = 9003;
 /** Default bound on decisions in progress (`DYN_EPP_MAX_INFLIGHT_REQUESTS`). */
 export const DEFAULT_MAX_INFLIGHT_ROUTES = 1024;
+/** Default bound on request bodies buffered across streams. */
+export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 512 * 1024 * 1024;
 
 export interface ExtProcServerOptions {
   router: RequestRouter;
@@ -33,6 +36,8 @@ export interface ExtProcServerOptions {
   maxRequestBodyBytes?: number;
   /** Decisions in progress at once (default 1024; 503 beyond). */
   maxInflightRoutes?: number;
+  /** Request-body bytes buffered across all streams (default 512 MiB; 503 beyond). */
+  maxBufferedBodyBytes?: number;
   /** Conformance-test hooks (`test-epp-endpoint-selection`, served-endpoint echo). Off by default. */
   conformanceHooks?: boolean;
   /** Polled every `readinessIntervalMs` (500) for the readiness services; absent: ready once listening. */
@@ -67,6 +72,7 @@ export class ExtProcServer {
   readonly health = new HealthStatus();
   private readonly streams = new Set<ExtProcStream>();
   private readonly limit: InflightLimit;
+  private readonly bodyBudget: ByteBudget;
   private readinessTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -82,6 +88,7 @@ export class ExtProcServer {
     readonly tls: TlsMaterial | undefined,
   ) {
     this.limit = new InflightLimit(options.maxInflightRoutes ?? DEFAULT_MAX_INFLIGHT_ROUTES);
+    this.bodyBudget = new ByteBudget(options.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES);
   }
 
   /** Binds the ports and starts serving; liveness SERVING, readiness as `options.readiness` says. */
@@ -129,6 +136,11 @@ export class ExtProcServer {
   /** Decisions currently in progress. */
   get inflightRoutes(): number {
     return this.limit.inflight;
+  }
+
+  /** Request-body bytes currently buffered across streams. */
+  get bufferedBodyBytes(): number {
+    return this.bodyBudget.used;
   }
 
   /**
@@ -205,6 +217,7 @@ export class ExtProcServer {
         maxRequestBodyBytes: this.options.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES,
         conformanceHooks: this.options.conformanceHooks ?? false,
         gate: this.limit,
+        bodyBudget: this.bodyBudget,
         ...(this.options.logger !== undefined ? { logger: this.options.logger } : {}),
         ...(this.options.onStreamEnd !== undefined ? { onStreamEnd: this.options.onStreamEnd } : {}),
       },

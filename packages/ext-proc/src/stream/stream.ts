@@ -72,6 +72,23 @@ export class InflightLimit implements RouteGate {
   }
 }
 
+/** Bytes of request bodies buffered across streams, bounded (try-take, no queue). */
+export class ByteBudget {
+  private taken = 0;
+  constructor(readonly max: number) {}
+  get used(): number {
+    return this.taken;
+  }
+  tryTake(bytes: number): boolean {
+    if (this.taken + bytes > this.max) return false;
+    this.taken += bytes;
+    return true;
+  }
+  give(bytes: number): void {
+    this.taken = Math.max(0, this.taken - bytes);
+  }
+}
+
 export interface StreamOptions {
   router: RequestRouter;
   /** Largest request body accepted (413 beyond). */
@@ -79,6 +96,8 @@ export interface StreamOptions {
   /** Honour `test-epp-endpoint-selection` and echo the served endpoint (test deployments only). */
   conformanceHooks?: boolean;
   gate?: RouteGate;
+  /** Shared bound on buffered request bodies (503 when a body would not fit). */
+  bodyBudget?: ByteBudget;
   logger?: ExtProcLogger;
   onStreamEnd?(summary: StreamSummary): void;
   /** Milliseconds clock (default `performance.now`). */
@@ -114,6 +133,7 @@ export class ExtProcStream {
   private requestId: string | undefined;
   private bodyChunks: Buffer[] = [];
   private bodyBytes = 0;
+  private budgetTaken = 0;
   private body: RequestBody | undefined;
   private routeSubset: EndpointSubset | undefined;
   private requestEnd: RequestEnd = "body";
@@ -164,6 +184,7 @@ export class ExtProcStream {
     if (this.closed) return;
     this.closed = true;
     this.backlog = [];
+    this.releaseBody();
     this.abortPendingRoute();
     const reason: RequestEndReason = this.responseComplete ? "complete" : cause === "error" ? "error" : "cancelled";
     this.endLifecycle(reason);
@@ -217,7 +238,7 @@ export class ExtProcStream {
     const chunk = toBuffer(message.body);
     this.bodyBytes += chunk.length;
     if (this.bodyBytes > this.options.maxRequestBodyBytes) {
-      this.bodyChunks = [];
+      this.releaseBody();
       return this.respondRejection(
         reject(
           "body_too_large",
@@ -225,7 +246,21 @@ export class ExtProcStream {
         ),
       );
     }
-    if (chunk.length > 0) this.bodyChunks.push(chunk);
+    if (chunk.length > 0) {
+      const budget = this.options.bodyBudget;
+      if (budget !== undefined) {
+        if (!budget.tryTake(chunk.length)) {
+          return this.respondRejection(
+            reject(
+              "overloaded",
+              "endpoint picker overloaded: too many request bodies are buffered at once; retry shortly",
+            ),
+          );
+        }
+        this.budgetTaken += chunk.length;
+      }
+      this.bodyChunks.push(chunk);
+    }
     if (message.end_of_stream === true) {
       this.requestEnd = "body";
       this.startRoute();
@@ -307,6 +342,16 @@ export class ExtProcStream {
     }
   }
 
+  /** Drops the buffered request body and returns its bytes to the shared budget. */
+  private releaseBody(): void {
+    this.bodyChunks = [];
+    this.body = undefined;
+    if (this.budgetTaken > 0) {
+      this.options.bodyBudget?.give(this.budgetTaken);
+      this.budgetTaken = 0;
+    }
+  }
+
   /** Tells the router a pending decision is no longer wanted (only then: aborting costs an exception object). */
   private abortPendingRoute(): void {
     if (this.phase === "routing") this.abort?.abort();
@@ -368,7 +413,7 @@ export class ExtProcStream {
       }
       if (this.requestEnd === "trailers") this.sink.send({ request_trailers: {} });
     }
-    this.body = undefined;
+    this.releaseBody();
     this.phase = "forwarded";
     while (this.backlog.length > 0 && !this.finished && !this.closed) this.process(this.backlog.shift()!);
   }
@@ -458,8 +503,7 @@ export class ExtProcStream {
     this.sink.send(immediateResponseFor(rejection));
     this.finished = true;
     this.phase = "done";
-    this.bodyChunks = [];
-    this.body = undefined;
+    this.releaseBody();
     this.backlog = [];
     this.endLifecycle("error");
     this.sink.finish();
@@ -476,7 +520,7 @@ export class ExtProcStream {
     this.finished = true;
     this.phase = "done";
     this.grpcError = { code, message };
-    this.bodyChunks = [];
+    this.releaseBody();
     this.backlog = [];
     this.endLifecycle("error");
     this.sink.finish({ code, message });
