@@ -177,7 +177,7 @@ function measure(workers: number, dp: number, workload: Workload, o: Options, ct
     precomputed,
     hashing,
     seconds,
-    indexEntries: router.deviceIndex?.size ?? 0,
+    indexEntries: router.index?.size ?? 0,
     meanOverlap: overlap / routed,
   };
 }

@@ -1,11 +1,11 @@
+import type { RouterEvent } from "@dynamo/kv-indexer";
+import type { RingBuffer } from "../ring-buffer.js";
 import {
   parseLosslessJson,
   routerEventFromJsonValue,
   routerEventToJsonValue,
   stringifyLosslessJson,
-  type RouterEvent,
-} from "@dynamo/kv-indexer";
-import type { RingBuffer } from "./ring-buffer.js";
+} from "./json-codec.js";
 
 /**
  * Event-range queries between a router and a worker rank's bridge (Dynamo's worker local indexer).

@@ -1,5 +1,5 @@
 import { createInbox, type NatsConnection } from "@nats-io/transport-node";
-import { decodeRangeAnswerChunk, encodeRangeQuery, type RangeAnswer, type RangeQuery } from "./recovery-protocol.js";
+import { decodeRangeAnswerChunk, encodeRangeQuery, type RangeAnswer, type RangeQuery } from "./range-protocol.js";
 
 /** Runs at most `limit` tasks at once; the others wait in FIFO order. */
 export class ConcurrencyLimit {

@@ -1,13 +1,13 @@
 import { RadixIndex, workerRankKey, type RouterEvent, type WorkerRank, type WorkerRankKey } from "@dynamo/kv-indexer";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { ensureKvEventStream } from "./jetstream.js";
-import { KvEventPublisher } from "./kv-event-publisher.js";
-import { VllmEventIngest, type VllmPublisherQuirks } from "./ingest.js";
-import { RateLimitedLog, type LogSink } from "./log.js";
-import { RangeProtocolError, answerRangeQuery, decodeRangeQuery, encodeRangeAnswer } from "./recovery-protocol.js";
-import { RingBuffer } from "./ring-buffer.js";
+import { KvEventPublisher } from "./publisher.js";
+import { VllmEventIngest, type VllmPublisherQuirks } from "../vllm/ingest.js";
+import { RateLimitedLog, type LogSink } from "../log.js";
+import { RangeProtocolError, answerRangeQuery, decodeRangeQuery, encodeRangeAnswer } from "./range-protocol.js";
+import { RingBuffer } from "../ring-buffer.js";
 import { workerQuerySubject } from "./subjects.js";
-import { ZmqEventSubscriber, type ZmqEventSubscriberOptions, type ZmqWorkerEndpoints } from "./zmq-subscriber.js";
+import { ZmqEventSubscriber, type ZmqEventSubscriberOptions, type ZmqWorkerEndpoints } from "../zmq/subscriber.js";
 
 /** Events a bridge keeps per worker rank for range queries (Dynamo's `WORKER_KV_INDEXER_BUFFER_SIZE`). */
 export const BRIDGE_BUFFER_SIZE = 1024;

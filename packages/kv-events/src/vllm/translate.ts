@@ -1,13 +1,13 @@
 import { computeBlockHashes, type RouterEvent, type StorageTier } from "@dynamo/kv-indexer";
-import { EngineHashTable } from "./engine-hash-table.js";
-import { RateLimitedLog, type LogSink } from "./log.js";
+import { EngineHashTable } from "./engine-blocks.js";
+import { RateLimitedLog, type LogSink } from "../log.js";
 import {
   decodeVllmEventBatch,
   VllmDecodeError,
   type DecodedVllmBatch,
   type VllmBlockStored,
   type VllmKvEvent,
-} from "./vllm-codec.js";
+} from "./codec.js";
 
 /** Why (part of) a vLLM batch or event was not turned into router events. */
 export type TranslationIssue =

@@ -1,7 +1,7 @@
 import { workerRankKey, type RouterEvent, type WorkerRank, type WorkerRankKey } from "@dynamo/kv-indexer";
-import type { LogSink } from "./log.js";
+import type { LogSink } from "../log.js";
 import { TRANSLATION_ISSUES, VllmEventTranslator, type TranslationIssue } from "./translate.js";
-import type { ZmqBatchHandler, ZmqBatchInfo, ZmqResetReason } from "./zmq-subscriber.js";
+import type { ZmqBatchHandler, ZmqBatchInfo, ZmqResetReason } from "../zmq/subscriber.js";
 
 /** Per-publisher quirks. */
 export interface VllmPublisherQuirks {

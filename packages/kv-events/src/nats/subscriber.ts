@@ -1,20 +1,12 @@
-import {
-  RadixIndex,
-  RouterEventDecodeError,
-  decodeRouterEventJson,
-  workerRankKey,
-  type ApplyError,
-  type RouterEvent,
-  type StorageTier,
-  type WorkerRankKey,
-} from "@dynamo/kv-indexer";
+import { TieredIndex, workerRankKey, type RouterEvent, type WorkerRankKey } from "@dynamo/kv-indexer";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import type { NatsConnection, Status, Subscription } from "@nats-io/transport-node";
 import { consumeKvEventStream } from "./jetstream.js";
-import { RateLimitedLog, type LogSink } from "./log.js";
-import { ConcurrencyLimit, queryEventRange } from "./nats-request.js";
-import type { RangeAnswer } from "./recovery-protocol.js";
+import { RouterEventDecodeError, decodeRouterEventJson } from "./json-codec.js";
+import { RateLimitedLog, type LogSink } from "../log.js";
+import { ConcurrencyLimit, queryEventRange } from "./range-client.js";
+import type { RangeAnswer } from "./range-protocol.js";
 import { kvEventSubject, workerQuerySubject } from "./subjects.js";
 
 /** How gaps are recovered (Dynamo's constants by default). */
@@ -44,8 +36,11 @@ export interface KvEventSubscriberOptions {
   readonly namespace: string;
   readonly component: string;
   readonly recovery?: Partial<RecoveryPolicy>;
-  /** Apply errors of the primary (device-tier) index. */
-  readonly onError?: (error: ApplyError) => void;
+  /**
+   * The index the events land in (a router's `index`; several subscribers may share one). Default: a new
+   * one, read through `subscriber.index`.
+   */
+  readonly index?: TieredIndex;
   readonly log?: LogSink;
   /**
    * Durable mode: read the component's JetStream stream through this router instance's durable
@@ -88,8 +83,8 @@ interface RankState {
 }
 
 /**
- * The router side of the NATS event plane: applies router events to a `RadixIndex` per storage tier
- * (`index` is the device tier) and recovers event-id gaps by range queries to the worker rank's bridge.
+ * The router side of the NATS event plane: applies router events to a `TieredIndex` (the router's own,
+ * when given) and recovers event-id gaps by range queries to the worker rank's bridge.
  *
  * A gap is detected before the event that reveals it is applied (against `index.lastEventId`): that
  * event and the ones after it are held until the missing range is applied, because a store whose
@@ -110,9 +105,8 @@ export class KvEventSubscriber {
     reconnects: 0,
     reconnectCatchUps: 0,
   };
-  /** Device-tier index: the one routing decisions use. */
-  readonly index: RadixIndex;
-  private readonly lowerTiers = new Map<StorageTier, RadixIndex>();
+  /** The index events are applied to, one `RadixIndex` per storage tier. */
+  readonly index: TieredIndex;
   private readonly ranks = new Map<WorkerRankKey, RankState>();
   private readonly removed = new Set<bigint>();
   private readonly policy: RecoveryPolicy;
@@ -128,7 +122,7 @@ export class KvEventSubscriber {
     this.policy = { ...DEFAULT_RECOVERY_POLICY, ...options.recovery };
     this.limit = new ConcurrencyLimit(this.policy.maxConcurrent);
     this.log = new RateLimitedLog(options.log);
-    this.index = new RadixIndex(options.onError ? { onError: options.onError } : {});
+    this.index = options.index ?? new TieredIndex();
   }
 
   /** Subscribes to the component's event subject. */
@@ -187,14 +181,6 @@ export class KvEventSubscriber {
       this.ranks.get(workerRankKey(state.workerId, state.dpRank)) === state
     )
       this.catchUp(state);
-  }
-
-  /** Index of a lower storage tier (host_pinned, disk, external); created on first use. */
-  tierIndex(tier: StorageTier): RadixIndex {
-    if (tier === "device") return this.index;
-    let index = this.lowerTiers.get(tier);
-    if (!index) this.lowerTiers.set(tier, (index = new RadixIndex({ trackEventIds: false, storageTier: tier })));
-    return index;
   }
 
   /** Decodes and handles one message of the event subject (JSON router event). */
@@ -260,7 +246,6 @@ export class KvEventSubscriber {
       this.ranks.delete(key);
     }
     this.index.removeWorker(workerId);
-    for (const index of this.lowerTiers.values()) index.removeWorker(workerId);
   }
 
   /** Resolves once no recovery is running. */
@@ -310,21 +295,8 @@ export class KvEventSubscriber {
     }
   }
 
-  /** Applies an event to the index of its tier; other tiers' events advance the device index's ids as no-ops. */
   private apply(event: RouterEvent): void {
-    if (event.storageTier === "device") {
-      // A duplicate `cleared` (JetStream redelivery, a recovery overlapping live events) must not clear anything.
-      if (this.index.apply(event) !== "duplicate" && event.data.type === "cleared") {
-        for (const index of this.lowerTiers.values()) index.clearWorkerRank(event.workerId, event.dpRank);
-      }
-      return;
-    }
-    this.index.apply({
-      ...event,
-      storageTier: "device",
-      data: { type: "removed", blockHashes: new BigUint64Array(0) },
-    });
-    this.tierIndex(event.storageTier).apply(event);
+    this.index.apply(event);
   }
 
   /** Nothing before `event` matters any more (a clear, or the rank gave up recovering): continue from it. */
@@ -336,7 +308,6 @@ export class KvEventSubscriber {
 
   private clearRank(state: RankState): void {
     this.index.clearWorkerRank(state.workerId, state.dpRank);
-    for (const index of this.lowerTiers.values()) index.clearWorkerRank(state.workerId, state.dpRank);
   }
 
   private abandonRecovery(state: RankState): void {

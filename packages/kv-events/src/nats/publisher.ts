@@ -1,5 +1,6 @@
-import { encodeRouterEventJson, type RouterEvent } from "@dynamo/kv-indexer";
+import type { RouterEvent } from "@dynamo/kv-indexer";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { encodeRouterEventJson } from "./json-codec.js";
 import { kvEventSubject } from "./subjects.js";
 
 /** Publishes router events (JSON, Dynamo's serde shape) on `namespace.{ns}.component.{comp}.kv-events`. */

@@ -1,7 +1,7 @@
 import { Dealer, Subscriber } from "zeromq";
 import type { WorkerRank } from "@dynamo/kv-indexer";
-import { RateLimitedLog, type LogSink } from "./log.js";
-import { REPLAY_END_SEQ, decodeSeq, encodeSeq, endpointForRank } from "./zmq-wire.js";
+import { RateLimitedLog, type LogSink } from "../log.js";
+import { REPLAY_END_SEQ, decodeSeq, encodeSeq, endpointForRank } from "./wire.js";
 
 /** One worker's vLLM KV-event endpoints. */
 export interface ZmqWorkerEndpoints {

@@ -1,4 +1,4 @@
-import type { VllmEventBatch, VllmKvEvent } from "./vllm-codec.js";
+import type { VllmEventBatch, VllmKvEvent } from "./codec.js";
 
 /** Options of `SyntheticVllmWorker`. */
 export interface SyntheticVllmWorkerOptions {

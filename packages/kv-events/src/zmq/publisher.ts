@@ -1,8 +1,8 @@
 import { Publisher, Router } from "zeromq";
-import { RateLimitedLog, type LogSink } from "./log.js";
-import { RingBuffer } from "./ring-buffer.js";
-import { encodeVllmEventBatch, type VllmEncodeOptions, type VllmEventBatch } from "./vllm-codec.js";
-import { REPLAY_END_SEQ, decodeSeq, encodeSeq, endpointForRank, publisherBinds } from "./zmq-wire.js";
+import { RateLimitedLog, type LogSink } from "../log.js";
+import { RingBuffer } from "../ring-buffer.js";
+import { encodeVllmEventBatch, type VllmEncodeOptions, type VllmEventBatch } from "../vllm/codec.js";
+import { REPLAY_END_SEQ, decodeSeq, encodeSeq, endpointForRank, publisherBinds } from "./wire.js";
 
 export interface ZmqEventPublisherOptions {
   /** PUB endpoint of data-parallel rank 0 (the rank's own is derived with `endpointForRank`). */

@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  RouterEventDecodeError,
-  RouterEvents,
-  decodeRouterEventJson,
-  encodeRouterEventJson,
-  type RouterEvent,
-} from "../src/index.js";
+import { RouterEvents, type RouterEvent } from "@dynamo/kv-indexer";
+import { RouterEventDecodeError, decodeRouterEventJson, encodeRouterEventJson } from "../src/index.js";
 
 const BIG = (1n << 64n) - 5n; // above 2^63
 const worker = { workerId: 7587888160958628000n, dpRank: 0 };

@@ -1,5 +1,5 @@
 import { isInteger, parse, stringify } from "lossless-json";
-import { STORAGE_TIERS, type KvCacheEventData, type RouterEvent, type StorageTier } from "./events.js";
+import { STORAGE_TIERS, type KvCacheEventData, type RouterEvent, type StorageTier } from "@dynamo/kv-indexer";
 
 /**
  * JSON codec of `RouterEvent` in Dynamo's serde shape:
