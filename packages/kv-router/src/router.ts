@@ -101,7 +101,7 @@ export class KvRouter {
   readonly routerId: bigint = randomBytes(8).readBigUInt64LE();
   private applyingReplicaEvent = false;
   private nextBooking = 1;
-  private ready: boolean;
+  private isReady: boolean;
 
   /** Configuration from `DYN_*` variables (see README); `options` override the environment. */
   static fromEnv(env: Environment = process.env, options: KvRouterOptions = {}): KvRouter {
@@ -164,7 +164,7 @@ export class KvRouter {
             : undefined,
       });
     this.planner = new DisaggPlanner({ prefill: pool(true), decode: pool(false), enforceDisagg: st.enforceDisagg });
-    this.ready = st.minInitialWorkers === 0;
+    this.isReady = st.minInitialWorkers === 0;
     if (st.sessionAffinityTtlSecs !== undefined)
       this.sessions = new SessionAffinity(st.sessionAffinityTtlSecs * 1000, now ?? Date.now);
   }
@@ -181,7 +181,7 @@ export class KvRouter {
       else this.dropBookings(pool.removeWorker(worker.workerId));
     }
     this.registered.add(worker.workerId);
-    if (!this.ready && this.registered.size >= this.settings.minInitialWorkers) this.ready = true;
+    if (!this.isReady && this.registered.size >= this.settings.minInitialWorkers) this.isReady = true;
   }
 
   /** Forgets a worker: its ranks, its cached blocks in every index, its bookings. */
@@ -216,7 +216,7 @@ export class KvRouter {
   /** Selects and (unless query-only) books in one synchronous step. */
   route(request: RouteRequest): RouteResult {
     const st = this.settings;
-    if (!this.ready)
+    if (!this.isReady)
       return this.reject("not_ready", `waiting for ${st.minInitialWorkers} workers (DYN_ROUTER_MIN_INITIAL_WORKERS)`);
     if (st.mode === "direct" && !request.pinned)
       return this.reject("invalid_request", "direct mode needs a pinned worker");
@@ -393,6 +393,11 @@ export class KvRouter {
     } finally {
       this.applyingReplicaEvent = false;
     }
+  }
+
+  /** True once `DYN_ROUTER_MIN_INITIAL_WORKERS` workers have been registered (stays true). */
+  get ready(): boolean {
+    return this.isReady;
   }
 
   /** Number of live bookings. */

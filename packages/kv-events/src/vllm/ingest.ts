@@ -1,5 +1,6 @@
 import { workerRankKey, type RouterEvent, type WorkerRank, type WorkerRankKey } from "@dynamo/kv-indexer";
 import type { LogSink } from "../log.js";
+import type { VllmEventBatch } from "./codec.js";
 import { TRANSLATION_ISSUES, VllmEventTranslator, type TranslationIssue } from "./translate.js";
 import type { ZmqBatchHandler, ZmqBatchInfo, ZmqResetReason } from "../zmq/subscriber.js";
 
@@ -38,6 +39,12 @@ export class VllmEventIngest implements ZmqBatchHandler {
 
   onBatch(rank: WorkerRank, payload: Uint8Array, _info?: ZmqBatchInfo): void {
     for (const event of this.translator(rank).translatePayload(payload)) this.sink(event, rank);
+  }
+
+  /** Translates a batch given as values (in-process delivery, no wire encoding). */
+  onDecodedBatch(rank: WorkerRank, batch: VllmEventBatch): void {
+    const decoded = { ...batch, unknownEvents: 0, invalidEvents: 0, firstInvalidReason: undefined };
+    for (const event of this.translator(rank).translateBatch(decoded)) this.sink(event, rank);
   }
 
   onReset(rank: WorkerRank, _reason?: ZmqResetReason): void {

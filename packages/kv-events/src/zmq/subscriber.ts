@@ -12,6 +12,10 @@ export interface ZmqWorkerEndpoints {
   readonly replayEndpoint?: string;
   /** Data-parallel ranks to subscribe to. Default `[0]`. */
   readonly dpRanks?: readonly number[];
+  /** Explicit PUB endpoint of each rank of `dpRanks` (same order), instead of deriving it from `endpoint`. */
+  readonly rankEndpoints?: readonly string[];
+  /** Explicit replay endpoint of each rank of `dpRanks` (same order). */
+  readonly rankReplayEndpoints?: readonly string[];
   /** Topic prefix to subscribe to. Default `""` (everything). */
   readonly topic?: string;
 }
@@ -417,11 +421,12 @@ export class ZmqEventSubscriber {
     this.subscriptions.set(
       worker.workerId,
       ranks.map(
-        (dpRank) =>
+        (dpRank, i) =>
           new RankSubscription(
             { workerId: worker.workerId, dpRank },
-            endpointForRank(worker.endpoint, dpRank),
-            worker.replayEndpoint === undefined ? undefined : endpointForRank(worker.replayEndpoint, dpRank),
+            worker.rankEndpoints?.[i] ?? endpointForRank(worker.endpoint, dpRank),
+            worker.rankReplayEndpoints?.[i] ??
+              (worker.replayEndpoint === undefined ? undefined : endpointForRank(worker.replayEndpoint, dpRank)),
             worker.topic ?? "",
             this,
           ),
