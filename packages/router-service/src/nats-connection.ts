@@ -109,7 +109,13 @@ export function natsConnectionOptions(s: NatsSettings): NodeConnectionOptions {
 export async function connectNats(s: NatsSettings): Promise<NatsConnection> {
   const options = natsConnectionOptions(s);
   try {
-    return await connect({ ...options, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 5_000 });
+    return await connect({
+      timeout: 10_000,
+      ...options,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      pingInterval: 5_000,
+    });
   } catch (error) {
     const message = (error as Error).message;
     const where = `NATS at ${s.natsServer.join(", ")} (NATS_SERVER)`;
@@ -117,12 +123,9 @@ export async function connectNats(s: NatsSettings): Promise<NatsConnection> {
       throw new NatsConnectError(`${where} refused the credentials (${credentialVariables(s)}): ${message}`, {
         cause: error,
       });
-    if (
-      /tls|certificate|ssl|self.signed|handshake/i.test(message) ||
-      (error as { code?: string }).code?.startsWith("ERR_TLS")
-    )
+    if (options.tls !== undefined)
       throw new NatsConnectError(
-        `${where}: TLS failed (NATS_TLS_CA_CERT_PATH, NATS_TLS_CERT_PATH, NATS_TLS_KEY_PATH): ${message}`,
+        `${where}: cannot connect over TLS (check NATS_TLS_CA_CERT_PATH, NATS_TLS_CERT_PATH, NATS_TLS_KEY_PATH): ${message}`,
         { cause: error },
       );
     throw new NatsConnectError(`${where}: cannot connect: ${message}`, { cause: error });

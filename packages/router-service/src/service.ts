@@ -176,7 +176,11 @@ export class RouterService {
     this.ownsDiscovery = true;
     // NATS discovery shares the service's connection (and so its credentials and TLS).
     if (this.settings.discovery === "nats")
-      return new NatsDiscovery({ ...natsOptionsFromEnv(env as NodeJS.ProcessEnv), connection: this.nats! });
+      return new NatsDiscovery({
+        ...natsOptionsFromEnv(env as NodeJS.ProcessEnv),
+        namespacePrefix: this.settings.namespace,
+        connection: this.nats!,
+      });
     return discoveryFromEnv(env as NodeJS.ProcessEnv);
   }
 
