@@ -1,3 +1,4 @@
+import { seededRng } from "@dynamo/primitives";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -41,21 +42,9 @@ export function loadTrace(root: string, path = MOONCAKE_CONVERSATION_TRACE, limi
   return out;
 }
 
-/** Deterministic 32-bit PRNG (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The 512 token ids a trace block id stands for: a PRNG stream seeded by the id (vocabulary 151 643). */
 export function blockTokens(hashId: number, vocab = 151_643): Uint32Array {
-  const next = mulberry32(hashId * 2654435761 + 1);
+  const next = seededRng(hashId * 2654435761 + 1);
   const out = new Uint32Array(TRACE_BLOCK_TOKENS);
   for (let i = 0; i < out.length; i++) out[i] = Math.floor(next() * vocab);
   return out;

@@ -1,5 +1,5 @@
 import type { WorkerRank } from "@dynamo/kv-indexer";
-import type { Evaluation, ScoredCandidate } from "@dynamo/scorer";
+import type { Evaluation, ScoredCandidate } from "@dynamo/scheduling";
 import type { CandidateExplain, RouteExplain } from "./types.js";
 
 /** Adds `explain` as an enumerable property built on first read (routing never pays for it). */

@@ -1,5 +1,5 @@
 import { parseWorkerRankKey, workerRankKey } from "@dynamo/kv-indexer";
-import type { ActiveSequences, SequenceChange } from "@dynamo/scorer";
+import type { ActiveSequences, SequenceChange } from "@dynamo/scheduling";
 import type { ActiveSequenceEvent } from "./types.js";
 
 /**

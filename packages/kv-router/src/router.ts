@@ -12,19 +12,16 @@ import {
   type RouterEvent,
   type WorkerRank,
 } from "@dynamo/kv-indexer";
-import { DisaggPlanner, type Plan, type PlanRequest } from "@dynamo/disagg-planner";
 import {
-  KvCostPolicy,
-  LeastLoadedPolicy,
-  PowerOfTwoPolicy,
-  RandomPolicy,
-  RoundRobinPolicy,
+  DisaggPlanner,
   WorkerPool,
-  type RoutingPolicy,
+  createPicker,
+  type Plan,
+  type PlanRequest,
   type SequenceChange,
   type TierOverlaps,
-} from "@dynamo/scorer";
-import { resolveSettings, settingsFromEnv, type KvRouterSettings, type RouterMode } from "./config.js";
+} from "@dynamo/scheduling";
+import { resolveSettings, settingsFromEnv, type KvRouterSettings } from "./config.js";
 import { explainOf, rankOf, withLazyExplain } from "./explain.js";
 import { applyReplicaChange, replicaEventOf } from "./replica-sync.js";
 import { SessionAffinity } from "./session-affinity.js";
@@ -55,14 +52,6 @@ function invalidOverride(o: RouteRequest["overrides"]): string | undefined {
     }
   }
   return undefined;
-}
-
-function makePolicy(mode: RouterMode): RoutingPolicy {
-  if (mode === "round-robin") return new RoundRobinPolicy();
-  if (mode === "random") return new RandomPolicy();
-  if (mode === "least-loaded") return new LeastLoadedPolicy();
-  if (mode === "power-of-two") return new PowerOfTwoPolicy();
-  return new KvCostPolicy();
 }
 
 /**
@@ -110,8 +99,8 @@ export class KvRouter {
   }
 
   constructor(options: KvRouterOptions = {}) {
-    const { rng, now, policyFactory, onWarning, onError, onGap, onActiveSequenceEvent, ...settings } = options;
-    this.hooks = { rng, now, policyFactory, onWarning, onError, onGap, onActiveSequenceEvent };
+    const { rng, now, picker, onWarning, onError, onGap, onActiveSequenceEvent, ...settings } = options;
+    this.hooks = { rng, now, picker, onWarning, onError, onGap, onActiveSequenceEvent };
     const st = resolveSettings(settings, onWarning);
     this.settings = Object.freeze(st);
     const indexOn = st.overlapScoreCredit > 0;
@@ -147,7 +136,8 @@ export class KvRouter {
           activePrefillTokensThreshold: st.activePrefillTokensThreshold,
           activePrefillTokensThresholdFrac: st.activePrefillTokensThresholdFrac,
         },
-        policy: policyFactory ? policyFactory() : makePolicy(st.mode),
+        picker:
+          typeof picker === "function" ? picker() : createPicker(picker ?? (st.mode === "direct" ? "kv" : st.mode)),
         trackActiveBlocks: prefill ? false : st.trackActiveBlocks,
         trackPrefillTokens: st.trackPrefillTokens,
         assumeKvReuse: st.assumeKvReuse,
@@ -295,7 +285,7 @@ export class KvRouter {
     local: BigUint64Array,
     request: RouteRequest,
   ): RouteResult {
-    const policy = this.planner.decode.policy.name;
+    const policy = this.planner.decode.picker.name;
     if (plan.kind === "rejected") {
       if (plan.reason === "overloaded" || plan.reason === "pinned_overloaded") this.counters.overloaded++;
       const rejection = this.reject(plan.reason, plan.message);

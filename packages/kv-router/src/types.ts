@@ -1,5 +1,5 @@
 import type { EventGap, WorkerRank } from "@dynamo/kv-indexer";
-import type { RejectReason, Rng, RoutingPolicy } from "@dynamo/scorer";
+import type { RejectReason, Rng, Picker } from "@dynamo/scheduling";
 import type { KvRouterSettings } from "./config.js";
 
 /** A bookkeeping change exchanged between router replicas (Dynamo's `ActiveSequenceEvent`). */
@@ -31,8 +31,11 @@ export interface KvRouterHooks {
   readonly rng?: Rng;
   /** Clock in milliseconds (default `Date.now`), for request expiry and approximate-mode TTLs. */
   readonly now?: () => number;
-  /** Replaces the policy chosen by `mode` (both pools get their own instance from this factory). */
-  readonly policyFactory?: () => RoutingPolicy;
+  /**
+   * The picker instead of the one `mode` names: another registered name (`registerPicker` of
+   * `@dynamo/scheduling`), or a factory (each pool gets its own instance).
+   */
+  readonly picker?: string | (() => Picker);
   readonly onWarning?: (message: string) => void;
   /** Index apply errors and bookkeeping problems; never thrown. */
   readonly onError?: (message: string) => void;

@@ -11,7 +11,7 @@
  */
 import { computeBlockHashes, computeSequenceHashes } from "@dynamo/kv-indexer";
 import type { VllmKvEvent } from "@dynamo/kv-events";
-import { seededRng } from "@dynamo/scorer";
+import { seededRng } from "@dynamo/primitives";
 import { TokenizerRegistry } from "@dynamo/tokenizer";
 import { RouterService, type ServiceDecision } from "../src/index.js";
 

@@ -1,3 +1,4 @@
+import { seededRng } from "@dynamo/primitives";
 import type { VllmEventBatch, VllmKvEvent } from "./codec.js";
 
 /** Options of `SyntheticVllmWorker`. */
@@ -37,12 +38,12 @@ export class SyntheticVllmWorker {
   private readonly positions = new Map<bigint, number>();
   /** Blocks without cached children, oldest first: eviction candidates. */
   private readonly leaves = new Map<bigint, true>();
-  private rng: number;
+  private readonly random: () => number;
   private counter = 0n;
   private pendingRemovals: bigint[] = [];
 
   constructor(private readonly options: SyntheticVllmWorkerOptions) {
-    this.rng = options.seed ?? 1;
+    this.random = seededRng(options.seed ?? 1);
   }
 
   /** Blocks currently cached. */
@@ -147,13 +148,5 @@ export class SyntheticVllmWorker {
     z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
     z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn);
     return z ^ (z >> 31n);
-  }
-
-  /** mulberry32 */
-  private random(): number {
-    let t = (this.rng = (this.rng + 0x6d2b79f5) | 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 }

@@ -1,14 +1,14 @@
+import { seededRng } from "@dynamo/primitives";
 import { computeSequenceHashes, workerRankKey } from "@dynamo/kv-indexer";
 import { describe, expect, it } from "vitest";
 import {
-  LeastLoadedPolicy,
-  PowerOfTwoPolicy,
-  RandomPolicy,
-  RoundRobinPolicy,
+  LeastLoadedPicker,
+  PowerOfTwoPicker,
+  RandomPicker,
+  RoundRobinPicker,
   WorkerPool,
   busyWorkers,
   rankBusyReason,
-  seededRng,
   type Evaluation,
   type PoolRequest,
 } from "../src/index.js";
@@ -184,8 +184,8 @@ describe("WorkerPool", () => {
   });
 
   it("plugs in round-robin and random policies", () => {
-    const rr = new WorkerPool({ blockSize: BS, policy: new RoundRobinPolicy() });
-    const rnd = new WorkerPool({ blockSize: BS, policy: new RandomPolicy(), rng: seededRng(5) });
+    const rr = new WorkerPool({ blockSize: BS, picker: new RoundRobinPicker() });
+    const rnd = new WorkerPool({ blockSize: BS, picker: new RandomPicker(), rng: seededRng(5) });
     for (const p of [rr, rnd]) for (let w = 1; w <= 3; w++) p.addWorker({ workerId: BigInt(w) });
     const overlaps = { device: new Map([[key(1), 4]]) };
     expect(Array.from({ length: 6 }, () => chosenKey(rr.evaluate(request(4, { overlaps }))))).toEqual([
@@ -206,8 +206,8 @@ describe("WorkerPool", () => {
   });
 
   it("plugs in least-loaded and power-of-two policies, both blind to overlap", () => {
-    for (const policy of [new LeastLoadedPolicy(), new PowerOfTwoPolicy()]) {
-      const pool = new WorkerPool({ blockSize: BS, policy, rng: seededRng(9) });
+    for (const policy of [new LeastLoadedPicker(), new PowerOfTwoPicker()]) {
+      const pool = new WorkerPool({ blockSize: BS, picker: policy, rng: seededRng(9) });
       for (let w = 1; w <= 4; w++) pool.addWorker({ workerId: BigInt(w) });
       const overlaps = { device: new Map([[key(1), 4]]) };
       // Book 40 requests and free none: a load-balancing policy spreads them evenly.
@@ -222,7 +222,7 @@ describe("WorkerPool", () => {
       else for (const l of loads) expect(Math.abs((l ?? 0) - 10)).toBeLessThanOrEqual(2);
     }
     // Least loaded with unequal loads takes the lightest rank, whatever its overlap.
-    const pool = new WorkerPool({ blockSize: BS, policy: new LeastLoadedPolicy() });
+    const pool = new WorkerPool({ blockSize: BS, picker: new LeastLoadedPicker() });
     for (let w = 1; w <= 3; w++) pool.addWorker({ workerId: BigInt(w) });
     for (const [id, w] of [
       ["x", 1],

@@ -1,7 +1,7 @@
+import { seededRng } from "@dynamo/primitives";
 import { computeSequenceHashes, workerRankKey } from "@dynamo/kv-indexer";
-import { WorkerPool, seededRng } from "@dynamo/scorer";
 import { describe, expect, it } from "vitest";
-import { DisaggPlanner, type PlanRequest } from "../src/index.js";
+import { DisaggPlanner, WorkerPool, type PlanRequest } from "../src/index.js";
 
 const BS = 16;
 const key = (w: number, r = 0) => workerRankKey(BigInt(w), r);

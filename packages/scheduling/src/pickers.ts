@@ -1,74 +1,10 @@
-import type { RankLoad } from "./active-sequences.js";
-import type { CostBreakdown } from "./cost.js";
-import type { Rng } from "./rng.js";
 import { selectByCost } from "./selection.js";
+import type { Picker, PolicyChoice, PolicyRequest, PolicyState, ScoredCandidate } from "./types.js";
 
-/** One data-parallel rank of a worker, as a routing candidate. */
-export interface RankInfo {
-  readonly workerId: bigint;
-  readonly dpRank: number;
-  /** `workerRankKey(workerId, dpRank)`. */
-  readonly key: string;
-  /** KV capacity of the rank in blocks, when known (busy thresholds on KV fill need it). */
-  readonly kvTotalBlocks?: number;
-  /** The engine's `max_num_batched_tokens`, when known (fractional prefill threshold needs it). */
-  readonly maxNumBatchedTokens?: number;
-}
+/** The pickers this package ships; `registry.ts` names them. */
 
-/** A candidate with everything computed about it for one request. */
-export interface ScoredCandidate {
-  readonly rank: RankInfo;
-  /** Device-tier prefix overlap in blocks (reported even when the request's overlap credit is 0). */
-  readonly overlapBlocks: number;
-  readonly hostOverlapBlocks: number;
-  readonly diskOverlapBlocks: number;
-  readonly load: RankLoad;
-  readonly newBlocks: number;
-  /** The cost the policy compares (lower is better). */
-  readonly cost: number;
-  /** How the cost was made up. */
-  readonly breakdown: CostBreakdown;
-  /** Why this rank is over a busy threshold, or null. */
-  readonly busyReason: string | null;
-  /** Not eligible: every rank of its worker is busy, or the rank is over `DYN_BUSY_THRESHOLD`. */
-  readonly excluded: boolean;
-}
-
-/** Request-level facts a policy may use. */
-export interface PolicyRequest {
-  readonly isl: number;
-  /** Softmax temperature for cost-based policies (0 = deterministic minimum). */
-  readonly temperature: number;
-}
-
-/** Mutable context a policy may draw on. */
-export interface PolicyState {
-  readonly rng: Rng;
-}
-
-export interface PolicyChoice {
-  /** Index into the candidates passed to `choose`. */
-  readonly index: number;
-  /** Human-readable reason, shown in the explain record. */
-  readonly reason: string;
-}
-
-/**
- * A selection policy: picks one of the (non-empty, already filtered) candidates. Implementations may
- * keep their own state (e.g. a round-robin cursor) but must not touch load bookkeeping.
- */
-export interface RoutingPolicy {
-  readonly name: string;
-  choose(request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice;
-  /**
-   * Optional fast path for policies that need only the candidates' costs (same order as `choose`'s
-   * candidates); when present the pool calls it instead of `choose` and builds no candidate objects.
-   */
-  chooseByCost?(request: PolicyRequest, costs: ArrayLike<number>, state: PolicyState): PolicyChoice;
-}
-
-/** Dynamo's KV policy: minimum cost with random tie-break, or softmax sampling when temperature > 0. */
-export class KvCostPolicy implements RoutingPolicy {
+/** Dynamo's KV picker: minimum cost with random tie-break, or softmax sampling when temperature > 0. */
+export class KvCostPicker implements Picker {
   readonly name = "kv";
 
   choose(request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
@@ -97,7 +33,7 @@ export class KvCostPolicy implements RoutingPolicy {
 }
 
 /** Strict rotation over the candidates in registration order. */
-export class RoundRobinPolicy implements RoutingPolicy {
+export class RoundRobinPicker implements Picker {
   readonly name = "round-robin";
   private cursor = 0;
 
@@ -117,7 +53,7 @@ export class RoundRobinPolicy implements RoutingPolicy {
 }
 
 /** Uniform choice among the candidates. */
-export class RandomPolicy implements RoutingPolicy {
+export class RandomPicker implements Picker {
   readonly name = "random";
 
   choose(_request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
@@ -139,7 +75,7 @@ function lighter(a: ScoredCandidate, b: ScoredCandidate): number {
 }
 
 /** The least loaded candidate (fewest active requests, then fewest active blocks), ties broken at random. */
-export class LeastLoadedPolicy implements RoutingPolicy {
+export class LeastLoadedPicker implements Picker {
   readonly name = "least-loaded";
 
   choose(_request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {
@@ -163,7 +99,7 @@ export class LeastLoadedPolicy implements RoutingPolicy {
 }
 
 /** Power of two choices: two distinct candidates drawn at random, the less loaded one taken. */
-export class PowerOfTwoPolicy implements RoutingPolicy {
+export class PowerOfTwoPicker implements Picker {
   readonly name = "power-of-two";
 
   choose(_request: PolicyRequest, candidates: readonly ScoredCandidate[], state: PolicyState): PolicyChoice {

@@ -1,7 +1,7 @@
-/** A source of uniform numbers in [0, 1). `Math.random` fits; tests pass a seeded one. */
+/** A source of uniform numbers in [0, 1). `Math.random` fits; tests, simulations and benchmarks pass a seeded one. */
 export type Rng = () => number;
 
-/** Deterministic 32-bit PRNG (mulberry32) for reproducible tie-breaks and sampling. */
+/** Deterministic 32-bit PRNG (mulberry32): the same seed gives the same stream on every machine. */
 export function seededRng(seed: number): Rng {
   let state = seed >>> 0;
   return () => {

@@ -1,4 +1,4 @@
-import type { Rng } from "./rng.js";
+import type { Rng } from "@dynamo/primitives";
 
 /** How a selection was made, for the explain record. */
 export interface Selection {

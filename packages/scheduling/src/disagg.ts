@@ -1,4 +1,5 @@
-import type { Chosen, Evaluation, PoolRequest, RejectReason, RequestOverrides, WorkerPool } from "@dynamo/scorer";
+import type { WorkerPool } from "./pool.js";
+import type { Chosen, Evaluation, PoolRequest, RejectReason, RequestOverrides } from "./types.js";
 
 /**
  * Settings forced on the decode side of a disaggregated request: the KV cache arrives from the prefill

@@ -1,10 +1,10 @@
+import { seededRng } from "@dynamo/primitives";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   DEFAULT_COST_PARAMS,
   classicCost,
   computeCost,
-  seededRng,
   selectByCost,
   softmaxProbabilities,
   type CostInputs,

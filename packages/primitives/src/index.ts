@@ -1,0 +1,1 @@
+export { seededRng, type Rng } from "./random.js";
