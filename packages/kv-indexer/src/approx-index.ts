@@ -1,6 +1,6 @@
 import type { WorkerRank } from "./events.js";
 import { ExpiryHeap } from "./expiry-heap.js";
-import { Int3KeyTable } from "./hash-table.js";
+import { U64Table } from "@dynamo/primitives";
 import { computeSequenceHashes } from "./hashing.js";
 import type { OverlapScores, OverlapSource } from "./index-api.js";
 import { findOverlap } from "./overlap-scores.js";
@@ -43,7 +43,7 @@ export class ApproxIndex implements OverlapSource {
   private readonly sequenceScratch = new HalvesScratch();
   private readonly localScratch = new HalvesScratch();
   /** (slot, sequence hash) → entry id. */
-  private readonly entryIds = new Int3KeyTable(1024);
+  private readonly entryIds = new U64Table(1024);
   private expiry = new Float64Array(1024);
   private position = new Int32Array(1024);
   private entrySlot = new Int32Array(1024);

@@ -19,7 +19,7 @@ import {
 export const ROUTER_MODES = ["kv", "round-robin", "random", "least-loaded", "power-of-two", "direct"] as const;
 export type RouterMode = (typeof ROUTER_MODES)[number];
 
-/** Every router setting (kv-router.md §13). All optional in `KvRouterOptions`; defaults below. */
+/** Every router setting (the README lists them with their variables). All optional in `KvRouterOptions`; defaults below. */
 export interface KvRouterSettings {
   mode: RouterMode;
   blockSize: number;

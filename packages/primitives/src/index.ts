@@ -1,1 +1,2 @@
 export { seededRng, type Rng } from "./random.js";
+export { U64Table } from "./u64-table.js";

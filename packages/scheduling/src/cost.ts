@@ -68,7 +68,7 @@ export interface CostBreakdown {
   readonly cost: number;
 }
 
-/** Cost of routing the request to one candidate (kv-router.md §6.3). */
+/** Cost of routing the request to one candidate: the current (2026) form, see docs/architecture.md. */
 export function computeCost(request: CostRequest, c: CostInputs, params: CostParams): CostBreakdown {
   const out = { rawPrefillBlocks: 0, overlapCredit: 0, prefillBlocks: 0, decodeBlocks: 0, cost: 0 };
   costInto(out, request, c, params);

@@ -1,31 +1,37 @@
+import { U64Table } from "@dynamo/primitives";
+
 /**
  * What one worker rank's translator knows of the blocks the engine holds: engine block hash → router
  * local hash, parent engine hash, and the storage tiers holding the block (a bit per tier). Lets a
  * `BlockStored` without token ids (a lower tier announcing blocks the engine stored with their tokens
  * before) be given the router hashes and the parents of those blocks.
  *
- * Open addressing with linear probing and backward-shift deletion in one flat `Uint32Array`, seven words
- * per slot `[flags, engine lo, engine hi, local lo, local hi, parent lo, parent hi]` (flags: tier bits and
- * `HAS_PARENT`; 0 = empty slot). The u64 hashes are split through an 8-byte scratch, so recording a block
- * needs no BigInt arithmetic or allocation.
+ * A `U64Table` maps each engine hash to an entry; entries live column-wise in typed arrays (halves of
+ * the local and parent hashes, flags) and are reused through a free list. The u64 hashes are split
+ * through an 8-byte scratch, so recording a block needs no BigInt arithmetic or allocation.
  */
 
-const MIN_CAPACITY = 64;
-const WORDS = 7;
 const TIER_BITS = 0x0f;
 const HAS_PARENT = 0x80;
+const NONE = -1;
 
 const scratch64 = new BigUint64Array(1);
-const scratch32 = new Uint32Array(scratch64.buffer);
+const scratch32 = new Int32Array(scratch64.buffer);
 
-export class EngineHashTable {
-  private slots = new Uint32Array(MIN_CAPACITY * WORDS);
-  private mask = MIN_CAPACITY - 1;
-  private count = 0;
+export class EngineBlocks {
+  private readonly entries = new U64Table(64);
+  private localLo = new Int32Array(64);
+  private localHi = new Int32Array(64);
+  private parentLo = new Int32Array(64);
+  private parentHi = new Int32Array(64);
+  private flags = new Int32Array(64);
+  private nextFree = new Int32Array(64);
+  private freeHead = NONE;
+  private highWater = 0;
 
   /** Blocks remembered. */
   get size(): number {
-    return this.count;
+    return this.entries.size;
   }
 
   /**
@@ -39,123 +45,101 @@ export class EngineHashTable {
     tierBit: number,
   ): void {
     for (let i = 0; i < tokensHashes.length; i++) {
-      if ((this.count + 1) * 4 > (this.mask + 1) * 3) this.grow();
       scratch64[0] = blockHashes[i]!;
-      const at = this.locate(scratch32[0]!, scratch32[1]!) * WORDS;
-      const slots = this.slots;
-      if (slots[at] === 0) {
-        slots[at + 1] = scratch32[0]!;
-        slots[at + 2] = scratch32[1]!;
-        this.count++;
+      const lo = scratch32[0]!;
+      const hi = scratch32[1]!;
+      let entry = this.entries.get(0, lo, hi);
+      if (entry === NONE) {
+        entry = this.allocate();
+        this.entries.set(0, lo, hi, entry);
+        this.flags[entry] = 0;
       }
       scratch64[0] = tokensHashes[i]!;
-      slots[at + 3] = scratch32[0]!;
-      slots[at + 4] = scratch32[1]!;
+      this.localLo[entry] = scratch32[0]!;
+      this.localHi[entry] = scratch32[1]!;
       const parentOf = i === 0 ? parent : blockHashes[i - 1]!;
-      let flags = (slots[at]! & TIER_BITS) | tierBit;
+      let flags = (this.flags[entry]! & TIER_BITS) | tierBit;
       if (parentOf !== null) {
         scratch64[0] = parentOf;
-        slots[at + 5] = scratch32[0]!;
-        slots[at + 6] = scratch32[1]!;
+        this.parentLo[entry] = scratch32[0]!;
+        this.parentHi[entry] = scratch32[1]!;
         flags |= HAS_PARENT;
       }
-      slots[at] = flags;
+      this.flags[entry] = flags;
     }
   }
 
-  /** Slot of a remembered block, or -1. */
+  /** Entry of a remembered block, or -1. */
   find(blockHash: bigint): number {
     scratch64[0] = blockHash;
-    const slot = this.locate(scratch32[0]!, scratch32[1]!);
-    return this.slots[slot * WORDS] === 0 ? -1 : slot;
+    return this.entries.get(0, scratch32[0]!, scratch32[1]!);
   }
 
-  /** Router local hash of the block in `slot`. */
-  localHash(slot: number): bigint {
-    scratch32[0] = this.slots[slot * WORDS + 3]!;
-    scratch32[1] = this.slots[slot * WORDS + 4]!;
+  /** Router local hash of the block in `entry`. */
+  localHash(entry: number): bigint {
+    scratch32[0] = this.localLo[entry]!;
+    scratch32[1] = this.localHi[entry]!;
     return scratch64[0]!;
   }
 
-  /** Parent engine hash of the block in `slot` (null: it starts a sequence). */
-  parent(slot: number): bigint | null {
-    const at = slot * WORDS;
-    if ((this.slots[at]! & HAS_PARENT) === 0) return null;
-    scratch32[0] = this.slots[at + 5]!;
-    scratch32[1] = this.slots[at + 6]!;
+  /** Parent engine hash of the block in `entry` (null: it starts a sequence). */
+  parent(entry: number): bigint | null {
+    if ((this.flags[entry]! & HAS_PARENT) === 0) return null;
+    scratch32[0] = this.parentLo[entry]!;
+    scratch32[1] = this.parentHi[entry]!;
     return scratch64[0]!;
   }
 
-  /** Marks the block in `slot` as held in the tier of `tierBit` too. */
-  markTier(slot: number, tierBit: number): void {
-    this.slots[slot * WORDS] = this.slots[slot * WORDS]! | tierBit;
+  /** Marks the block in `entry` as held in the tier of `tierBit` too. */
+  markTier(entry: number, tierBit: number): void {
+    this.flags[entry] = this.flags[entry]! | tierBit;
   }
 
   /** The blocks left the tier of `tierBit`; a block held in no tier any more is forgotten. */
   remove(blockHashes: readonly bigint[], tierBit: number): void {
-    const slots = this.slots;
-    for (let i = 0; i < blockHashes.length; i++) {
-      scratch64[0] = blockHashes[i]!;
-      const slot = this.locate(scratch32[0]!, scratch32[1]!);
-      const at = slot * WORDS;
-      if (slots[at] === 0) continue;
-      slots[at] = slots[at]! & ~tierBit;
-      if ((slots[at]! & TIER_BITS) === 0) this.deleteSlot(slot);
+    for (const hash of blockHashes) {
+      scratch64[0] = hash;
+      const lo = scratch32[0]!;
+      const hi = scratch32[1]!;
+      const entry = this.entries.get(0, lo, hi);
+      if (entry === NONE) continue;
+      this.flags[entry] = this.flags[entry]! & ~tierBit;
+      if ((this.flags[entry]! & TIER_BITS) !== 0) continue;
+      this.entries.delete(0, lo, hi);
+      this.nextFree[entry] = this.freeHead;
+      this.freeHead = entry;
     }
   }
 
   clear(): void {
-    if (this.count === 0) return;
-    this.slots = new Uint32Array(MIN_CAPACITY * WORDS);
-    this.mask = MIN_CAPACITY - 1;
-    this.count = 0;
+    if (this.entries.size === 0) return;
+    this.entries.clear();
+    this.freeHead = NONE;
+    this.highWater = 0;
   }
 
-  private home(lo: number, hi: number): number {
-    let h = Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1);
-    h ^= h >>> 15;
-    return h & this.mask;
-  }
-
-  /** The slot holding the key, or the empty slot where it would go. */
-  private locate(lo: number, hi: number): number {
-    const slots = this.slots;
-    let slot = this.home(lo, hi);
-    for (;;) {
-      const at = slot * WORDS;
-      if (slots[at] === 0 || (slots[at + 1] === lo && slots[at + 2] === hi)) return slot;
-      slot = (slot + 1) & this.mask;
+  private allocate(): number {
+    if (this.freeHead !== NONE) {
+      const entry = this.freeHead;
+      this.freeHead = this.nextFree[entry]!;
+      return entry;
     }
-  }
-
-  /** Empties `slot`, shifting back later entries of its probe run so that lookups never stop early. */
-  private deleteSlot(slot: number): void {
-    const slots = this.slots;
-    this.count--;
-    let hole = slot;
-    let next = (slot + 1) & this.mask;
-    while (slots[next * WORDS] !== 0) {
-      const home = this.home(slots[next * WORDS + 1]!, slots[next * WORDS + 2]!);
-      // Move the entry into the hole unless its home lies cyclically in (hole, next].
-      const stays = hole <= next ? home > hole && home <= next : home > hole || home <= next;
-      if (!stays) {
-        slots.copyWithin(hole * WORDS, next * WORDS, next * WORDS + WORDS);
-        hole = next;
-      }
-      next = (next + 1) & this.mask;
-    }
-    slots[hole * WORDS] = 0;
+    if (this.highWater === this.flags.length) this.grow();
+    return this.highWater++;
   }
 
   private grow(): void {
-    const old = this.slots;
-    const capacity = (this.mask + 1) * 2;
-    this.slots = new Uint32Array(capacity * WORDS);
-    this.mask = capacity - 1;
-    for (let at = 0; at < old.length; at += WORDS) {
-      if (old[at] === 0) continue;
-      const to = this.locate(old[at + 1]!, old[at + 2]!) * WORDS;
-      this.slots.set(old.subarray(at, at + WORDS), to);
-    }
+    const n = this.flags.length * 2;
+    const grown = (a: Int32Array) => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    this.localLo = grown(this.localLo);
+    this.localHi = grown(this.localHi);
+    this.parentLo = grown(this.parentLo);
+    this.parentHi = grown(this.parentHi);
+    this.flags = grown(this.flags);
+    this.nextFree = grown(this.nextFree);
   }
 }

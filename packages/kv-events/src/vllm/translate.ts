@@ -1,5 +1,5 @@
 import { computeBlockHashes, type RouterEvent, type StorageTier } from "@dynamo/kv-indexer";
-import { EngineHashTable } from "./engine-blocks.js";
+import { EngineBlocks } from "./engine-blocks.js";
 import { RateLimitedLog, type LogSink } from "../log.js";
 import {
   decodeVllmEventBatch,
@@ -95,7 +95,7 @@ export class VllmEventTranslator {
   ) as Record<TranslationIssue, number>;
   private nextId: bigint;
   /** Blocks held, for stores without token ids: kept from the start with `tokenlessStores`, else from the first such store. */
-  private known: EngineHashTable | null;
+  private known: EngineBlocks | null;
   private readonly log: RateLimitedLog;
   private readonly label: string;
 
@@ -103,7 +103,7 @@ export class VllmEventTranslator {
     this.workerId = options.workerId;
     this.dpRank = options.dpRank;
     this.nextId = options.firstEventId ?? 0n;
-    this.known = options.tokenlessStores ? new EngineHashTable() : null;
+    this.known = options.tokenlessStores ? new EngineBlocks() : null;
     this.log = new RateLimitedLog(options.log, options.warnIntervalMs);
     this.label = `worker ${options.workerId} dp_rank ${options.dpRank}`;
   }
@@ -227,7 +227,7 @@ export class VllmEventTranslator {
    */
   private translateTokenless(event: VllmBlockStored, tier: StorageTier, out: RouterEvent[]): void {
     if (!this.known) {
-      this.known = new EngineHashTable(); // from now on every stored block is remembered
+      this.known = new EngineBlocks(); // from now on every stored block is remembered
       this.log.warn(
         "tracking",
         `kv-events: ${this.label}: BlockStored without token ids seen: remembering stored blocks from now on`,
@@ -257,21 +257,21 @@ export class VllmEventTranslator {
       runLocals = [];
     };
     for (const hash of event.blockHashes) {
-      const slot = this.known.find(hash);
-      if (slot < 0) {
+      const entry = this.known.find(hash);
+      if (entry < 0) {
         unknown++;
         firstUnknown ??= hash;
         flush();
         continue;
       }
-      this.known.markTier(slot, bit);
-      const parent = this.known.parent(slot);
+      this.known.markTier(entry, bit);
+      const parent = this.known.parent(entry);
       if (runBlocks.length === 0 || runBlocks.at(-1) !== parent) {
         flush();
         runParent = parent;
       }
       runBlocks.push(hash);
-      runLocals.push(this.known.localHash(slot));
+      runLocals.push(this.known.localHash(entry));
     }
     flush();
     if (unknown > 0) {

@@ -59,8 +59,8 @@ export interface RankLoad {
 }
 
 /**
- * Tracking keys of a prompt: each kept block hash split into a small-integer map key (low 30 bits) and
- * the remaining 34 bits as `checks`, so lookups never hash a BigInt or box a double and stay exact.
+ * Tracking keys of a prompt: each kept block hash as its two int32 halves (`keys` the low, `checks` the
+ * high half), so lookups never hash a BigInt or box a double and stay exact.
  */
 export interface TrackingKeys {
   readonly keys: readonly number[];
@@ -111,7 +111,7 @@ export class ActiveSequences {
   private readonly ranks = new Map<string, RankState>();
   private readonly requests = new Map<string, Tracked>();
   private readonly bySerial = new Map<number, Tracked>();
-  /** Which ranks hold each request-first block (by 30-bit key), so a lookup skips every other rank. */
+  /** Which ranks hold each request-first block (by the low half of its hash), so a lookup skips every other rank. */
   private readonly firstBlockHolders = new Map<
     number,
     Array<{ readonly check: number; readonly rank: RankState; count: number }>
@@ -217,16 +217,15 @@ export class ActiveSequences {
    * Compute once per request and pass to `newBlocksOf` for every rank.
    */
   trackingKeys(sequenceHashes: BigUint64Array): TrackingKeys {
-    const words = new Uint32Array(sequenceHashes.buffer, sequenceHashes.byteOffset, sequenceHashes.length * 2);
+    const words = new Int32Array(sequenceHashes.buffer, sequenceHashes.byteOffset, sequenceHashes.length * 2);
     const n = Math.floor(sequenceHashes.length / this.stride);
     // Plain arrays: small typed arrays would each allocate an off-heap buffer on this hot path.
     const keys = new Array<number>(n);
     const checks = new Array<number>(n);
     for (let j = 0; j < n; j++) {
       const i = j * this.stride + this.stride - 1;
-      const lo = words[2 * i]!;
-      keys[j] = lo & 0x3fffffff;
-      checks[j] = words[2 * i + 1]! * 4 + (lo >>> 30);
+      keys[j] = words[2 * i]!;
+      checks[j] = words[2 * i + 1]!;
     }
     return { keys, checks };
   }

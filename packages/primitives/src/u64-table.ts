@@ -1,16 +1,18 @@
 /**
- * Open-addressing hash table from a key of three int32 words `(tag, lo, hi)` to a non-negative int32
- * value, stored flat in one `Int32Array` (4 words per slot, one cache line holds 4 slots).
+ * The one hash table of the routing packages: a 64-bit key, given as its two int32 halves (`lo`, `hi`),
+ * plus a small integer `tag` (a parent node id, a rank slot, or 0) → a non-negative int32 value. Values
+ * are usually indexes into the caller's own typed arrays (entry ids), so callers keep any payload beside
+ * it without a second table.
  *
- * Used for 64-bit hashes split into two int32 halves (`lo`, `hi`) plus a small integer `tag`
- * (a parent node id, or 0). Linear probing with backward-shift deletion (no tombstones), load factor
- * at most 3/4. No allocation per operation; grows by doubling.
+ * Stored flat in one `Int32Array` (4 words per slot, one cache line holds 4 slots). Linear probing with
+ * backward-shift deletion (no tombstones), load factor at most 3/4. No allocation per operation; grows
+ * by doubling.
  */
 
 const EMPTY = -1;
 const MIN_CAPACITY = 16;
 
-export class Int3KeyTable {
+export class U64Table {
   /** Slot `i` is `[tag, lo, hi, value]` at `4 * i`; `value === -1` marks an empty slot. */
   private slots: Int32Array;
   private mask: number;
@@ -59,6 +61,13 @@ export class Int3KeyTable {
     const value = this.slots[(i << 2) + 3]!;
     if (value !== EMPTY) this.removeSlot(i);
     return value;
+  }
+
+  /** Removes every key (and gives back the memory of a grown table). */
+  clear(): void {
+    this.slots = new Int32Array(MIN_CAPACITY * 4).fill(EMPTY);
+    this.mask = MIN_CAPACITY - 1;
+    this.count = 0;
   }
 
   valueAt(i: number): number {

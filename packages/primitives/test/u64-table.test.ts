@@ -1,10 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Int3KeyTable } from "../src/hash-table.js";
+import { U64Table } from "../src/index.js";
 
-describe("Int3KeyTable", () => {
+describe("U64Table", () => {
   it("stores, overwrites and deletes keys made of three int32 words", () => {
-    const table = new Int3KeyTable();
+    const table = new U64Table();
     expect(table.set(1, -1, 0x7fffffff, 5)).toBe(-1);
     expect(table.set(1, -1, 0x7fffffff, 6)).toBe(5);
     expect(table.get(1, -1, 0x7fffffff)).toBe(6);
@@ -27,7 +27,7 @@ describe("Int3KeyTable", () => {
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
-        const table = new Int3KeyTable(1);
+        const table = new U64Table(1);
         const model = new Map<string, number>();
         for (const o of ops) {
           const name = o.key.join(",");
