@@ -1,5 +1,5 @@
 import { RouterEvents, computeBlockHashes, computeSequenceHashes } from "@dynamo/kv-indexer";
-import type { VllmBlockStored, VllmEventBatch } from "@dynamo/kv-events";
+import type { VllmBlockStored } from "@dynamo/kv-events";
 import { TokenizerRegistry } from "@dynamo/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -14,8 +14,8 @@ import {
   UnknownModelError,
   type ActiveSequenceEvent,
 } from "../src/index.js";
+import { BS, storedBatch } from "./support/cluster.js";
 
-const BS = 16;
 let tokenizers: TokenizerRegistry;
 
 beforeAll(() => {
@@ -31,27 +31,6 @@ async function simulator(router: Record<string, unknown> = {}, clock = { now: 0 
     router: { blockSize: BS, rng: () => 0, now: () => clock.now, ...router },
     tokenizer: tokenizers,
   });
-}
-
-/** The `BlockStored` a vLLM engine would publish after caching the full blocks of `tokens`. */
-function cached(tokens: Uint32Array, hashBase: bigint): VllmEventBatch {
-  const blocks = Math.floor(tokens.length / BS);
-  return {
-    ts: 0,
-    dataParallelRank: 0,
-    events: [
-      {
-        type: "BlockStored",
-        blockHashes: Array.from({ length: blocks }, (_, i) => hashBase + BigInt(i)),
-        parentBlockHash: null,
-        tokenIds: Array.from(tokens.subarray(0, blocks * BS)),
-        blockSize: BS,
-        loraId: null,
-        medium: "GPU",
-        loraName: null,
-      },
-    ],
-  };
 }
 
 const chat = (text: string) => ({ model: "Qwen/Qwen3-0.6B", messages: [{ role: "user", content: text }] });
@@ -81,7 +60,7 @@ describe("RouterService without I/O (simulator mode)", () => {
     expect(before.overlapBlocks).toBe(0);
     expect(before.tokens.length).toBeGreaterThan(10 * BS);
 
-    service.applyVllmEvents({ workerId: 2n, dpRank: 0 }, cached(before.tokens, 500n));
+    service.applyVllmEvents({ workerId: 2n, dpRank: 0 }, storedBatch(before.tokens, 500n));
     const after = await service.route(request);
     expect(after.worker).toEqual({ workerId: 2n, dpRank: 0 });
     expect(after.endpoint).toBe("10.0.0.2:8000");
@@ -175,7 +154,7 @@ describe("RouterService without I/O (simulator mode)", () => {
     const first = await service.route({ body });
     expect(first.priority).toBe(3);
     // The worker caches the prompt under the tenant's salt: only requests of that tenant match it.
-    const batch = cached(first.tokens, 900n);
+    const batch = storedBatch(first.tokens, 900n);
     const stored = batch.events[0] as VllmBlockStored;
     service.applyVllmEvents({ workerId: 2n, dpRank: 0 }, { ...batch, events: [{ ...stored, cacheSalt: "tenant-a" }] });
     service.free(first.bookingId);
@@ -193,7 +172,7 @@ describe("RouterService without I/O (simulator mode)", () => {
     service.addWorker({ id: 1n });
     service.addWorker({ id: 2n });
     const tokens = Uint32Array.from({ length: 6 * BS }, (_, i) => 100 + i);
-    service.applyVllmEvents({ workerId: 1n, dpRank: 0 }, cached(tokens, 10n));
+    service.applyVllmEvents({ workerId: 1n, dpRank: 0 }, storedBatch(tokens, 10n));
     const d = await service.route({ tokens });
     expect(d.worker.workerId).toBe(1n);
     expect(service.status().activeBookings).toBe(1);

@@ -8,7 +8,13 @@ import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
 import { NatsServer, waitFor } from "@dynamo/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NatsConnectError, RouterService, connectNats, type NatsSettings } from "../src/index.js";
+import {
+  DEFAULT_SERVICE_SETTINGS,
+  NatsConnectError,
+  RouterService,
+  connectNats,
+  type NatsSettings,
+} from "../src/index.js";
 import { BS, quiet } from "./support/cluster.js";
 
 const dir = mkdtempSync(join(tmpdir(), "nats-auth-"));
@@ -79,18 +85,7 @@ async function natsServer(config: string, jetstream = false): Promise<NatsServer
 }
 
 function settings(url: string, extra: Partial<NatsSettings>): NatsSettings {
-  return {
-    natsServer: [url],
-    natsUser: undefined,
-    natsPassword: undefined,
-    natsToken: undefined,
-    natsNkey: undefined,
-    natsCredentialsFile: undefined,
-    natsTlsCa: undefined,
-    natsTlsCert: undefined,
-    natsTlsKey: undefined,
-    ...extra,
-  };
+  return { ...DEFAULT_SERVICE_SETTINGS, natsServer: [url], ...extra };
 }
 
 /** A message goes through the connection and comes back. */

@@ -1,4 +1,4 @@
-import { U64Table } from "@dynamo/primitives";
+import { IdPool, U64Table, resized } from "@dynamo/primitives";
 
 /**
  * What one worker rank's translator knows of the blocks the engine holds: engine block hash → router
@@ -25,9 +25,7 @@ export class EngineBlocks {
   private parentLo = new Int32Array(64);
   private parentHi = new Int32Array(64);
   private flags = new Int32Array(64);
-  private nextFree = new Int32Array(64);
-  private freeHead = NONE;
-  private highWater = 0;
+  private readonly ids = new IdPool((capacity) => this.grow(capacity), 64);
 
   /** Blocks remembered. */
   get size(): number {
@@ -50,7 +48,7 @@ export class EngineBlocks {
       const hi = scratch32[1]!;
       let entry = this.entries.get(0, lo, hi);
       if (entry === NONE) {
-        entry = this.allocate();
+        entry = this.ids.allocate();
         this.entries.set(0, lo, hi, entry);
         this.flags[entry] = 0;
       }
@@ -106,40 +104,21 @@ export class EngineBlocks {
       this.flags[entry] = this.flags[entry]! & ~tierBit;
       if ((this.flags[entry]! & TIER_BITS) !== 0) continue;
       this.entries.delete(0, lo, hi);
-      this.nextFree[entry] = this.freeHead;
-      this.freeHead = entry;
+      this.ids.release(entry);
     }
   }
 
   clear(): void {
     if (this.entries.size === 0) return;
     this.entries.clear();
-    this.freeHead = NONE;
-    this.highWater = 0;
+    this.ids.reset();
   }
 
-  private allocate(): number {
-    if (this.freeHead !== NONE) {
-      const entry = this.freeHead;
-      this.freeHead = this.nextFree[entry]!;
-      return entry;
-    }
-    if (this.highWater === this.flags.length) this.grow();
-    return this.highWater++;
-  }
-
-  private grow(): void {
-    const n = this.flags.length * 2;
-    const grown = (a: Int32Array) => {
-      const b = new Int32Array(n);
-      b.set(a);
-      return b;
-    };
-    this.localLo = grown(this.localLo);
-    this.localHi = grown(this.localHi);
-    this.parentLo = grown(this.parentLo);
-    this.parentHi = grown(this.parentHi);
-    this.flags = grown(this.flags);
-    this.nextFree = grown(this.nextFree);
+  private grow(capacity: number): void {
+    this.localLo = resized(this.localLo, capacity);
+    this.localHi = resized(this.localHi, capacity);
+    this.parentLo = resized(this.parentLo, capacity);
+    this.parentHi = resized(this.parentHi, capacity);
+    this.flags = resized(this.flags, capacity);
   }
 }

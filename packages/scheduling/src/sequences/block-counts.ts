@@ -1,4 +1,4 @@
-import { U64Table } from "@dynamo/primitives";
+import { IdPool, U64Table, resized } from "@dynamo/primitives";
 
 /**
  * Reference-counted set of block identities for one worker rank: a `U64Table` from the block's 64-bit
@@ -20,9 +20,10 @@ export class BlockCounts {
   private readonly entries = new U64Table();
   private count = new Int32Array(16);
   private ownerSum = new Float64Array(16);
-  private nextFree = new Int32Array(16);
-  private freeHead = NONE;
-  private highWater = 0;
+  private readonly ids = new IdPool((capacity) => {
+    this.count = resized(this.count, capacity);
+    this.ownerSum = resized(this.ownerSum, capacity);
+  });
 
   /** Number of distinct live blocks. */
   get size(): number {
@@ -46,7 +47,7 @@ export class BlockCounts {
       this.ownerSum[entry] = previous + serial;
       return was === 1 ? previous : 0;
     }
-    const fresh = this.allocate();
+    const fresh = this.ids.allocate();
     this.count[fresh] = 1;
     this.ownerSum[fresh] = serial;
     this.entries.set(0, lo, hi, fresh);
@@ -66,31 +67,7 @@ export class BlockCounts {
     if (left === 1) return this.ownerSum[entry]!;
     if (left > 0) return 0;
     this.entries.delete(0, lo, hi);
-    this.nextFree[entry] = this.freeHead;
-    this.freeHead = entry;
+    this.ids.release(entry);
     return REMOVED_LAST;
-  }
-
-  private allocate(): number {
-    if (this.freeHead !== NONE) {
-      const entry = this.freeHead;
-      this.freeHead = this.nextFree[entry]!;
-      return entry;
-    }
-    if (this.highWater === this.count.length) this.grow();
-    return this.highWater++;
-  }
-
-  private grow(): void {
-    const size = this.count.length * 2;
-    const count = new Int32Array(size);
-    const ownerSum = new Float64Array(size);
-    const nextFree = new Int32Array(size);
-    count.set(this.count);
-    ownerSum.set(this.ownerSum);
-    nextFree.set(this.nextFree);
-    this.count = count;
-    this.ownerSum = ownerSum;
-    this.nextFree = nextFree;
   }
 }
