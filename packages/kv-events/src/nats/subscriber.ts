@@ -2,6 +2,7 @@ import { TieredIndex, workerRankKey, type RouterEvent, type WorkerRankKey } from
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import type { NatsConnection, Status, Subscription } from "@nats-io/transport-node";
+import { admission, eventsToApply, judgeAnswer } from "./gap-recovery.js";
 import { consumeKvEventStream } from "./jetstream.js";
 import { RouterEventDecodeError, decodeRouterEventJson } from "./json-codec.js";
 import { RateLimitedLog, type LogSink } from "../log.js";
@@ -282,16 +283,13 @@ export class KvEventSubscriber {
   }
 
   private admit(state: RankState, event: RouterEvent): void {
-    const last = this.index.lastEventId(state.workerId, state.dpRank);
-    const expected = last === undefined ? 0n : last + 1n;
-    if (event.eventId <= expected) {
-      this.apply(event);
-    } else if (event.data.type === "cleared") {
-      this.restartAt(state, event);
-    } else {
+    const next = admission(event, this.index.lastEventId(state.workerId, state.dpRank));
+    if (next.kind === "apply") this.apply(event);
+    else if (next.kind === "restart") this.restartAt(state, event);
+    else {
       this.stats.gaps++;
       state.held.push(event);
-      void this.recover(state, expected, event.eventId - 1n);
+      void this.recover(state, next.from, next.to);
     }
   }
 
@@ -366,25 +364,18 @@ export class KvEventSubscriber {
         continue;
       }
       if (state.generation !== generation) return;
-      if (answer.kind === "tree_dump") {
+      const verdict = judgeAnswer(answer, start, to);
+      if (verdict === "replace_with_dump") {
         this.replaceWithDump(state, answer);
         this.stats.recoveredFromDump++;
         return this.finishRecovery(state);
       }
-      if (answer.kind === "events" && start !== null && covers(answer.events, start, to)) {
-        this.applyRange(state, answer.events, start, to);
+      if (verdict === "apply_events") {
+        this.applyRange(state, answer.events, start!, to);
         this.stats.recoveredFromEvents++;
         return this.finishRecovery(state);
       }
-      if (
-        answer.kind === "too_new" &&
-        start !== null &&
-        to === null &&
-        answer.lastEventId !== null &&
-        answer.lastEventId + 1n === start
-      ) {
-        return this.finishRecovery(state); // asked for anything newer: nothing is missing
-      }
+      if (verdict === "nothing_missing") return this.finishRecovery(state);
       // Too new, or not the whole range: the bridge's history does not match ours (it restarted). Ask for its state.
       start = null;
     }
@@ -409,10 +400,9 @@ export class KvEventSubscriber {
    * are not remembered as missing.
    */
   private applyRange(state: RankState, events: readonly RouterEvent[], start: bigint, to: bigint | null): void {
-    const first = events[0];
-    if (first !== undefined && first.eventId > start && first.data.type === "cleared")
-      this.index.resetEventIds(state.workerId, state.dpRank, first.eventId);
-    for (const event of events) if (event.eventId >= start && (to === null || event.eventId <= to)) this.apply(event);
+    const range = eventsToApply(events, start, to);
+    if (range.restartAt !== undefined) this.index.resetEventIds(state.workerId, state.dpRank, range.restartAt);
+    for (const event of range.events) this.apply(event);
   }
 
   private replaceWithDump(state: RankState, answer: RangeAnswer): void {
@@ -432,18 +422,4 @@ export class KvEventSubscriber {
     for (const event of held) this.dispatch(event);
     this.catchUpIfPending(state);
   }
-}
-
-/**
- * Whether `events` hold every id of `[from, to]`, or start with a `cleared` after `from` and hold every id
- * from it to `to`. With `to` null: at least one event, without holes.
- */
-function covers(events: readonly RouterEvent[], from: bigint, to: bigint | null): boolean {
-  const first = events[0];
-  let next = first !== undefined && first.eventId > from && first.data.type === "cleared" ? first.eventId : from;
-  for (const e of events) {
-    if (e.eventId === next) next++;
-    else if (e.eventId > next) return false;
-  }
-  return to === null ? events.length > 0 : next > to;
 }

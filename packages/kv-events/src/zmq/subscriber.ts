@@ -1,6 +1,7 @@
 import { Dealer, Subscriber } from "zeromq";
 import type { WorkerRank } from "@dynamo/kv-indexer";
 import { RateLimitedLog, type LogSink } from "../log.js";
+import { coversRange, consecutiveRun, continuity, samePayload, type ReplayedBatch } from "./sequence-gaps.js";
 import { REPLAY_END_SEQ, decodeSeq, encodeSeq, endpointForRank } from "./wire.js";
 
 /** One worker's vLLM KV-event endpoints. */
@@ -61,12 +62,6 @@ export interface ZmqSubscriberStats {
   unrecoveredGaps: number;
   /** Sequence resets seen (rank reset). */
   publisherRestarts: number;
-}
-
-interface ReplayedBatch {
-  readonly seq: bigint;
-  readonly topic: string;
-  readonly payload: Uint8Array;
 }
 
 /**
@@ -183,35 +178,20 @@ class RankSubscription {
     const last = this.lastSeq;
     const reply = await this.fetch(last);
     if (reply === null || this.closed || this.lastSeq !== last) return;
-    const continuity = this.continuity(reply, last);
-    if (continuity === "same") {
+    const verdict = continuity(reply, last, this.lastPayload);
+    if (verdict === "same") {
       this.reconnected = false;
       this.deliverRun(
         reply.batches.filter((b) => b.seq > last),
         last,
       );
-    } else if (continuity === "restarted") {
+    } else if (verdict === "restarted") {
       await this.restart(
         `its replay from ${last} does not hold the batch ${last} received before the disconnection`,
         null,
       );
     }
     // "unknown": the next live batch decides.
-  }
-
-  /**
-   * Whether the publisher behind the replay socket is the one that sent batch `last`: `same` when the
-   * replay holds that batch with the same bytes, `restarted` when it holds other bytes, or (a complete
-   * answer) nothing from `last` on; `unknown` when the buffer rolled past `last` or the answer is incomplete.
-   */
-  private continuity(
-    reply: { batches: readonly ReplayedBatch[]; complete: boolean },
-    last: bigint,
-  ): "same" | "restarted" | "unknown" {
-    const held = reply.batches.find((b) => b.seq === last);
-    if (held) return this.lastPayload !== null && samePayload(held.payload, this.lastPayload) ? "same" : "restarted";
-    if (reply.complete && !reply.batches.some((b) => b.seq >= last)) return "restarted";
-    return "unknown";
   }
 
   private async run(): Promise<void> {
@@ -278,11 +258,7 @@ class RankSubscription {
     this.reconnected = false;
     if (!gap) return;
     const batches = (reply?.batches ?? []).filter((b) => b.seq > last && b.seq < seq);
-    const covered =
-      batches.length > 0 &&
-      batches.every((b, i) => b.seq === last + 1n + BigInt(i)) &&
-      batches.at(-1)!.seq === seq - 1n;
-    if (!covered) {
+    if (!coversRange(batches, last + 1n, seq)) {
       stats.unrecoveredGaps++;
       this.owner.warn(
         "gap",
@@ -332,10 +308,8 @@ class RankSubscription {
     const stats = this.owner.stats;
     const reply = this.replayEndpoint === undefined ? null : await this.fetch(from);
     const batches = (reply?.batches ?? []).filter((b) => b.seq < until);
-    const covered =
-      batches.length > 0 && batches.every((b, i) => b.seq === from + BigInt(i)) && batches.at(-1)!.seq === until - 1n;
     if (this.closed) return;
-    if (mustCover && !covered) {
+    if (mustCover && !coversRange(batches, from, until)) {
       stats.unrecoveredGaps++;
       this.owner.warn(
         "gap",
@@ -351,12 +325,7 @@ class RankSubscription {
    * that the same batches arriving live are dropped.
    */
   private deliverRun(batches: readonly ReplayedBatch[], after: bigint | null): void {
-    const run: ReplayedBatch[] = [];
-    for (const b of batches) {
-      const expected = run.length > 0 ? run.at(-1)!.seq + 1n : after === null ? b.seq : after + 1n;
-      if (b.seq !== expected) break;
-      run.push(b);
-    }
+    const run = consecutiveRun(batches, after);
     if (run.length === 0) return;
     this.deliverReplayed(run);
     this.replayedUpTo = run.at(-1)!.seq;
@@ -375,10 +344,6 @@ class RankSubscription {
     this.lastPayload = batch.payload;
     this.owner.handler.onBatch(this.rank, batch.payload, { seq: batch.seq, topic: batch.topic, replayed });
   }
-}
-
-function samePayload(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
 
 /**
