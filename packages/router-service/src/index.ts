@@ -1,6 +1,6 @@
 export { RouterService } from "./service.js";
 export type { RouterServiceOptions, ServiceDecision, ServiceStatus, ServiceWorker, TokenizedRequest } from "./types.js";
-export type { ServiceRequest } from "./request.js";
+export type { BodyHints, ServiceRequest } from "./request.js";
 export type { ActiveSequenceEvent } from "@dynamo/kv-router";
 export {
   DuplicateRequestError,

@@ -83,13 +83,16 @@ function numberField(value: Record<string, unknown> | undefined, key: string): n
   return field;
 }
 
-/** Routing fields a body carries: model, cache namespace, priority and expected output length. */
-export function bodyHints(body: unknown): {
-  model?: string;
-  cacheSalt?: string;
-  priority?: number;
-  expectedOutputTokens?: number;
-} {
+/** Routing fields a body carries. */
+export interface BodyHints {
+  readonly model?: string;
+  readonly cacheSalt?: string;
+  readonly priority?: number;
+  readonly expectedOutputTokens?: number;
+}
+
+/** The routing fields of a parsed body: model, cache namespace, priority and expected output length. */
+export function bodyHints(body: unknown): BodyHints {
   const root = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : undefined;
   const nvext = objectField(body, "nvext");
   const hints = objectField(nvext, "agent_hints");

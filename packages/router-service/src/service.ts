@@ -351,20 +351,28 @@ export class RouterService {
    * `TokenizerUnavailableError`.
    */
   async tokenize(request: ServiceRequest): Promise<TokenizedRequest> {
-    if (request.tokens !== undefined) {
-      return { tokens: Uint32Array.from(request.tokens), injectable: true, model: request.model ?? "", tokenizeMs: 0 };
-    }
-    if (request.body === undefined) throw new InvalidRequestError("request carries neither a body nor token ids");
     const started = performance.now();
-    const body = parseBody(request.body);
+    const body = request.body === undefined ? undefined : parseBody(request.body);
+    const hints = bodyHints(body);
+    if (request.tokens !== undefined) {
+      const tokens = Uint32Array.from(request.tokens);
+      return { tokens, injectable: true, model: request.model ?? "", tokenizeMs: 0, hints };
+    }
+    if (body === undefined) throw new InvalidRequestError("request carries neither a body nor token ids");
     const kind = requestKind(body, request.kind);
     if (!this.tokenizers) throw new InvalidRequestError("this service routes token ids only (no tokenizer)");
-    const model = request.model ?? bodyHints(body).model ?? "";
+    const model = request.model ?? hints.model ?? "";
     this.inFlight++;
     try {
       const tokenizer = await this.tokenizers.get(model);
       const { tokenIds, injectable } = await tokenizer.tokenizeRequest(kind, body);
-      return { tokens: tokenIds, injectable, model: tokenizer.model, tokenizeMs: performance.now() - started };
+      return {
+        tokens: tokenIds,
+        injectable,
+        model: tokenizer.model,
+        tokenizeMs: performance.now() - started,
+        hints,
+      };
     } catch (error) {
       if (error instanceof InvalidRequest) throw new InvalidRequestError(error.message);
       if (error instanceof UnknownModel) throw new UnknownModelError(error.message);
@@ -385,7 +393,7 @@ export class RouterService {
     const router = this.kv;
     if (!router || this.stopping)
       throw new NotReadyError(`router service not ready: waiting for ${this.waitingFor() ?? "workers"}`);
-    const hints = request.body === undefined ? {} : bodyHints(parseBodyQuietly(request.body));
+    const hints = tokenized.hints ?? {};
     const allowedWorkers = this.allowedWorkers(request);
     const result = router.route({
       tokens: tokenized.tokens,
@@ -501,14 +509,6 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
-function parseBodyQuietly(body: unknown): unknown {
-  try {
-    return parseBody(body);
-  } catch {
-    return undefined;
-  }
-}
-
 /** A full `WorkerInfo` from an in-process registration (discovery's records are already complete). */
 function completeWorker(spec: ServiceWorker): WorkerInfo {
   const dpSize = spec.dpSize ?? Math.max(1, spec.rankHttpEndpoints?.length ?? 1);
@@ -555,5 +555,3 @@ function tokenizerFiles(files: ModelCardFiles) {
     ...(generationConfig !== undefined && { generationConfig }),
   };
 }
-
-export type { Environment };

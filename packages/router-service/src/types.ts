@@ -5,6 +5,7 @@ import type { ActiveSequenceEvent, Environment, KvRouterOptions, RouteDecision }
 import type { TokenizerRegistry, TokenizerRegistryOptions } from "@dynamo/tokenizer";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ServiceSettings } from "./config.js";
+import type { BodyHints } from "./request.js";
 
 /** How to build a `RouterService`. Every field is optional; `RouterService.fromEnv` fills them from `DYN_*`. */
 export interface RouterServiceOptions {
@@ -50,6 +51,8 @@ export interface TokenizedRequest {
   readonly model: string;
   /** Wall-clock milliseconds spent tokenizing (0 for given ids). */
   readonly tokenizeMs: number;
+  /** Routing hints read from the body (`nvext.cache_salt` / `cache_salt`, `nvext.agent_hints`); the request's own fields win. */
+  readonly hints?: BodyHints;
 }
 
 /** A routed (and, unless query-only, booked) request. */
