@@ -364,6 +364,7 @@ export class RouterService {
     const model = request.model ?? hints.model ?? "";
     this.inFlight++;
     try {
+      await this.modelCards.get(model); // a card of this model still being fetched registers its tokenizer first
       const tokenizer = await this.tokenizers.get(model);
       const { tokenIds, injectable } = await tokenizer.tokenizeRequest(kind, body);
       return {

@@ -1,6 +1,7 @@
 import { RouterEvents, computeBlockHashes, computeSequenceHashes } from "@dynamo/kv-indexer";
 import type { VllmBlockStored } from "@dynamo/kv-events";
-import { TokenizerRegistry } from "@dynamo/tokenizer";
+import { join } from "node:path";
+import { TokenizerRegistry, embeddedModelDirectory } from "@dynamo/tokenizer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   DuplicateRequestError,
@@ -144,6 +145,31 @@ describe("RouterService without I/O (simulator mode)", () => {
     expect(unknown.httpStatus).toBe(404);
     await strict.stop();
     await strictTokenizers.close();
+  });
+
+  it("registers the tokenizer of a worker's model card and tokenizes that model's requests with it", async () => {
+    const service = await simulator();
+    const dir = embeddedModelDirectory("llama3");
+    service.addWorker({
+      id: 1n,
+      modelName: "meta-llama/Llama-3.1-8B-Instruct",
+      modelCard: {
+        files: {
+          "tokenizer.json": { kind: "path", path: join(dir, "tokenizer.json") },
+          "tokenizer_config.json": { kind: "path", path: join(dir, "tokenizer_config.json") },
+        },
+      },
+    });
+    await service.whenReady(10_000);
+    const body = { model: "meta-llama/Llama-3.1-8B-Instruct", messages: [{ role: "user", content: "Hello there" }] };
+    const llama = await service.tokenize({ body });
+    expect(llama.model).toBe("meta-llama/Llama-3.1-8B-Instruct");
+    const reference = await (await tokenizers.get("default")).tokenizeRequest("chat", body);
+    expect([...llama.tokens]).not.toEqual([...reference.tokenIds]); // not the Qwen3 default
+    expect(llama.tokens[0]).toBe(128000); // Llama 3's <|begin_of_text|>
+    // A model no card covers falls back to the default tokenizer.
+    expect((await service.tokenize({ body: { ...body, model: "unknown/model" } })).model).toBe("default");
+    await service.stop();
   });
 
   it("lifts routing hints from the body: cache namespace, expected output length, priority", async () => {
