@@ -34,7 +34,10 @@ function printFigures(figures: Record<string, Figure>, indent = ""): void {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h") {
-    console.error(`usage: npm run bench -- <name> [--json] [options]\nbenchmarks: ${available().join(", ")}`);
+    console.error(
+      `usage: npm run bench -- <name> [--json] [--write-docs] [options]\nbenchmarks: ${available().join(", ")}\n` +
+        "--write-docs replaces the benchmark's section of docs/benchmarks.md and writes docs/reports/<name>.html",
+    );
     return name ? 0 : 2;
   }
   const file = join(benchDir, `${name}.ts`);
@@ -44,21 +47,26 @@ async function main(argv: string[]): Promise<number> {
   }
   const { bench } = (await import(pathToFileURL(file).href)) as { bench: Bench };
   const json = rest.includes("--json");
-  const args = rest.filter((a) => a !== "--json");
+  const writeDocs = rest.includes("--write-docs");
+  const args = rest.filter((a) => a !== "--json" && a !== "--write-docs");
   const progress = new Progress(name);
   const result = await bench.run({ args, json, progress, root });
 
-  const machine = machineDescription();
-  const command = `npm run bench -- ${[name, ...args].join(" ")}`;
-  writeMarkdownSection(
-    root,
-    name,
-    `## ${name}\n\n${bench.description}\n\nMeasured with \`${command}\` on ${machine}, ${new Date().toISOString().slice(0, 10)}. ` +
-      `Plots: [reports/${name}.html](reports/${name}.html).\n\n${result.markdown}`,
-  );
-  const report = writeHtmlReport(root, name, renderReport(name, result, machine, command));
   printFigures(result.figures);
-  progress.note(`wrote docs/benchmarks.md (section "${name}") and ${report.slice(root.length + 1)}`);
+  if (writeDocs) {
+    const machine = machineDescription();
+    const command = `npm run bench -- ${[name, ...args].join(" ")}`;
+    writeMarkdownSection(
+      root,
+      name,
+      `## ${name}\n\n${bench.description}\n\nMeasured with \`${command}\` on ${machine}, ${new Date().toISOString().slice(0, 10)}. ` +
+        `Plots: [reports/${name}.html](reports/${name}.html).\n\n${result.markdown}`,
+    );
+    const report = writeHtmlReport(root, name, renderReport(name, result, machine, command));
+    progress.note(`wrote docs/benchmarks.md (section "${name}") and ${report.slice(root.length + 1)}`);
+  } else {
+    progress.note("docs left unchanged (--write-docs writes docs/benchmarks.md and docs/reports/)");
+  }
   if (json) console.log(JSON.stringify(result.figures));
   return 0;
 }

@@ -1,6 +1,6 @@
+import { seededRng } from "@dynamo/primitives";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { seededRng } from "@dynamo/scorer";
 
 /** One request of a Mooncake-format trace. */
 export interface TraceRequest {
@@ -41,9 +41,6 @@ export function loadTrace(root: string, path = MOONCAKE_CONVERSATION_TRACE, limi
   }
   return out;
 }
-
-/** Deterministic 32-bit PRNG (mulberry32), the one the scorer uses for its tie-breaks. */
-export const mulberry32: (seed: number) => () => number = seededRng;
 
 /** The 512 token ids a trace block id stands for: a PRNG stream seeded by the id (vocabulary 151 643). */
 export function blockTokens(hashId: number, vocab = 151_643): Uint32Array {

@@ -116,7 +116,7 @@ export function writeMarkdownSection(root: string, name: string, body: string): 
   const end = `<!-- bench:${name}:end -->`;
   const current = existsSync(file)
     ? readFileSync(file, "utf8")
-    : "# Benchmarks\n\nEvery section is written by `npm run bench -- <name>`; each run replaces its own section.\n";
+    : "# Benchmarks\n\nEvery section is written by `npm run bench -- <name> --write-docs`; each run replaces its own section.\n";
   const section = `${start}\n${body.trim()}\n${end}`;
   const from = current.indexOf(start);
   const to = current.indexOf(end);

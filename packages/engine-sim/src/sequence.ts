@@ -1,4 +1,4 @@
-import { seededRng, type Rng } from "@dynamo/scorer";
+import { seededRng, type Rng } from "@dynamo/primitives";
 import type { BlockHasher, ChainValue } from "./block-hash.js";
 import type { EngineRequest, KvTransferRole, RequestResult, RequestState, RequestStatus, TimeMs } from "./types.js";
 

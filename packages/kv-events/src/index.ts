@@ -1,3 +1,4 @@
+// vLLM's KV events: wire codec, translation into router events, the per-worker ingest, a synthetic engine stream.
 export {
   VllmDecodeError,
   decodeVllmEventBatch,
@@ -11,19 +12,20 @@ export {
   type VllmEncoding,
   type VllmEventBatch,
   type VllmKvEvent,
-} from "./vllm-codec.js";
+} from "./vllm/codec.js";
 export {
   TRANSLATION_ISSUES,
   VllmEventTranslator,
   storageTierFromMedium,
   type TranslationIssue,
   type VllmTranslatorOptions,
-} from "./translate.js";
-export { VllmEventIngest, type VllmEventIngestOptions, type VllmPublisherQuirks } from "./ingest.js";
-export { RateLimitedLog, defaultLogSink, type LogSink } from "./log.js";
-export { RingBuffer } from "./ring-buffer.js";
-export { REPLAY_END_SEQ, decodeSeq, encodeSeq, endpointForRank, publisherBinds } from "./zmq-wire.js";
-export { ZmqEventPublisher, type ZmqEventPublisherOptions } from "./zmq-publisher.js";
+} from "./vllm/translate.js";
+export { VllmEventIngest, type VllmEventIngestOptions, type VllmPublisherQuirks } from "./vllm/ingest.js";
+export { SyntheticVllmWorker, type SyntheticVllmWorkerOptions } from "./vllm/synthetic-worker.js";
+
+// ZeroMQ: vLLM's transport (PUB + ROUTER replay).
+export { REPLAY_END_SEQ, decodeSeq, encodeSeq, endpointForRank, publisherBinds } from "./zmq/wire.js";
+export { ZmqEventPublisher, type ZmqEventPublisherOptions } from "./zmq/publisher.js";
 export {
   ZmqEventSubscriber,
   requestReplay,
@@ -33,9 +35,17 @@ export {
   type ZmqResetReason,
   type ZmqSubscriberStats,
   type ZmqWorkerEndpoints,
-} from "./zmq-subscriber.js";
-export { SyntheticVllmWorker, type SyntheticVllmWorkerOptions } from "./synthetic.js";
-export { kvEventStreamName, kvEventSubject, workerQuerySubject } from "./subjects.js";
+} from "./zmq/subscriber.js";
+
+// NATS: the event plane between bridges and routers (router events as JSON, range queries, durable mode).
+export {
+  RouterEventDecodeError,
+  decodeRouterEventJson,
+  encodeRouterEventJson,
+  routerEventFromJsonValue,
+  routerEventToJsonValue,
+} from "./nats/json-codec.js";
+export { kvEventStreamName, kvEventSubject, workerQuerySubject } from "./nats/subjects.js";
 export {
   RangeProtocolError,
   answerRangeQuery,
@@ -47,22 +57,24 @@ export {
   type RangeAnswerChunk,
   type RangeAnswerKind,
   type RangeQuery,
-} from "./recovery-protocol.js";
-export { ConcurrencyLimit, queryEventRange } from "./nats-request.js";
+} from "./nats/range-protocol.js";
+export { queryEventRange } from "./nats/range-client.js";
+export { connectEventPlane } from "./nats/connect.js";
+export { KvEventPublisher } from "./nats/publisher.js";
 export {
   BRIDGE_BUFFER_SIZE,
   KvEventBridge,
   defaultFirstEventId,
   type KvEventBridgeOptions,
   type KvEventBridgeStats,
-} from "./kv-event-bridge.js";
+} from "./nats/bridge.js";
 export {
   DEFAULT_RECOVERY_POLICY,
   KvEventSubscriber,
   type KvEventSubscriberOptions,
   type KvEventSubscriberStats,
   type RecoveryPolicy,
-} from "./kv-event-subscriber.js";
-export { KvEventPublisher } from "./kv-event-publisher.js";
-export { connectEventPlane } from "./nats-connect.js";
-export { KV_EVENT_STREAM_MAX_AGE_MS, consumeKvEventStream, ensureKvEventStream } from "./jetstream.js";
+} from "./nats/subscriber.js";
+export { KV_EVENT_STREAM_MAX_AGE_MS, consumeKvEventStream, ensureKvEventStream } from "./nats/jetstream.js";
+
+export type { LogSink } from "./log.js";

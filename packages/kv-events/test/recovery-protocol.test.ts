@@ -2,7 +2,6 @@ import { RouterEvents, type RouterEvent } from "@dynamo/kv-indexer";
 import { describe, expect, it } from "vitest";
 import {
   RangeProtocolError,
-  RingBuffer,
   answerRangeQuery,
   decodeRangeAnswerChunk,
   decodeRangeQuery,
@@ -12,6 +11,7 @@ import {
   kvEventSubject,
   workerQuerySubject,
 } from "../src/index.js";
+import { RingBuffer } from "../src/ring-buffer.js";
 
 const w = { workerId: 5n, dpRank: 0 };
 const ev = (id: number): RouterEvent =>

@@ -188,7 +188,7 @@ it("keeps lower storage tiers in their own indexes without breaking the device i
   r.handle(store(2, 1n, 2n));
   expect(r.stats.gaps).toBe(0);
   expect(canonicalState(r.index)).toEqual([`40/0 - 1 1001`, `40/0 1 2 1002`]);
-  expect(canonicalState(r.tierIndex("host_pinned"))).toEqual([`40/0 - 50 51`]);
+  expect(canonicalState(r.index.tier("host_pinned")!)).toEqual([`40/0 - 50 51`]);
   r.handle(RouterEvents.cleared(W, 3n));
-  expect(r.index.size + r.tierIndex("host_pinned").size).toBe(0);
+  expect(r.index.size + r.index.tier("host_pinned")!.size).toBe(0);
 });

@@ -52,7 +52,7 @@ describe("VllmEventTranslator", () => {
     const first = stored(out[0]!.data);
     expect(Array.from(first.blockHashes)).toEqual([11n, 12n]);
     expect(first.parentHash).toBeNull();
-    // Reference vectors (kv-router.md §1.4): tokens 0..3 and 4..7 at seed 1337.
+    // Dynamo's published vectors: tokens 0..3 and 4..7 at seed 1337.
     expect(Array.from(first.tokensHashes)).toEqual([9143094415614847814n, 12124091508212882195n]);
     expect(stored(out[1]!.data).parentHash).toBe(12n);
     expect(t.nextEventId).toBe(2n);

@@ -1,6 +1,6 @@
 import type { WorkerRank } from "./events.js";
 import { ExpiryHeap } from "./expiry-heap.js";
-import { Int3KeyTable } from "./hash-table.js";
+import { IdPool, U64Table, resized } from "@dynamo/primitives";
 import { computeSequenceHashes } from "./hashing.js";
 import type { OverlapScores, OverlapSource } from "./index-api.js";
 import { findOverlap } from "./overlap-scores.js";
@@ -43,16 +43,14 @@ export class ApproxIndex implements OverlapSource {
   private readonly sequenceScratch = new HalvesScratch();
   private readonly localScratch = new HalvesScratch();
   /** (slot, sequence hash) → entry id. */
-  private readonly entryIds = new Int3KeyTable(1024);
+  private readonly entryIds = new U64Table(1024);
   private expiry = new Float64Array(1024);
   private position = new Int32Array(1024);
   private entrySlot = new Int32Array(1024);
   private seqLo = new Int32Array(1024);
   private seqHi = new Int32Array(1024);
   private generation = new Int32Array(1024);
-  private nextFree = new Int32Array(1024);
-  private freeHead = NONE;
-  private highWater = 0;
+  private readonly ids = new IdPool((capacity) => this.growEntries(capacity), 1024);
   private live = 0;
 
   constructor(options: ApproxIndexOptions = {}) {
@@ -97,7 +95,7 @@ export class ApproxIndex implements OverlapSource {
   removeWorker(workerId: bigint): void {
     const gone = new Set(this.slots.slotsOf(workerId));
     if (gone.size === 0) return;
-    for (let entry = 0; entry < this.highWater; entry++) {
+    for (let entry = 0; entry < this.ids.highWater; entry++) {
       if (gone.has(this.entrySlot[entry]!)) this.freeEntry(entry);
     }
     for (const slot of gone) {
@@ -146,13 +144,7 @@ export class ApproxIndex implements OverlapSource {
 
   private allocateEntry(): number {
     this.live++;
-    if (this.freeHead !== NONE) {
-      const entry = this.freeHead;
-      this.freeHead = this.nextFree[entry]!;
-      return entry;
-    }
-    if (this.highWater === this.expiry.length) this.growEntries();
-    return this.highWater++;
+    return this.ids.allocate();
   }
 
   /** Forgets an entry; its heap items become stale. Slot -1 marks a free entry. */
@@ -160,33 +152,25 @@ export class ApproxIndex implements OverlapSource {
     this.entryIds.delete(this.entrySlot[entry]!, this.seqLo[entry]!, this.seqHi[entry]!);
     this.entrySlot[entry] = NONE;
     this.generation[entry]!++;
-    this.nextFree[entry] = this.freeHead;
-    this.freeHead = entry;
+    this.ids.release(entry);
     this.live--;
   }
 
   private rebuildHeap(): void {
     this.heap.rebuild((visit) => {
-      for (let entry = 0; entry < this.highWater; entry++) {
+      for (let entry = 0; entry < this.ids.highWater; entry++) {
         if (this.entrySlot[entry] !== NONE)
           visit(this.expiry[entry]!, this.position[entry]!, entry, this.generation[entry]!);
       }
     });
   }
 
-  private growEntries(): void {
-    const n = this.expiry.length * 2;
-    const grow = <T extends Float64Array | Int32Array>(a: T, make: (n: number) => T): T => {
-      const b = make(n);
-      b.set(a);
-      return b;
-    };
-    this.expiry = grow(this.expiry, (k) => new Float64Array(k));
-    this.position = grow(this.position, (k) => new Int32Array(k));
-    this.entrySlot = grow(this.entrySlot, (k) => new Int32Array(k));
-    this.seqLo = grow(this.seqLo, (k) => new Int32Array(k));
-    this.seqHi = grow(this.seqHi, (k) => new Int32Array(k));
-    this.generation = grow(this.generation, (k) => new Int32Array(k));
-    this.nextFree = grow(this.nextFree, (k) => new Int32Array(k));
+  private growEntries(capacity: number): void {
+    this.expiry = resized(this.expiry, capacity);
+    this.position = resized(this.position, capacity);
+    this.entrySlot = resized(this.entrySlot, capacity);
+    this.seqLo = resized(this.seqLo, capacity);
+    this.seqHi = resized(this.seqHi, capacity);
+    this.generation = resized(this.generation, capacity);
   }
 }

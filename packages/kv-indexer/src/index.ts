@@ -24,15 +24,6 @@ export {
   type WorkerRank,
   type WorkerRankKey,
 } from "./events.js";
-export {
-  RouterEventDecodeError,
-  decodeRouterEventJson,
-  encodeRouterEventJson,
-  parseLosslessJson,
-  routerEventFromJsonValue,
-  routerEventToJsonValue,
-  stringifyLosslessJson,
-} from "./json-codec.js";
 export type {
   ApplyError,
   ApplyErrorKind,
@@ -45,3 +36,4 @@ export type {
 export { RadixIndex, type RadixIndexOptions } from "./radix-index.js";
 export { ApproxIndex, type ApproxIndexOptions } from "./approx-index.js";
 export { CombinedOverlap } from "./combined-overlap.js";
+export { TieredIndex, type TieredIndexOptions } from "./tiered-index.js";

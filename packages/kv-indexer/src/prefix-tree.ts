@@ -1,4 +1,4 @@
-import { Int3KeyTable } from "./hash-table.js";
+import { U64Table } from "@dynamo/primitives";
 
 /**
  * The prefix tree behind `RadixIndex` and `ApproxIndex`, on plain integers only.
@@ -60,8 +60,8 @@ export class PrefixTree {
   private stride = BITS + 1;
   private nodes = new Int32Array(0);
 
-  private readonly children = new Int3KeyTable(1024);
-  private readonly lookups: (Int3KeyTable | undefined)[] = [];
+  private readonly children = new U64Table(1024);
+  private readonly lookups: (U64Table | undefined)[] = [];
   private readonly aliases: (Map<number, number> | undefined)[] = [];
   private entries = 0;
 
@@ -94,11 +94,11 @@ export class PrefixTree {
   }
 
   /** Makes `slot` known (with an empty table) so that it can hold blocks. */
-  openSlot(slot: number): Int3KeyTable {
+  openSlot(slot: number): U64Table {
     let table = this.lookups[slot];
     if (table) return table;
     if (slot >= this.words * 32) this.widenWorkerBits(Math.ceil((slot + 1) / 32));
-    this.lookups[slot] = table = new Int3KeyTable();
+    this.lookups[slot] = table = new U64Table();
     if (this.matchSlots.length <= slot) {
       this.matchSlots = new Int32Array((slot + 1) * 2);
       this.matchDepths = new Int32Array((slot + 1) * 2);
@@ -174,7 +174,7 @@ export class PrefixTree {
       if (node !== NONE) this.release(slot, node);
     }
     this.entries -= lookup.size;
-    this.lookups[slot] = new Int3KeyTable();
+    this.lookups[slot] = new U64Table();
     this.aliases[slot] = undefined;
   }
 

@@ -11,7 +11,7 @@ import {
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
-// Test vectors from the reference table (kv-router.md §1.4).
+// Dynamo's router hashing test vectors (XXH3-64, seed 1337, LE u32 tokens; LoRA and namespace salts).
 describe("block hashing test vectors", () => {
   it("XXH3-64 of ASCII 'test data' with seed 1337", () => {
     expect(xxh3Hash(Buffer.from("test data"))).toBe(13226331709069118873n);

@@ -1,14 +1,25 @@
 import { z } from "zod";
+import {
+  ACCEPTED,
+  RouterConfigError,
+  readSettings,
+  schemas,
+  setting,
+  validateSettings,
+  type Environment,
+  type Setting,
+} from "./settings-table.js";
 
 /**
  * Router configuration: one table of settings, read from `DYN_*` environment variables or given as a
- * plain options object, validated by the same zod schema either way.
+ * plain options object, validated by the same zod schema either way. Settings of the servers that
+ * compose the router (event plane, NATS, discovery) live in their own tables.
  */
 
 export const ROUTER_MODES = ["kv", "round-robin", "random", "least-loaded", "power-of-two", "direct"] as const;
 export type RouterMode = (typeof ROUTER_MODES)[number];
 
-/** Every router setting (kv-router.md §13). All optional in `KvRouterOptions`; defaults below. */
+/** Every router setting (the README lists them with their variables). All optional in `KvRouterOptions`; defaults below. */
 export interface KvRouterSettings {
   mode: RouterMode;
   blockSize: number;
@@ -26,7 +37,6 @@ export interface KvRouterSettings {
   approximateCachePolicy: "ttl" | "lru";
   predictedTtlSecs: number | undefined;
   maxApproxEntries: number;
-  eventThreads: number;
   replicaSync: boolean;
   trackActiveBlocks: boolean;
   trackOutputBlocks: boolean;
@@ -36,9 +46,6 @@ export interface KvRouterSettings {
   activeSequenceStride: number;
   activeRequestExpirySecs: number;
   trackingHash: "public-xxh3-v1" | "keyed-xxh3-v1";
-  snapshotThreshold: number;
-  resetStates: boolean;
-  durableKvEvents: boolean;
   queueThreshold: number | undefined;
   queuePolicy: "fcfs" | "wspt" | "lcfs";
   policyConfig: string | undefined;
@@ -60,51 +67,16 @@ export interface KvRouterSettings {
   conditionalDisagg: boolean;
   minInitialWorkers: number;
   overlapRefreshAfterSecs: number;
-  /** KV-event transport for the composing server; unset = chosen from the discovery backend. */
-  eventPlane: "zmq" | "nats" | undefined;
-  /** NATS server URL(s), comma-separated, for the event plane and discovery. */
-  natsServer: string;
 }
 
-type Kind = "number" | "int" | "bool" | "enum" | "string";
+type Key = keyof KvRouterSettings;
+const s = setting<Key>;
+const { nonNegative, positive, intAtLeast, fraction, oneOf, finite } = schemas;
+const NON_NEG = ACCEPTED.nonNegative;
+const POS = ACCEPTED.positive;
+const BOOL = ACCEPTED.bool;
 
-interface Setting {
-  readonly key: keyof KvRouterSettings;
-  /** Canonical variable first; later names are read only when every earlier one is unset. */
-  readonly env: readonly string[];
-  readonly kind: Kind;
-  readonly schema: z.ZodType;
-  /** Accepted range in words, for error messages. */
-  readonly accepted: string;
-}
-
-const finite = z.number().refine(Number.isFinite);
-const nonNegative = () => finite.refine((v) => v >= 0);
-const positive = () => finite.refine((v) => v > 0);
-const intAtLeast = (min: number) =>
-  z
-    .number()
-    .int()
-    .refine((v) => v >= min);
-const fraction = () => finite.refine((v) => v >= 0 && v <= 1);
-const oneOf = <T extends string>(values: readonly [T, ...T[]]) => z.enum(values);
-
-function s(
-  key: keyof KvRouterSettings,
-  env: string | readonly string[],
-  kind: Kind,
-  schema: z.ZodType,
-  accepted: string,
-): Setting {
-  return { key, env: typeof env === "string" ? [env] : env, kind, schema, accepted };
-}
-
-const NON_NEG = "a finite number ≥ 0";
-const NATS_URLS = /^\s*(nats|tls|ws|wss):\/\/[^\s,]+(\s*,\s*(nats|tls|ws|wss):\/\/[^\s,]+)*\s*$/;
-const POS = "a finite number > 0";
-const BOOL = "true or false (also 1/0, yes/no, on/off)";
-
-export const SETTINGS: readonly Setting[] = [
+export const SETTINGS: readonly Setting<Key>[] = [
   s("mode", "DYN_ROUTER_MODE", "enum", oneOf(ROUTER_MODES), `one of ${ROUTER_MODES.join(", ")}`),
   s("blockSize", "DYN_KV_CACHE_BLOCK_SIZE", "int", intAtLeast(1), "an integer ≥ 1"),
   s("overlapScoreCredit", "DYN_ROUTER_KV_OVERLAP_SCORE_CREDIT", "number", nonNegative(), NON_NEG),
@@ -126,7 +98,6 @@ export const SETTINGS: readonly Setting[] = [
   s("approximateCachePolicy", "DYN_ROUTER_APPROXIMATE_CACHE_POLICY", "enum", oneOf(["ttl", "lru"]), "ttl or lru"),
   s("predictedTtlSecs", "DYN_ROUTER_PREDICTED_TTL_SECS", "number", positive(), POS),
   s("maxApproxEntries", [], "int", intAtLeast(1), "an integer ≥ 1"),
-  s("eventThreads", "DYN_ROUTER_EVENT_THREADS", "int", intAtLeast(1), "an integer ≥ 1"),
   s("replicaSync", ["DYN_ROUTER_REPLICA_SYNC", "DYNAMO_ROUTER_REPLICA_SYNC"], "bool", z.boolean(), BOOL),
   s("trackActiveBlocks", "DYN_ROUTER_TRACK_ACTIVE_BLOCKS", "bool", z.boolean(), BOOL),
   s("trackOutputBlocks", "DYN_ROUTER_TRACK_OUTPUT_BLOCKS", "bool", z.boolean(), BOOL),
@@ -142,9 +113,6 @@ export const SETTINGS: readonly Setting[] = [
     oneOf(["public-xxh3-v1", "keyed-xxh3-v1"]),
     "public-xxh3-v1 or keyed-xxh3-v1",
   ),
-  s("snapshotThreshold", "DYN_ROUTER_SNAPSHOT_THRESHOLD", "int", intAtLeast(1), "an integer ≥ 1"),
-  s("resetStates", "DYN_ROUTER_RESET_STATES", "bool", z.boolean(), BOOL),
-  s("durableKvEvents", "DYN_ROUTER_DURABLE_KV_EVENTS", "bool", z.boolean(), BOOL),
   s("queueThreshold", "DYN_ROUTER_QUEUE_THRESHOLD", "number", positive(), POS),
   s("queuePolicy", "DYN_ROUTER_QUEUE_POLICY", "enum", oneOf(["fcfs", "wspt", "lcfs"]), "fcfs, wspt or lcfs"),
   s("policyConfig", "DYN_ROUTER_POLICY_CONFIG", "string", z.string(), "a path"),
@@ -168,8 +136,6 @@ export const SETTINGS: readonly Setting[] = [
   s("conditionalDisagg", "DYN_ROUTER_CONDITIONAL_DISAGG", "bool", z.boolean(), BOOL),
   s("minInitialWorkers", "DYN_ROUTER_MIN_INITIAL_WORKERS", "int", intAtLeast(0), "an integer ≥ 0"),
   s("overlapRefreshAfterSecs", "DYN_ROUTER_OVERLAP_REFRESH_AFTER_SECS", "number", nonNegative(), NON_NEG),
-  s("eventPlane", "DYN_EVENT_PLANE", "enum", oneOf(["zmq", "nats"]), "zmq or nats"),
-  s("natsServer", "NATS_SERVER", "string", z.string().regex(NATS_URLS), "nats:// (or tls://) URLs, comma-separated"),
 ];
 
 export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
@@ -188,7 +154,6 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   approximateCachePolicy: "ttl",
   predictedTtlSecs: undefined,
   maxApproxEntries: 2 ** 20,
-  eventThreads: 4,
   replicaSync: false,
   trackActiveBlocks: true,
   trackOutputBlocks: false,
@@ -198,9 +163,6 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   activeSequenceStride: 1,
   activeRequestExpirySecs: 3600,
   trackingHash: "public-xxh3-v1",
-  snapshotThreshold: 1_000_000,
-  resetStates: false,
-  durableKvEvents: false,
   queueThreshold: undefined,
   queuePolicy: "fcfs",
   policyConfig: undefined,
@@ -218,74 +180,15 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   conditionalDisagg: false,
   minInitialWorkers: 0,
   overlapRefreshAfterSecs: 10,
-  eventPlane: undefined,
-  natsServer: "nats://localhost:4222",
 });
 
-/** A configuration value outside its accepted range, or a combination this router does not run. */
-export class RouterConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid router configuration:\n  ${problems.join("\n  ")}`);
-    this.name = "RouterConfigError";
-  }
-}
-
-const TRUE = new Set(["true", "1", "yes", "on"]);
-const FALSE = new Set(["false", "0", "no", "off"]);
-
-function parseRaw(kind: Kind, raw: string): unknown {
-  switch (kind) {
-    case "bool": {
-      const v = raw.toLowerCase();
-      return TRUE.has(v) ? true : FALSE.has(v) ? false : raw;
-    }
-    case "number":
-    case "int":
-      return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw) ? Number(raw) : raw;
-    case "enum":
-      return raw.toLowerCase();
-    case "string":
-      return raw;
-  }
-}
-
-export type Environment = Readonly<Record<string, string | undefined>>;
-
-/** The first set variable among a setting's names (empty or whitespace-only values count as unset). */
-function readEnv(env: Environment, names: readonly string[]): { name: string; value: string } | undefined {
-  for (const name of names) {
-    const value = env[name]?.trim();
-    if (value) return { name, value };
-  }
-  return undefined;
-}
-
 /**
- * Reads every setting present in `env`. Canonical names win over aliases; a bad value is reported as
- * `VARIABLE: expected <range>, got "<value>"`. Throws `RouterConfigError` listing all problems.
+ * Reads every router setting present in `env`. Canonical names win over aliases; a bad value is reported
+ * as `VARIABLE: expected <range>, got "<value>"`. Throws `RouterConfigError` listing all problems.
  */
 export function settingsFromEnv(env: Environment): Partial<KvRouterSettings> {
-  const out: Record<string, unknown> = {};
-  const problems: string[] = [];
-  for (const setting of SETTINGS) {
-    const found = readEnv(env, setting.env);
-    if (!found) continue;
-    const parsed = setting.schema.safeParse(parseRaw(setting.kind, found.value));
-    if (parsed.success) out[setting.key] = parsed.data;
-    else problems.push(`${found.name}: expected ${setting.accepted}, got ${JSON.stringify(found.value)}`);
-  }
-  if (problems.length > 0) throw new RouterConfigError(problems);
-  return out as Partial<KvRouterSettings>;
+  return readSettings(SETTINGS, env) as Partial<KvRouterSettings>;
 }
-
-const optionsSchema = z
-  .object(
-    Object.fromEntries(SETTINGS.map((st) => [st.key, st.schema.optional()])) as Record<
-      keyof KvRouterSettings,
-      z.ZodOptional<z.ZodType>
-    >,
-  )
-  .partial();
 
 /**
  * Validates an options object, fills defaults, applies the deprecated weight and the load-aware
@@ -295,21 +198,10 @@ export function resolveSettings(
   options: Partial<KvRouterSettings>,
   warn: (message: string) => void = () => undefined,
 ): KvRouterSettings {
-  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const parsed = optionsSchema.safeParse(defined);
-  if (!parsed.success) {
-    const byKey = new Map(SETTINGS.map((st) => [st.key as string, st]));
-    throw new RouterConfigError(
-      parsed.error.issues.map((issue) => {
-        const key = String(issue.path[0]);
-        const st = byKey.get(key);
-        return `${key}${st?.env[0] ? ` (${st.env[0]})` : ""}: expected ${st?.accepted ?? "a valid value"}, got ${JSON.stringify((defined as Record<string, unknown>)[key])}`;
-      }),
-    );
-  }
-  const settings: KvRouterSettings = { ...DEFAULT_SETTINGS, ...(parsed.data as Partial<KvRouterSettings>) };
+  const given = validateSettings(SETTINGS, options) as Partial<KvRouterSettings>;
+  const settings: KvRouterSettings = { ...DEFAULT_SETTINGS, ...given };
   if (settings.decodeFallback !== undefined) {
-    if (defined.enforceDisagg === undefined) settings.enforceDisagg = !settings.decodeFallback;
+    if (given.enforceDisagg === undefined) settings.enforceDisagg = !settings.decodeFallback;
     else if (settings.enforceDisagg === settings.decodeFallback) {
       warn(
         `DYN_DECODE_FALLBACK=${settings.decodeFallback} contradicts DYN_ENFORCE_DISAGG=${settings.enforceDisagg}; DYN_ENFORCE_DISAGG wins`,

@@ -2,198 +2,42 @@ import { randomBytes } from "node:crypto";
 import {
   ApproxIndex,
   CombinedOverlap,
-  RadixIndex,
+  TieredIndex,
   computeBlockHashes,
   computeSequenceHashes,
-  parseWorkerRankKey,
   requiredBlocks,
-  workerRankKey,
   type ApplyError,
   type ApplyOutcome,
-  type EventGap,
   type OverlapSource,
   type RouterEvent,
   type WorkerRank,
 } from "@dynamo/kv-indexer";
-import { DisaggPlanner, type Plan, type PlanRequest } from "@dynamo/disagg-planner";
 import {
-  KvCostPolicy,
-  LeastLoadedPolicy,
-  PowerOfTwoPolicy,
-  RandomPolicy,
-  RoundRobinPolicy,
+  DisaggPlanner,
   WorkerPool,
-  type Evaluation,
-  type RejectReason,
-  type Rng,
-  type RoutingPolicy,
-  type ScoredCandidate,
+  createPicker,
+  type Plan,
+  type PlanRequest,
   type SequenceChange,
   type TierOverlaps,
-} from "@dynamo/scorer";
-import {
-  resolveSettings,
-  settingsFromEnv,
-  type Environment,
-  type KvRouterSettings,
-  type RouterMode,
-} from "./config.js";
-
-/** A bookkeeping change exchanged between router replicas (Dynamo's `ActiveSequenceEvent`). */
-export interface ActiveSequenceEvent {
-  readonly requestId: string;
-  readonly worker: WorkerRank;
-  /** Which of the router's pools the booking lives in. */
-  readonly pool: "decode" | "prefill";
-  /** Id of the sending router; receivers drop their own events. */
-  readonly routerId: bigint;
-  readonly data:
-    | {
-        readonly type: "add_request";
-        /** Sequence hashes of the prompt's full blocks (null: blocks counted without deduplication). */
-        readonly tokenSequence: BigUint64Array | null;
-        readonly privateBlocks: number;
-        readonly isl: number;
-        /** Uncached prompt tokens booked as prefill backlog (`initial_effective_prefill_tokens`). */
-        readonly prefillTokens: number;
-        readonly expectedOutputTokens?: number;
-      }
-    | { readonly type: "mark_prefill_completed" }
-    | { readonly type: "free" };
-}
-
-/** Runtime hooks that are not configuration values. */
-export interface KvRouterHooks {
-  /** Uniform [0, 1) source for tie-breaks and sampling (default `Math.random`). */
-  readonly rng?: Rng;
-  /** Clock in milliseconds (default `Date.now`), for request expiry and approximate-mode TTLs. */
-  readonly now?: () => number;
-  /** Replaces the policy chosen by `mode` (both pools get their own instance from this factory). */
-  readonly policyFactory?: () => RoutingPolicy;
-  readonly onWarning?: (message: string) => void;
-  /** Index apply errors and bookkeeping problems; never thrown. */
-  readonly onError?: (message: string) => void;
-  readonly onGap?: (gap: EventGap) => void;
-  /** With `replicaSync`: every local booking change, to publish to the other replicas. */
-  readonly onActiveSequenceEvent?: (event: ActiveSequenceEvent) => void;
-}
-
-export type KvRouterOptions = Partial<KvRouterSettings> & KvRouterHooks;
-
-export type WorkerRole = "prefill" | "decode" | "both";
-
-export interface WorkerRegistration {
-  readonly workerId: bigint;
-  readonly dpSize?: number;
-  readonly dpStart?: number;
-  /** `decode` (default) serves whole requests or the decode phase; `prefill` only prefills; `both` joins both pools. */
-  readonly role?: WorkerRole;
-  readonly kvTotalBlocks?: number;
-  readonly maxNumBatchedTokens?: number;
-}
-
-export interface RouteRequest {
-  /** Prompt token ids (hashed here), or … */
-  readonly tokens?: ArrayLike<number>;
-  /** … precomputed local block hashes of the prompt's full blocks (salts already applied). */
-  readonly localHashes?: BigUint64Array;
-  /** Prompt length in tokens; defaults to `tokens.length`, or `localHashes.length × blockSize`. */
-  readonly isl?: number;
-  readonly loraName?: string;
-  readonly cacheSalt?: string;
-  /** Only these workers may be chosen (e.g. the EPP subset hint). */
-  readonly allowedWorkers?: Iterable<bigint>;
-  /** Route to this worker (rank) without scoring; still validated against busy thresholds. */
-  readonly pinned?: { readonly workerId: bigint; readonly dpRank?: number };
-  readonly pinnedPrefill?: { readonly workerId: bigint; readonly dpRank?: number };
-  /** Carried into the decision; there is no router queue, so it does not change the choice. */
-  readonly priority?: number;
-  /** Expected output length (`osl` hint): decays the request's blocks when output tracking is on. */
-  readonly expectedOutputTokens?: number;
-  /** Booking id; generated when absent. A duplicate id is rejected. */
-  readonly requestId?: string;
-  /** Session id (`X-Dynamo-Session-ID`): with session affinity on, the session sticks to its decode worker. */
-  readonly sessionId?: string;
-  /** Evaluate only: nothing is booked or recorded. */
-  readonly queryOnly?: boolean;
-  /** Per-request overrides (`router_config_override`); `overlapScoreWeight` follows the deprecated rule. */
-  readonly overrides?: {
-    readonly overlapScoreCredit?: number;
-    readonly prefillLoadScale?: number;
-    readonly overlapScoreWeight?: number;
-    readonly temperature?: number;
-  };
-}
-
-/** One candidate rank in the explain record. */
-export interface CandidateExplain {
-  readonly workerId: bigint;
-  readonly dpRank: number;
-  readonly overlapBlocks: number;
-  readonly hostOverlapBlocks: number;
-  readonly diskOverlapBlocks: number;
-  /** Prompt blocks left after overlap credit (adjusted prefill, before `prefillLoadScale`). */
-  readonly prefillBlocks: number;
-  readonly decodeBlocks: number;
-  readonly activeRequests: number;
-  readonly cost: number;
-  /** Rank over a busy threshold (it is excluded only when all its worker's ranks are). */
-  readonly busy: boolean;
-  readonly chosen: boolean;
-  readonly reason: string;
-}
-
-export interface RouteExplain {
-  readonly policy: string;
-  readonly decode: readonly CandidateExplain[];
-  readonly prefill?: readonly CandidateExplain[];
-}
-
-export interface RouteDecision {
-  readonly kind: "routed";
-  readonly bookingId: string;
-  readonly mode: "aggregated" | "disaggregated";
-  /** Aggregated because prefill workers exist but none could take the request. */
-  readonly fallback: boolean;
-  readonly worker: WorkerRank;
-  readonly prefillWorker?: WorkerRank;
-  /** Device-tier prefix overlap on the worker that runs the prefill. */
-  readonly overlapBlocks: number;
-  readonly cachedTokens: number;
-  readonly requiredBlocks: number;
-  readonly isl: number;
-  readonly priority?: number;
-  /** False for query-only routes. */
-  readonly booked: boolean;
-  readonly explain: RouteExplain;
-}
-
-export type RouteRejectReason =
-  RejectReason | "prefill_unavailable" | "duplicate_request" | "not_ready" | "invalid_request";
-
-export interface RouteRejection {
-  readonly kind: "rejected";
-  readonly reason: RouteRejectReason;
-  readonly message: string;
-  readonly explain?: RouteExplain;
-}
-
-export type RouteResult = RouteDecision | RouteRejection;
-
-export interface KvRouterCounters {
-  routes: number;
-  aggregated: number;
-  disaggregated: number;
-  /** Aggregated routes taken because no prefill worker was available. */
-  fallbacks: number;
-  overloaded: number;
-  rejected: number;
-  eventsApplied: number;
-  /** Events not indexed: no index in this mode, or an unindexed storage tier. */
-  eventsIgnored: number;
-  /** Bookings freed because their worker was removed or they went stale. */
-  bookingsDropped: number;
-}
+} from "@dynamo/scheduling";
+import { resolveSettings, settingsFromEnv, type KvRouterSettings } from "./config.js";
+import { explainOf, rankOf, withLazyExplain } from "./explain.js";
+import { applyReplicaChange, replicaEventOf } from "./replica-sync.js";
+import { SessionAffinity } from "./session-affinity.js";
+import type { Environment } from "./settings-table.js";
+import type {
+  ActiveSequenceEvent,
+  KvRouterCounters,
+  KvRouterHooks,
+  KvRouterOptions,
+  RouteDecision,
+  RouteRejectReason,
+  RouteRejection,
+  RouteRequest,
+  RouteResult,
+  WorkerRegistration,
+} from "./types.js";
 
 interface Booking {
   readonly disaggregated: boolean;
@@ -208,14 +52,6 @@ function invalidOverride(o: RouteRequest["overrides"]): string | undefined {
     }
   }
   return undefined;
-}
-
-function makePolicy(mode: RouterMode): RoutingPolicy {
-  if (mode === "round-robin") return new RoundRobinPolicy();
-  if (mode === "random") return new RandomPolicy();
-  if (mode === "least-loaded") return new LeastLoadedPolicy();
-  if (mode === "power-of-two") return new PowerOfTwoPolicy();
-  return new KvCostPolicy();
 }
 
 /**
@@ -236,9 +72,11 @@ export class KvRouter {
     eventsIgnored: 0,
     bookingsDropped: 0,
   };
-  /** Device-tier event index (absent in approximate mode or with overlap credit 0). */
-  readonly deviceIndex: RadixIndex | undefined;
-  private readonly tierIndexes = new Map<"host_pinned" | "disk", RadixIndex>();
+  /**
+   * The KV index fed by events, one `RadixIndex` per storage tier (absent in approximate mode or with
+   * overlap credit 0). Event subscribers apply to it directly; `applyEvent` does the same.
+   */
+  readonly index: TieredIndex | undefined;
   private readonly approx: ApproxIndex | undefined;
   private readonly overlapSource: OverlapSource | undefined;
   private readonly planner: DisaggPlanner;
@@ -252,7 +90,7 @@ export class KvRouter {
   readonly routerId: bigint = randomBytes(8).readBigUInt64LE();
   private applyingReplicaEvent = false;
   private nextBooking = 1;
-  private ready: boolean;
+  private isReady: boolean;
 
   /** Configuration from `DYN_*` variables (see README); `options` override the environment. */
   static fromEnv(env: Environment = process.env, options: KvRouterOptions = {}): KvRouter {
@@ -261,19 +99,19 @@ export class KvRouter {
   }
 
   constructor(options: KvRouterOptions = {}) {
-    const { rng, now, policyFactory, onWarning, onError, onGap, onActiveSequenceEvent, ...settings } = options;
-    this.hooks = { rng, now, policyFactory, onWarning, onError, onGap, onActiveSequenceEvent };
+    const { rng, now, picker, onWarning, onError, onGap, onActiveSequenceEvent, ...settings } = options;
+    this.hooks = { rng, now, picker, onWarning, onError, onGap, onActiveSequenceEvent };
     const st = resolveSettings(settings, onWarning);
     this.settings = Object.freeze(st);
     const indexOn = st.overlapScoreCredit > 0;
     const reportApplyError = (e: ApplyError) =>
       onError?.(`KV event ${e.eventId} of ${e.workerKey}: ${e.kind}: ${e.detail}`);
     if (indexOn && st.useKvEvents) {
-      this.deviceIndex = new RadixIndex({ onError: reportApplyError, onGap });
-      this.overlapSource = this.deviceIndex;
+      this.index = new TieredIndex({ onError: reportApplyError, onGap });
+      this.overlapSource = this.index.device;
       if (st.predictedTtlSecs !== undefined) {
         this.approx = new ApproxIndex({ ttlMs: st.predictedTtlSecs * 1000, maxEntries: st.maxApproxEntries, now });
-        this.overlapSource = new CombinedOverlap(this.deviceIndex, this.approx);
+        this.overlapSource = new CombinedOverlap(this.index.device, this.approx);
       }
     } else if (indexOn) {
       this.approx = new ApproxIndex({ ttlMs: st.ttlSecs * 1000, maxEntries: st.maxApproxEntries, now });
@@ -298,7 +136,8 @@ export class KvRouter {
           activePrefillTokensThreshold: st.activePrefillTokensThreshold,
           activePrefillTokensThresholdFrac: st.activePrefillTokensThresholdFrac,
         },
-        policy: policyFactory ? policyFactory() : makePolicy(st.mode),
+        picker:
+          typeof picker === "function" ? picker() : createPicker(picker ?? (st.mode === "direct" ? "kv" : st.mode)),
         trackActiveBlocks: prefill ? false : st.trackActiveBlocks,
         trackPrefillTokens: st.trackPrefillTokens,
         assumeKvReuse: st.assumeKvReuse,
@@ -315,7 +154,7 @@ export class KvRouter {
             : undefined,
       });
     this.planner = new DisaggPlanner({ prefill: pool(true), decode: pool(false), enforceDisagg: st.enforceDisagg });
-    this.ready = st.minInitialWorkers === 0;
+    this.isReady = st.minInitialWorkers === 0;
     if (st.sessionAffinityTtlSecs !== undefined)
       this.sessions = new SessionAffinity(st.sessionAffinityTtlSecs * 1000, now ?? Date.now);
   }
@@ -332,7 +171,7 @@ export class KvRouter {
       else this.dropBookings(pool.removeWorker(worker.workerId));
     }
     this.registered.add(worker.workerId);
-    if (!this.ready && this.registered.size >= this.settings.minInitialWorkers) this.ready = true;
+    if (!this.isReady && this.registered.size >= this.settings.minInitialWorkers) this.isReady = true;
   }
 
   /** Forgets a worker: its ranks, its cached blocks in every index, its bookings. */
@@ -340,8 +179,7 @@ export class KvRouter {
     this.registered.delete(workerId);
     this.dropBookings(this.planner.prefill.removeWorker(workerId));
     this.dropBookings(this.planner.decode.removeWorker(workerId));
-    this.deviceIndex?.removeWorker(workerId);
-    for (const index of this.tierIndexes.values()) index.removeWorker(workerId);
+    this.index?.removeWorker(workerId);
     this.approx?.removeWorker(workerId);
   }
 
@@ -355,32 +193,20 @@ export class KvRouter {
     }
   }
 
-  /** Feeds one KV event into the index of its storage tier. */
+  /** Feeds one KV event into the index (`index.apply`), counting it; `"ignored"` when there is no index. */
   applyEvent(event: RouterEvent): ApplyOutcome | "ignored" {
-    let index: RadixIndex | undefined;
-    if (this.deviceIndex && event.storageTier === "device") index = this.deviceIndex;
-    else if (this.deviceIndex && (event.storageTier === "host_pinned" || event.storageTier === "disk")) {
-      index = this.tierIndexes.get(event.storageTier);
-      if (!index) {
-        index = new RadixIndex({
-          onError: (e) => this.hooks.onError?.(`${event.storageTier} tier event ${e.eventId}: ${e.kind}`),
-          storageTier: event.storageTier,
-        });
-        this.tierIndexes.set(event.storageTier, index);
-      }
-    }
-    if (!index) {
+    if (!this.index) {
       this.counters.eventsIgnored++;
       return "ignored";
     }
     this.counters.eventsApplied++;
-    return index.apply(event);
+    return this.index.apply(event);
   }
 
   /** Selects and (unless query-only) books in one synchronous step. */
   route(request: RouteRequest): RouteResult {
     const st = this.settings;
-    if (!this.ready)
+    if (!this.isReady)
       return this.reject("not_ready", `waiting for ${st.minInitialWorkers} workers (DYN_ROUTER_MIN_INITIAL_WORKERS)`);
     if (st.mode === "direct" && !request.pinned)
       return this.reject("invalid_request", "direct mode needs a pinned worker");
@@ -430,8 +256,8 @@ export class KvRouter {
     if (!this.overlapSource || local.length === 0) return undefined;
     return {
       device: this.overlapSource.findMatches(local).scores,
-      host: this.tierIndexes.get("host_pinned")?.findMatches(local).scores,
-      disk: this.tierIndexes.get("disk")?.findMatches(local).scores,
+      host: this.index?.tier("host_pinned")?.findMatches(local).scores,
+      disk: this.index?.tier("disk")?.findMatches(local).scores,
     };
   }
 
@@ -459,7 +285,7 @@ export class KvRouter {
     local: BigUint64Array,
     request: RouteRequest,
   ): RouteResult {
-    const policy = this.planner.decode.policy.name;
+    const policy = this.planner.decode.picker.name;
     if (plan.kind === "rejected") {
       if (plan.reason === "overloaded" || plan.reason === "pinned_overloaded") this.counters.overloaded++;
       const rejection = this.reject(plan.reason, plan.message);
@@ -540,27 +366,8 @@ export class KvRouter {
     ];
   }
 
-  private publish(pool: "decode" | "prefill", change: SequenceChange): void {
-    if (this.applyingReplicaEvent) return;
-    const { workerId, dpRank } = parseWorkerRankKey(change.rankKey);
-    const data: ActiveSequenceEvent["data"] =
-      change.type === "add"
-        ? {
-            type: "add_request",
-            tokenSequence: change.spec.sequenceHashes ?? null,
-            privateBlocks: change.spec.privateBlocks ?? 0,
-            isl: change.spec.isl,
-            prefillTokens: change.spec.prefillTokens,
-            expectedOutputTokens: change.spec.expectedOutputTokens,
-          }
-        : { type: change.type === "free" ? "free" : "mark_prefill_completed" };
-    this.hooks.onActiveSequenceEvent?.({
-      requestId: change.requestId,
-      worker: { workerId, dpRank },
-      pool,
-      routerId: this.routerId,
-      data,
-    });
+  private publish(pool: ActiveSequenceEvent["pool"], change: SequenceChange): void {
+    if (!this.applyingReplicaEvent) this.hooks.onActiveSequenceEvent?.(replicaEventOf(pool, change, this.routerId));
   }
 
   /**
@@ -570,21 +377,17 @@ export class KvRouter {
   applyReplicaEvent(event: ActiveSequenceEvent): boolean {
     if (event.routerId === this.routerId) return false;
     const sequences = (event.pool === "prefill" ? this.planner.prefill : this.planner.decode).sequences;
-    const d = event.data;
     this.applyingReplicaEvent = true;
     try {
-      if (d.type === "free") return sequences.free(event.requestId);
-      if (d.type === "mark_prefill_completed") return sequences.markPrefillCompleted(event.requestId);
-      return sequences.addRequest(event.requestId, workerRankKey(event.worker.workerId, event.worker.dpRank), {
-        sequenceHashes: d.tokenSequence,
-        privateBlocks: d.privateBlocks,
-        isl: d.isl,
-        prefillTokens: d.prefillTokens,
-        expectedOutputTokens: d.expectedOutputTokens,
-      });
+      return applyReplicaChange(sequences, event);
     } finally {
       this.applyingReplicaEvent = false;
     }
+  }
+
+  /** True once `DYN_ROUTER_MIN_INITIAL_WORKERS` workers have been registered (stays true). */
+  get ready(): boolean {
+    return this.isReady;
   }
 
   /** Number of live bookings. */
@@ -598,85 +401,4 @@ export class KvRouter {
     const rank = p.ranks().find((r) => r.workerId === worker.workerId && r.dpRank === worker.dpRank);
     return rank && p.sequences.load(rank.key);
   }
-}
-
-/** Sticky sessions: session id → the decode worker rank it last used, for `ttlMs` after its last use. */
-class SessionAffinity {
-  private readonly entries = new Map<string, { worker: WorkerRank; expiresAt: number }>();
-  private lastSweep: number;
-
-  constructor(
-    private readonly ttlMs: number,
-    private readonly now: () => number,
-  ) {
-    this.lastSweep = now();
-  }
-
-  lookup(sessionId: string | undefined): WorkerRank | undefined {
-    if (!sessionId) return undefined;
-    const entry = this.entries.get(sessionId);
-    if (!entry) return undefined;
-    if (entry.expiresAt <= this.now()) {
-      this.entries.delete(sessionId);
-      return undefined;
-    }
-    return entry.worker;
-  }
-
-  remember(sessionId: string | undefined, worker: WorkerRank): void {
-    if (!sessionId) return;
-    const now = this.now();
-    this.entries.set(sessionId, { worker, expiresAt: now + this.ttlMs });
-    if (now - this.lastSweep >= 30_000) {
-      this.lastSweep = now;
-      for (const [id, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(id);
-    }
-  }
-}
-
-/** Adds `explain` as an enumerable property built on first read (routing never pays for it). */
-function withLazyExplain<T extends object>(
-  target: T,
-  build: () => RouteExplain,
-): T & { readonly explain: RouteExplain } {
-  let cached: RouteExplain | undefined;
-  return Object.defineProperty(target, "explain", { enumerable: true, get: () => (cached ??= build()) }) as T & {
-    readonly explain: RouteExplain;
-  };
-}
-
-function rankOf(c: ScoredCandidate): WorkerRank {
-  return { workerId: c.rank.workerId, dpRank: c.rank.dpRank };
-}
-
-function explainOf(evaluation: Evaluation | undefined, chosen: Evaluation | undefined): CandidateExplain[] {
-  if (!evaluation) return [];
-  const winner = chosen?.kind === "chosen" ? chosen.chosen : undefined;
-  const why = chosen?.kind === "chosen" ? chosen.reason : "";
-  return evaluation.candidates.map((c) => {
-    const allRanksBusy = evaluation.busyWorkers.has(c.rank.workerId);
-    const isChosen = c === winner;
-    return {
-      workerId: c.rank.workerId,
-      dpRank: c.rank.dpRank,
-      overlapBlocks: c.overlapBlocks,
-      hostOverlapBlocks: c.hostOverlapBlocks,
-      diskOverlapBlocks: c.diskOverlapBlocks,
-      prefillBlocks: c.breakdown.prefillBlocks,
-      decodeBlocks: c.breakdown.decodeBlocks,
-      activeRequests: c.load.activeRequests,
-      cost: c.breakdown.cost,
-      busy: c.busyReason !== null,
-      chosen: isChosen,
-      reason: isChosen
-        ? why
-        : allRanksBusy
-          ? `excluded, all ranks busy: ${c.busyReason}`
-          : c.excluded
-            ? `skipped, ${c.busyReason}`
-            : c.busyReason
-              ? `busy rank (worker has free ranks): ${c.busyReason}`
-              : "not chosen",
-    };
-  });
 }

@@ -36,7 +36,6 @@ describe("router configuration", () => {
       enforceDisagg: false,
       busyThreshold: -1,
       predictedTtlSecs: undefined,
-      eventThreads: 4,
       minInitialWorkers: 0,
     });
     expect(st).toEqual({ ...DEFAULT_SETTINGS });
@@ -124,17 +123,9 @@ describe("router configuration", () => {
     expect(problemsOf(() => new KvRouter({ maxApproxEntries: 0 }))[0]).toBe(
       "maxApproxEntries: expected an integer ≥ 1, got 0",
     );
-    expect(problemsOf(() => fromEnv({ NATS_SERVER: "localhost:4222", DYN_EVENT_PLANE: "kafka" }))).toEqual([
-      'DYN_EVENT_PLANE: expected zmq or nats, got "kafka"',
-      'NATS_SERVER: expected nats:// (or tls://) URLs, comma-separated, got "localhost:4222"',
-    ]);
   });
 
-  it("reads the event-plane settings and maps the frontend's decode fallback onto DYN_ENFORCE_DISAGG", () => {
-    expect(fromEnv({ NATS_SERVER: "nats://a:4222, nats://b:4222", DYN_EVENT_PLANE: "NATS" })).toMatchObject({
-      natsServer: "nats://a:4222, nats://b:4222",
-      eventPlane: "nats",
-    });
+  it("maps the frontend's decode fallback onto DYN_ENFORCE_DISAGG", () => {
     expect(fromEnv({ DYN_DECODE_FALLBACK: "false" }).enforceDisagg).toBe(true);
     expect(fromEnv({ DYN_DECODE_FALLBACK: "true" }).enforceDisagg).toBe(false);
     const warnings: string[] = [];

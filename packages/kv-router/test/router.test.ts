@@ -1,5 +1,6 @@
 import { computeBlockHashes } from "@dynamo/kv-indexer";
-import { seededRng, type RoutingPolicy } from "@dynamo/scorer";
+import { seededRng } from "@dynamo/primitives";
+import type { Picker } from "@dynamo/scheduling";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { KvRouter, type ActiveSequenceEvent, type KvRouterOptions, type RouteResult } from "../src/index.js";
@@ -379,7 +380,7 @@ describe("KvRouter", () => {
     direct.addWorker({ workerId: 1n });
     expect(direct.route({ tokens: prompt(2, 1, 1) })).toMatchObject({ kind: "rejected", reason: "invalid_request" });
     expect(routed(direct.route({ tokens: prompt(2, 1, 1), pinned: { workerId: 1n } })).worker.workerId).toBe(1n);
-    const fewestRequests: RoutingPolicy = {
+    const fewestRequests: Picker = {
       name: "fewest-requests",
       choose: (_req, candidates) => {
         const index = candidates.reduce(
@@ -389,7 +390,7 @@ describe("KvRouter", () => {
         return { index, reason: "fewest active requests" };
       },
     };
-    const custom = router({ policyFactory: () => fewestRequests });
+    const custom = router({ picker: () => fewestRequests });
     for (let w = 1; w <= 2; w++) custom.addWorker({ workerId: BigInt(w) });
     custom.applyEvent(storedEvent(1n, 0, 0n, prompt(4, 1, 0)));
     const picks = [1, 2].map(() => routed(custom.route({ tokens: prompt(4, 1, 0) })));

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,8 @@ export interface NatsServerOptions {
   jetstream?: boolean;
   /** Port to listen on; a free one is picked when absent. Restarts reuse the same port. */
   port?: number;
+  /** Server configuration text (authorization, TLS, ...), given to the server as its config file. */
+  config?: string;
 }
 
 /** A real `nats-server` child process on 127.0.0.1, owned by one test file. */
@@ -20,13 +22,14 @@ export class NatsServer {
   private constructor(
     readonly port: number,
     private readonly jetstream: boolean,
+    private readonly config: string | undefined,
   ) {
     this.storeDir = mkdtempSync(join(tmpdir(), "nats-js-"));
   }
 
   /** Starts a server on a free port and waits until it accepts connections. */
   static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
-    const server = new NatsServer(options.port ?? (await freePort()), options.jetstream ?? true);
+    const server = new NatsServer(options.port ?? (await freePort()), options.jetstream ?? true, options.config);
     await server.spawn();
     return server;
   }
@@ -64,6 +67,11 @@ export class NatsServer {
 
   private async spawn(): Promise<void> {
     const args = ["-a", "127.0.0.1", "-p", String(this.port)];
+    if (this.config !== undefined) {
+      const file = join(this.storeDir, "server.conf");
+      writeFileSync(file, this.config);
+      args.push("-c", file);
+    }
     if (this.jetstream) args.push("-js", "-sd", this.storeDir);
     const child = spawn(natsServerBinary(), args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";

@@ -1,3 +1,4 @@
+import { seededRng } from "@dynamo/primitives";
 import { cpus, loadavg } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -16,7 +17,6 @@ import {
   TRACE_BLOCK_TOKENS,
   blockTokens,
   loadTrace,
-  mulberry32,
   type TraceRequest,
 } from "../mooncake.js";
 
@@ -181,7 +181,7 @@ function generateStream(ctx: BenchContext, options: Options): Stream {
     (_, w) => new SimulatedWorker(BigInt(1000 + w), options.capacity, events, counters),
   );
   const hashCache = new Map<number, BigUint64Array>();
-  const random = mulberry32(42);
+  const random = seededRng(42);
   const randomU64 = () => (BigInt(Math.floor(random() * 2 ** 32)) << 32n) | BigInt(Math.floor(random() * 2 ** 32));
   const chunkBlocks = Math.max(1, Math.floor(options.chunkTokens / options.blockSize));
   const queries: BigUint64Array[] = [];

@@ -1,3 +1,4 @@
+import { seededRng } from "@dynamo/primitives";
 import { loadavg } from "node:os";
 import { RouterEvents, computeBlockHashes, computeSequenceHashes } from "@dynamo/kv-indexer";
 import { KvRouter } from "@dynamo/kv-router";
@@ -10,7 +11,6 @@ import {
   type Chart,
   type Figure,
 } from "../framework.js";
-import { mulberry32 } from "../mooncake.js";
 
 /**
  * KvRouter `route()` + `free()` latency on 8k-token prompts with shared prefixes.
@@ -65,7 +65,7 @@ interface Workload {
 }
 
 function buildWorkload(): Workload {
-  const rand = mulberry32(2026);
+  const rand = seededRng(2026);
   const familyTokens = Array.from({ length: FAMILIES }, () =>
     Uint32Array.from({ length: PREFIX_TOKENS }, () => Math.floor(rand() * 151_643)),
   );
@@ -82,7 +82,7 @@ function buildWorkload(): Workload {
 }
 
 function populate(router: KvRouter, workers: number, dp: number, workload: Workload): void {
-  const rand = mulberry32(workers * 31 + dp);
+  const rand = seededRng(workers * 31 + dp);
   const familyHashes = workload.familyTokens.map((t) => computeBlockHashes(t, BLOCK_SIZE));
   const familyEngine = familyHashes.map((h) => computeSequenceHashes(h));
   const eventIds = new Map<string, bigint>();
@@ -177,7 +177,7 @@ function measure(workers: number, dp: number, workload: Workload, o: Options, ct
     precomputed,
     hashing,
     seconds,
-    indexEntries: router.deviceIndex?.size ?? 0,
+    indexEntries: router.index?.size ?? 0,
     meanOverlap: overlap / routed,
   };
 }

@@ -17,7 +17,7 @@ export const BLOCK_SIZE = 16;
 export const quiet = (): void => undefined;
 
 /** The index's content as sorted `(rank, parent, block, tokens)` lines, independent of event ids and order. */
-export function canonicalState(index: RadixIndex, workerId?: bigint): string[] {
+export function canonicalState(index: Pick<RadixIndex, "dump">, workerId?: bigint): string[] {
   return index
     .dump()
     .filter((e) => workerId === undefined || e.workerId === workerId)

@@ -1,4 +1,4 @@
-import { seededRng } from "@dynamo/scorer";
+import { seededRng } from "@dynamo/primitives";
 
 /**
  * A deterministic parity corpus: text that stresses every stage of a byte-level BPE tokenizer
