@@ -8,6 +8,12 @@ export interface ServiceRequest {
    * JSON, or its raw bytes or text. Tokenized with the model's own tokenizer and chat template.
    */
   readonly body?: unknown;
+  /**
+   * The body already parsed (e.g. by the caller that checked it is JSON), when `body` is its raw text or
+   * bytes: routing hints and the request kind are read from it, so the text is not parsed twice on the
+   * caller's thread. The raw text still goes to the tokenizer.
+   */
+  readonly parsedBody?: unknown;
   /** `chat` or `completions`; inferred from the body (`messages` or `prompt`) when absent. */
   readonly kind?: "chat" | "completions";
   /** Prompt token ids, instead of a body: routed as they are (no tokenizer involved). */
@@ -39,6 +45,13 @@ export interface ServiceRequest {
   readonly overrides?: RouteRequest["overrides"];
   /** Evaluate only: nothing is booked. */
   readonly queryOnly?: boolean;
+}
+
+/** The raw JSON text of a body given as bytes or text; undefined for a body given parsed. */
+export function bodyText(body: unknown): string | undefined {
+  if (typeof body === "string") return body;
+  if (body instanceof Uint8Array) return new TextDecoder("utf-8", { fatal: false }).decode(body);
+  return undefined;
 }
 
 /** The body as a JSON value (parsing bytes or text). */

@@ -39,7 +39,7 @@ import {
 } from "./errors.js";
 import { EventSources } from "./event-sources.js";
 import { connectNats } from "./nats-connection.js";
-import { bodyHints, endpointMatches, parseBody, requestKind, type ServiceRequest } from "./request.js";
+import { bodyHints, bodyText, endpointMatches, parseBody, requestKind, type ServiceRequest } from "./request.js";
 import type { RouterServiceOptions, ServiceDecision, ServiceStatus, ServiceWorker, TokenizedRequest } from "./types.js";
 
 const ROUTER_ROLE: Record<WorkerInfo["role"], WorkerRole> = { prefill: "prefill", decode: "decode", both: "decode" };
@@ -217,6 +217,11 @@ export class RouterService {
     return this.kv;
   }
 
+  /** The worker registry in use (absent without discovery): its `ready` drops while its list may be stale. */
+  get registry(): WorkerRegistry | undefined {
+    return this.discovery;
+  }
+
   /** The router's KV index (absent in approximate mode). */
   get index(): TieredIndex | undefined {
     return this.kv?.index;
@@ -352,7 +357,13 @@ export class RouterService {
    */
   async tokenize(request: ServiceRequest): Promise<TokenizedRequest> {
     const started = performance.now();
-    const body = request.body === undefined ? undefined : parseBody(request.body);
+    const text = bodyText(request.body);
+    const body =
+      request.body === undefined
+        ? undefined
+        : text !== undefined && request.parsedBody !== undefined
+          ? request.parsedBody
+          : parseBody(text ?? request.body);
     const hints = bodyHints(body);
     if (request.tokens !== undefined) {
       const tokens = Uint32Array.from(request.tokens);
@@ -366,7 +377,9 @@ export class RouterService {
     try {
       await this.modelCards.get(model); // a card of this model still being fetched registers its tokenizer first
       const tokenizer = await this.tokenizers.get(model);
-      const { tokenIds, injectable } = await tokenizer.tokenizeRequest(kind, body);
+      // The raw text when there is one: the tokenizer parses it as the engine does (floats stay floats,
+      // long integers keep their digits), which a body parsed with JSON.parse can no longer show.
+      const { tokenIds, injectable } = await tokenizer.tokenizeRequest(kind, text ?? body);
       return {
         tokens: tokenIds,
         injectable,

@@ -172,6 +172,27 @@ describe("RouterService without I/O (simulator mode)", () => {
     await service.stop();
   });
 
+  it("tokenizes a body given as text from its raw JSON: numbers render as the engine parses them", async () => {
+    const service = await simulator();
+    service.addWorker({ id: 1n });
+    // `1.0` and `1` differ only in the text: the chat template dumps the tool parameters with tojson.
+    const text = JSON.stringify({
+      model: "Qwen/Qwen3-0.6B",
+      messages: [{ role: "user", content: "Scale it" }],
+      tools: [{ type: "function", function: { name: "scale", parameters: { factor: { default: 1 } } } }],
+    }).replace('"default":1', '"default":1.0');
+    const parsed = JSON.parse(text) as unknown;
+    const qwen = await tokenizers.get("default");
+    const fromText = await qwen.tokenizeRequest("chat", text);
+    const fromParsed = await qwen.tokenizeRequest("chat", parsed);
+    expect([...fromText.tokenIds]).not.toEqual([...fromParsed.tokenIds]);
+    for (const request of [{ body: text }, { body: Buffer.from(text) }, { body: text, parsedBody: parsed }]) {
+      expect([...(await service.tokenize(request)).tokens]).toEqual([...fromText.tokenIds]);
+    }
+    expect([...(await service.tokenize({ body: parsed })).tokens]).toEqual([...fromParsed.tokenIds]);
+    await service.stop();
+  });
+
   it("lifts routing hints from the body: cache namespace, expected output length, priority", async () => {
     const service = await simulator();
     service.addWorker({ id: 1n });
