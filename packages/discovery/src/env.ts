@@ -32,7 +32,8 @@ export function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, al
  * Kubernetes options from the environment: `POD_NAMESPACE` (required), `DYN_EPP_INFERENCE_POOL_NAME`,
  * `DYN_NAMESPACE_PREFIX` / `DYN_NAMESPACE`, `DYN_KUBE_DISCOVERY_MODE` (`pod` | `container`),
  * `DYN_EPP_WORKER_ROLE_LABEL`, `DYN_EPP_KV_EVENT_PORT`, `DYN_EPP_KV_EVENT_REPLAY_PORT`, `DYN_MODEL_NAME`,
- * `DYN_KV_CACHE_BLOCK_SIZE`, `DYN_EPP_TOTAL_KV_BLOCKS`.
+ * `DYN_KV_CACHE_BLOCK_SIZE`, `DYN_EPP_TOTAL_KV_BLOCKS`, `DYN_EPP_MAX_NUM_BATCHED_TOKENS` (and its
+ * `DYN_EPP_PREFILL_…` / `DYN_EPP_DECODE_…` variants for workers of that role).
  */
 export function kubernetesOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): KubernetesDiscoveryOptions {
   const namespace = envValue(env, "POD_NAMESPACE");
@@ -53,6 +54,9 @@ export function kubernetesOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): 
     ["kvEventReplayPort", "DYN_EPP_KV_EVENT_REPLAY_PORT"],
     ["blockSize", "DYN_KV_CACHE_BLOCK_SIZE"],
     ["totalKvBlocks", "DYN_EPP_TOTAL_KV_BLOCKS"],
+    ["maxNumBatchedTokens", "DYN_EPP_MAX_NUM_BATCHED_TOKENS"],
+    ["prefillMaxNumBatchedTokens", "DYN_EPP_PREFILL_MAX_NUM_BATCHED_TOKENS"],
+    ["decodeMaxNumBatchedTokens", "DYN_EPP_DECODE_MAX_NUM_BATCHED_TOKENS"],
   ];
   for (const [key, name] of numbers) {
     const value = positiveInt(env, name);

@@ -32,6 +32,8 @@ describe("configuration from the environment", () => {
         DYN_EPP_KV_EVENT_PORT: "6000",
         DYN_EPP_KV_EVENT_REPLAY_PORT: "6100",
         DYN_EPP_TOTAL_KV_BLOCKS: "2048",
+        DYN_EPP_MAX_NUM_BATCHED_TOKENS: "8192",
+        DYN_EPP_PREFILL_MAX_NUM_BATCHED_TOKENS: "16384",
       }),
     ).toEqual({
       namespace: "serving",
@@ -44,6 +46,8 @@ describe("configuration from the environment", () => {
       kvEventPort: 6000,
       kvEventReplayPort: 6100,
       totalKvBlocks: 2048,
+      maxNumBatchedTokens: 8192,
+      prefillMaxNumBatchedTokens: 16384,
     });
     expect(() => kubernetesOptionsFromEnv({})).toThrow(/POD_NAMESPACE is required/);
     expect(() => kubernetesOptionsFromEnv({ POD_NAMESPACE: "x", DYN_KUBE_DISCOVERY_MODE: "node" })).toThrow(

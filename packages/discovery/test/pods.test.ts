@@ -27,6 +27,18 @@ function readyPod(
 }
 
 describe("workersFromPod", () => {
+  it("gives each worker the token budget of its role, else the general one", () => {
+    const budgets = { ...mapping, totalKvBlocks: 512, maxNumBatchedTokens: 8192, prefillMaxNumBatchedTokens: 16384 };
+    const capacity = (m: PodMapping) => (workersFromPod(readyPod(), m) as { capacity?: unknown }[])[0]!.capacity;
+    expect(capacity(budgets)).toEqual({ totalKvBlocks: 512, maxNumBatchedTokens: 16384 }); // a prefill pod
+    expect(capacity({ ...budgets, role: "decode" })).toEqual({ totalKvBlocks: 512, maxNumBatchedTokens: 8192 });
+    expect(capacity({ ...budgets, role: "decode", decodeMaxNumBatchedTokens: 4096 })).toEqual({
+      totalKvBlocks: 512,
+      maxNumBatchedTokens: 4096,
+    });
+    expect(capacity(mapping)).toBeUndefined();
+  });
+
   it("says why a pod is skipped", () => {
     expect(workersFromPod({ metadata: {} }, mapping)).toBe("unnamed");
     expect(workersFromPod({ ...readyPod(), metadata: { name: "p", deletionTimestamp: new Date() } }, mapping)).toBe(

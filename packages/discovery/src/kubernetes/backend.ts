@@ -43,6 +43,10 @@ export interface KubernetesDiscoveryOptions {
   modelName?: string;
   blockSize?: number;
   totalKvBlocks?: number;
+  /** Per-step token budget of every worker; `prefill…` / `decode…` win for workers of that role. */
+  maxNumBatchedTokens?: number;
+  prefillMaxNumBatchedTokens?: number;
+  decodeMaxNumBatchedTokens?: number;
   /** Delay after a failed list/watch. Default 1000 ms. */
   retryMs?: number;
   /** Server-side watch timeout. Default 300 s. */
@@ -253,6 +257,9 @@ export class KubernetesDiscovery extends WorkerRegistryBase {
     if (o.modelName !== undefined) mapping.modelName = o.modelName;
     if (o.blockSize !== undefined) mapping.blockSize = o.blockSize;
     if (o.totalKvBlocks !== undefined) mapping.totalKvBlocks = o.totalKvBlocks;
+    if (o.maxNumBatchedTokens !== undefined) mapping.maxNumBatchedTokens = o.maxNumBatchedTokens;
+    if (o.prefillMaxNumBatchedTokens !== undefined) mapping.prefillMaxNumBatchedTokens = o.prefillMaxNumBatchedTokens;
+    if (o.decodeMaxNumBatchedTokens !== undefined) mapping.decodeMaxNumBatchedTokens = o.decodeMaxNumBatchedTokens;
     return mapping;
   }
 }

@@ -44,6 +44,10 @@ export interface PodMapping {
   modelName?: string;
   blockSize?: number;
   totalKvBlocks?: number;
+  /** Per-step token budget of every worker (router busy thresholds); the role-specific ones win. */
+  maxNumBatchedTokens?: number;
+  prefillMaxNumBatchedTokens?: number;
+  decodeMaxNumBatchedTokens?: number;
 }
 
 /** Why a pod contributes no worker (for operators asking "why is my pod missing?"). */
@@ -127,9 +131,26 @@ export function workersFromPod(pod: PodObject, mapping: PodMapping): WorkerInfo[
     };
     if (mapping.modelName !== undefined) worker.modelName = mapping.modelName;
     if (mapping.blockSize !== undefined) worker.blockSize = mapping.blockSize;
-    if (mapping.totalKvBlocks !== undefined) worker.capacity = { totalKvBlocks: mapping.totalKvBlocks };
+    const capacity = capacityOf(role, mapping);
+    if (capacity !== undefined) worker.capacity = capacity;
     return worker;
   });
+}
+
+/** Capacity hints of a worker in `role`: KV blocks, and the token budget of its role (else the general one). */
+function capacityOf(role: WorkerRole, mapping: PodMapping): WorkerInfo["capacity"] {
+  const byRole =
+    role === "prefill"
+      ? mapping.prefillMaxNumBatchedTokens
+      : role === "decode"
+        ? mapping.decodeMaxNumBatchedTokens
+        : undefined;
+  const maxNumBatchedTokens = byRole ?? mapping.maxNumBatchedTokens;
+  if (mapping.totalKvBlocks === undefined && maxNumBatchedTokens === undefined) return undefined;
+  return {
+    ...(mapping.totalKvBlocks !== undefined && { totalKvBlocks: mapping.totalKvBlocks }),
+    ...(maxNumBatchedTokens !== undefined && { maxNumBatchedTokens }),
+  };
 }
 
 /** The InferencePool fields discovery uses (`inference.networking.k8s.io/v1`). */
