@@ -81,7 +81,7 @@ export interface RouteAccepted {
  * original bytes forwarded, when the body or its `nvext` is not a JSON object). `replace`: send these
  * bytes instead.
  */
-export type BodyRewrite = { readonly tokenData: readonly number[] } | { readonly replace: Uint8Array };
+export type BodyRewrite = { readonly tokenData: readonly number[] | Uint32Array } | { readonly replace: Uint8Array };
 
 export interface RouteRejected {
   readonly type: "reject";

@@ -26,7 +26,7 @@ export class RecordingRouter implements RequestRouter {
 
   constructor(
     endpoints: readonly string[],
-    options: { tokenData?: (request: RouteRequest) => readonly number[] | undefined } = {},
+    options: { tokenData?: (request: RouteRequest) => readonly number[] | Uint32Array | undefined } = {},
   ) {
     this.inner = new RoundRobinRouter({
       endpoints,

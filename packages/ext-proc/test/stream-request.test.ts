@@ -243,6 +243,18 @@ describe("request headers and body", () => {
     expect(JSON.parse(forwarded).nvext).toEqual({ token_data: [7, 8] });
   });
 
+  it("takes the token ids as a Uint32Array too (the router service's form)", () => {
+    const ids = Uint32Array.from([151644, 872, 4294967295]);
+    for (const extra of [{}, { nvext: { annotations: ["a"] } }]) {
+      const router = new RecordingRouter(POOL, { tokenData: () => ids });
+      const { stream, sink } = newStream(router);
+      stream.receive(requestHeaders(postHeaders()));
+      stream.receive(requestBody(chatBody("hi", extra), true));
+      const forwarded = JSON.parse(Buffer.concat(sink.bodyChunks("request_body").map((c) => c.body)).toString());
+      expect(forwarded.nvext.token_data).toEqual([151644, 872, 4294967295]);
+    }
+  });
+
   it.each([
     ["a JSON array", "[1,2,3]"],
     ["nvext that is not an object", JSON.stringify({ model: "m", nvext: "x" })],

@@ -5,7 +5,7 @@ export interface RoundRobinRouterOptions {
   /** The pool (`ip:port` each), or a function returning the current pool. */
   endpoints: readonly string[] | (() => readonly string[]);
   /** Token ids to inject as `nvext.token_data` for a body request; absent or undefined: body unchanged. */
-  tokenData?: (request: RouteRequest) => readonly number[] | undefined;
+  tokenData?: (request: RouteRequest) => readonly number[] | Uint32Array | undefined;
   /** Routing headers for a body request sent to `endpoint`. */
   headers?: (endpoint: string, request: RouteRequest) => Readonly<Record<string, string>>;
   /** Response-path callbacks for a body request sent to `endpoint`. */

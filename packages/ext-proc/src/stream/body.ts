@@ -47,11 +47,16 @@ export function rewriteBody(body: RequestBody, rewrite: BodyRewrite | undefined)
     return { bytes: body.bytes, warning: "request nvext is not a JSON object; nvext.token_data not injected" };
   }
   if (nvext === undefined) {
-    const spliced = appendMember(body.bytes, json, "nvext", `{"token_data":${JSON.stringify(rewrite.tokenData)}}`);
+    const spliced = appendMember(body.bytes, json, "nvext", `{"token_data":[${tokenText(rewrite.tokenData)}]}`);
     if (spliced !== undefined) return { bytes: spliced };
   }
-  const rewritten = { ...json, nvext: { ...nvext, token_data: rewrite.tokenData } };
+  const rewritten = { ...json, nvext: { ...nvext, token_data: Array.from(rewrite.tokenData) } };
   return { bytes: Buffer.from(JSON.stringify(rewritten), "utf8") };
+}
+
+/** Token ids as JSON array members (`1,2,3`), for plain arrays and typed arrays alike. */
+function tokenText(tokens: ArrayLike<number>): string {
+  return Array.prototype.join.call(tokens, ",");
 }
 
 const CLOSING_BRACE = 0x7d;
