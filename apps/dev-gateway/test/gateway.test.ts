@@ -9,7 +9,7 @@ import {
   type RouteRequest,
 } from "@dynamo/ext-proc";
 import { DevGateway } from "../src/gateway.js";
-import { TestWorker } from "./worker.js";
+import { TestWorker } from "@dynamo/testkit";
 
 /** The seed's sample request. */
 const SEED_PROMPT =

@@ -8,6 +8,15 @@ export interface SeenRequest {
   body: Record<string, unknown> | undefined;
 }
 
+export interface TestWorkerOptions {
+  /** Delay between SSE chunks (default 0). */
+  streamDelayMs?: number;
+  /** SSE content chunks before the final one (default: one per word of the reply). */
+  streamChunks?: number;
+  /** `usage.prompt_tokens_details.cached_tokens` to report (default 0). */
+  cachedTokens?: (request: SeenRequest) => number;
+}
+
 /**
  * A real HTTP server answering the OpenAI surface like a small engine: `/v1/models`, and
  * `/v1/chat/completions` (buffered or SSE with optional usage). The reply names the worker and echoes
@@ -32,11 +41,7 @@ export class TestWorker {
   }
 
   /** Starts on a free port of `host` (use distinct loopback IPs: subsets match endpoints by IP). */
-  static async start(
-    name: string,
-    host: string,
-    options: { streamDelayMs?: number; streamChunks?: number } = {},
-  ): Promise<TestWorker> {
+  static async start(name: string, host: string, options: TestWorkerOptions = {}): Promise<TestWorker> {
     const state = { seen: [] as SeenRequest[], aborted: 0 };
     const server = createServer((req, res) => {
       const parts: Buffer[] = [];
@@ -62,7 +67,7 @@ export class TestWorker {
           prompt_tokens: promptTokens,
           completion_tokens: 8,
           total_tokens: promptTokens + 8,
-          prompt_tokens_details: { cached_tokens: 0 },
+          prompt_tokens_details: { cached_tokens: options.cachedTokens?.(state.seen.at(-1)!) ?? 0 },
         };
         const id = "chatcmpl-test";
         if (body?.["stream"] !== true) {
