@@ -1,0 +1,185 @@
+import { Writable } from "node:stream";
+import { workerIdFromName } from "@dynamo/discovery";
+import { ExtProcClient, SUBSET_HINT_KEY, SUBSET_HINT_NAMESPACE, type ExtProcExchange } from "@dynamo/ext-proc";
+import type { VllmEventBatch } from "@dynamo/kv-events";
+import { freePort, waitFor } from "@dynamo/testkit";
+import { TokenizerRegistry } from "@dynamo/tokenizer";
+import { pino } from "pino";
+import { Epp, eppConfigFromEnv } from "../src/index.js";
+
+/** The seed's sample prompt (vLLM serving Qwen3-0.6B reports 196 prompt tokens for its chat request). */
+export const SEED_PROMPT =
+  "In the heart of Eldoria, an ancient land of boundless magic and mysterious creatures, lies the long-forgotten city of Aeloria. Once a beacon of knowledge and power, Aeloria was buried beneath the shifting sands of time, lost to the world for centuries. You are an intrepid explorer, known for your unparalleled curiosity and courage, who has stumbled upon an ancient map hinting at ests that Aeloria holds a secret so profound that it has the potential to reshape the very fabric of reality. Your journey will take you through treacherous deserts, enchanted forests, and across perilous mountain ranges. Your Task: Character Background: Develop a detailed background for your character. Describe their motivations for seeking out Aeloria, their skills and weaknesses, and any personal connections to the ancient city or its legends. Are they driven by a quest for knowledge, a search for lost familt clue is hidden.";
+export const MODEL = "Qwen/Qwen3-0.6B";
+export const BLOCK_SIZE = 16;
+
+/** The seed's sample chat request body. */
+export function seedRequest(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model: MODEL,
+    messages: [{ role: "user", content: SEED_PROMPT }],
+    stream: false,
+    max_tokens: 30,
+    temperature: 0.0,
+    ...extra,
+  };
+}
+
+export function chat(content: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { model: MODEL, messages: [{ role: "user", content }], ...extra };
+}
+
+/** A worker of the static discovery document. */
+export interface WorkerEntry {
+  name: string;
+  http: string;
+  role?: "prefill" | "decode" | "both";
+  dpSize?: number;
+  rankHttp?: string[];
+}
+
+export const idOf = (name: string) => workerIdFromName(name);
+
+let shared: TokenizerRegistry | undefined;
+/** One tokenizer pool shared by the tests of a file (closed by `closeSharedTokenizer`). */
+export function sharedTokenizer(): TokenizerRegistry {
+  shared ??= new TokenizerRegistry({ threads: 1 });
+  return shared;
+}
+export async function closeSharedTokenizer(): Promise<void> {
+  await shared?.close();
+  shared = undefined;
+}
+
+/** A logger whose JSON lines are kept in memory. */
+export function memoryLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: pino({ level: "info" }, stream), lines };
+}
+
+export interface TestEpp {
+  epp: Epp;
+  client: ExtProcClient;
+  lines: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+/**
+ * An endpoint picker on free loopback ports, its workers from an inline static discovery document (a
+ * real registry), KV events delivered in-process, the file's shared tokenizer pool.
+ */
+export async function startEpp(
+  options: {
+    workers?: WorkerEntry[];
+    env?: Record<string, string>;
+    tls?: boolean;
+    clientOptions?: Partial<ConstructorParameters<typeof ExtProcClient>[0]>;
+  } = {},
+): Promise<TestEpp> {
+  const env: Record<string, string> = {
+    DYN_DISCOVERY_BACKEND: "static",
+    DYN_DISCOVERY_WORKERS: JSON.stringify({ defaults: { model: MODEL }, workers: options.workers ?? [] }),
+    DYN_EVENT_PLANE: "none",
+    DYN_KV_CACHE_BLOCK_SIZE: String(BLOCK_SIZE),
+    DYN_SECURE_SERVING: String(options.tls ?? true),
+    DYN_EPP_EXT_PROC_PORT: "0",
+    DYN_EPP_HEALTH_PORT: String(await freePort()),
+    DYN_EPP_METRICS_PORT: String(await freePort()),
+    DYN_MODEL_NAME: MODEL,
+    ...options.env,
+  };
+  const { logger, lines } = memoryLogger();
+  const epp = await Epp.start({
+    config: eppConfigFromEnv(env),
+    host: "127.0.0.1",
+    logger,
+    service: { tokenizer: sharedTokenizer() },
+  });
+  await waitFor(() => epp.server.health.ready, "the endpoint picker to be ready", 10_000);
+  const client = new ExtProcClient({
+    target: `127.0.0.1:${epp.server.port}`,
+    tls: options.tls ?? true,
+    ...options.clientOptions,
+  });
+  return {
+    epp,
+    client,
+    lines,
+    async close() {
+      client.close();
+      await epp.shutdown({ propagationMs: 0, drainMs: 1000 });
+    },
+  };
+}
+
+/** Request headers as Envoy sends them for a POST to `path`. */
+export function postHeaders(
+  path = "/v1/chat/completions",
+  extra: Array<[string, string]> = [],
+): Array<[string, string]> {
+  return [
+    [":method", "POST"],
+    [":path", path],
+    [":authority", "gateway.local"],
+    [":scheme", "http"],
+    ["content-type", "application/json"],
+    ...extra,
+  ];
+}
+
+/** The subset hint metadata naming these endpoints. */
+export function subsetHint(endpoints: string[]): { filterMetadata: Record<string, Record<string, string[]>> } {
+  return { filterMetadata: { [SUBSET_HINT_NAMESPACE]: { [SUBSET_HINT_KEY]: endpoints } } };
+}
+
+/** Sends one request through a fresh exchange; returns the exchange (still open) and the request phase result. */
+export async function send(
+  client: ExtProcClient,
+  body: unknown,
+  options: { headers?: Array<[string, string]>; path?: string; subset?: string[] } = {},
+) {
+  const exchange = client.open(options.subset ? subsetHint(options.subset) : {});
+  const bytes =
+    typeof body === "string" || Buffer.isBuffer(body) ? Buffer.from(body) : Buffer.from(JSON.stringify(body));
+  const result = await exchange.processRequest({ headers: postHeaders(options.path, options.headers), body: bytes });
+  return { exchange, result };
+}
+
+/** Runs the response phases of an exchange with a buffered JSON body carrying `usage`, then closes it. */
+export async function respond(
+  exchange: ExtProcExchange,
+  usage: Record<string, unknown> = { prompt_tokens: 10, completion_tokens: 3 },
+): Promise<void> {
+  const head = await exchange.processResponseHeaders({ status: 200, headers: [["content-type", "application/json"]] });
+  if (head.type !== "continue") throw new Error(`response headers: ${head.type}`);
+  const body = Buffer.from(JSON.stringify({ id: "x", choices: [{ message: { content: "ok" } }], usage }));
+  for await (const chunk of exchange.processResponseBody([body])) void chunk;
+  exchange.close();
+}
+
+/** A vLLM `BlockStored` batch caching the full blocks of `tokens` (engine hashes from `hashBase`). */
+export function storedBatch(tokens: ArrayLike<number>, hashBase: bigint, blocks?: number): VllmEventBatch {
+  const count = Math.min(blocks ?? Infinity, Math.floor(tokens.length / BLOCK_SIZE));
+  return {
+    ts: 0,
+    dataParallelRank: 0,
+    events: [
+      {
+        type: "BlockStored",
+        blockHashes: Array.from({ length: count }, (_, i) => hashBase + BigInt(i)),
+        parentBlockHash: null,
+        tokenIds: Array.from(tokens).slice(0, count * BLOCK_SIZE),
+        blockSize: BLOCK_SIZE,
+        loraId: null,
+        medium: "GPU",
+        loraName: null,
+      },
+    ],
+  };
+}
