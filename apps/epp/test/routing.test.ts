@@ -11,6 +11,7 @@ import {
   MODEL,
   chat,
   closeSharedTokenizer,
+  expectFreed,
   idOf,
   postHeaders,
   respond,
@@ -199,11 +200,3 @@ describe("protocol configuration", () => {
     buffered.close();
   });
 });
-
-async function expectFreed(t: TestEpp): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (t.epp.service.status().activeBookings !== 0) {
-    if (Date.now() > deadline) throw new Error(`bookings left: ${t.epp.service.status().activeBookings}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

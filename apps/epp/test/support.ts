@@ -1,4 +1,6 @@
 import { Writable } from "node:stream";
+import { Client, credentials, makeClientConstructor, type ServiceError } from "@grpc/grpc-js";
+import { service as healthService } from "grpc-health-check";
 import { workerIdFromName } from "@dynamo/discovery";
 import { ExtProcClient, SUBSET_HINT_KEY, SUBSET_HINT_NAMESPACE, type ExtProcExchange } from "@dynamo/ext-proc";
 import type { VllmEventBatch } from "@dynamo/kv-events";
@@ -182,4 +184,42 @@ export function storedBatch(tokens: ArrayLike<number>, hashBase: bigint, blocks?
       },
     ],
   };
+}
+
+type HealthClient = Client & {
+  check(
+    request: { service: string },
+    callback: (error: ServiceError | null, response?: { status: string }) => void,
+  ): void;
+};
+
+/** A `grpc.health.v1` client. */
+export function healthClient(port: number, tls: boolean): HealthClient {
+  const Health = makeClientConstructor(healthService as never, "Health");
+  const creds = tls
+    ? credentials.createSsl(null, null, null, { rejectUnauthorized: false })
+    : credentials.createInsecure();
+  return new Health(
+    `127.0.0.1:${port}`,
+    creds,
+    tls ? { "grpc.ssl_target_name_override": "localhost" } : {},
+  ) as unknown as HealthClient;
+}
+
+export function checkHealth(client: HealthClient, service: string): Promise<string> {
+  return new Promise((resolve, reject) =>
+    client.check({ service }, (error, response) => (error ? reject(error) : resolve(response!.status))),
+  );
+}
+
+/** The value of one series on the metrics endpoint (0 when absent). */
+export async function metricValue(port: number, series: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+/** Waits until no booking is left. */
+export async function expectFreed(t: TestEpp): Promise<void> {
+  await waitFor(() => t.epp.service.status().activeBookings === 0, "every booking to be freed", 10_000);
 }
