@@ -1,4 +1,9 @@
-import { DiscoveryConfigError, kubernetesOptionsFromEnv, type KubernetesDiscoveryOptions } from "@dynamo/discovery";
+import {
+  DiscoveryConfigError,
+  kubernetesOptionsFromEnv,
+  staticOptionsFromEnv,
+  type KubernetesDiscoveryOptions,
+} from "@dynamo/discovery";
 import {
   RouterConfigError,
   readSettings,
@@ -108,6 +113,12 @@ export function eppConfigFromEnv(env: Environment = process.env): EppConfig {
         };
       }
     }
+  }
+  if (backend === "static") attempt(problems, () => staticOptionsFromEnv(env as NodeJS.ProcessEnv));
+  if (epp.peerService !== undefined) {
+    notes.push(
+      "DYN_EPP_PEER_SERVICE: booking sync between replicas is not implemented; each replica routes on its own bookings (KV state comes from the events every replica consumes)",
+    );
   }
   if (given.selectionIndexerThreads !== undefined) {
     notes.push(
