@@ -5,8 +5,14 @@ import { PoolRegistry } from "../src/index.js";
 
 describe("PoolRegistry: a decode pool and a prefill pool as one worker list", () => {
   it("lists the union, ready only while every pool is, following each pool's changes", async () => {
-    const decode = new StaticDiscovery({ text: "workers: [{ name: d0, http: 10.0.0.1:8000, role: decode }]" });
-    const prefill = new StaticDiscovery({ text: "workers: [{ name: p0, http: 10.0.0.2:8000, role: prefill }]" });
+    const decode = new StaticDiscovery({
+      text: "workers: [{ name: d0, http: 10.0.0.1:8000, role: decode }]",
+      sourceName: "test",
+    });
+    const prefill = new StaticDiscovery({
+      text: "workers: [{ name: p0, http: 10.0.0.2:8000, role: prefill }]",
+      sourceName: "test",
+    });
     const pools = new PoolRegistry([decode, prefill]);
     const changes: string[] = [];
     pools.on("change", (c) => changes.push(`${c.type} ${c.worker.name}`));
@@ -23,8 +29,8 @@ describe("PoolRegistry: a decode pool and a prefill pool as one worker list", ()
   });
 
   it("stays unready while a pool has not listed, keeping the other's workers", async () => {
-    const decode = new StaticDiscovery({ text: "workers: [{ name: d0, http: 10.0.0.1:8000 }]" });
-    const broken = new StaticDiscovery({ text: "workers: [ {" });
+    const decode = new StaticDiscovery({ text: "workers: [{ name: d0, http: 10.0.0.1:8000 }]", sourceName: "test" });
+    const broken = new StaticDiscovery({ text: "workers: [ {", sourceName: "test" });
     const pools = new PoolRegistry([decode, broken]);
     const problems: string[] = [];
     pools.on("problem", (p) => problems.push(p.message));
