@@ -18,8 +18,8 @@ export default [
           depConstraints: [
             { sourceTag: "type:package", onlyDependOnLibsWithTags: ["type:package"] },
             { sourceTag: "type:app", onlyDependOnLibsWithTags: ["type:package"] },
-            // deploy/test checks the manifests against the packages' own configuration parsers.
-            { sourceTag: "type:deploy", onlyDependOnLibsWithTags: ["type:package"] },
+            // deploy/test checks the manifests against the packages' and the EPP's own configuration parsers.
+            { sourceTag: "type:deploy", onlyDependOnLibsWithTags: ["type:package", "type:app"] },
           ],
         },
       ],

@@ -232,6 +232,19 @@ describe("the checks catch what would break in a cluster", () => {
     );
   });
 
+  it("an EPP environment the EPP itself refuses, or with a variable it does not read", async () => {
+    const objects = await agg();
+    const broken = mutated(objects, "ConfigMap", objectName(objects, "ConfigMap"), (c) => {
+      (c.data as Json).DYN_SECURE_SERVING = "maybe";
+      (c.data as Json).DYN_KV_CACHE_BLOCKSIZE = "64";
+    });
+    const problems = serving(broken);
+    expect(problems).toMatch(
+      /eppAcceptsEnvironment: the EPP refuses its environment: DYN_SECURE_SERVING: expected true or false/,
+    );
+    expect(problems).toMatch(/eppAcceptsEnvironment: DYN_KV_CACHE_BLOCKSIZE is set but the EPP does not read it/);
+  });
+
   it("RBAC that cannot watch pods, and a startup probe shorter than 30 minutes", async () => {
     const objects = mutated(await agg(), "Role", "dynamo-epp", (r) => {
       (r.rules as { verbs: string[] }[])[0]!.verbs = ["get", "list"];

@@ -10,6 +10,7 @@ import {
   type KubernetesDiscoveryOptions,
   type PodMapping,
 } from "@dynamo/discovery";
+import { EPP_VARIABLE_NAMES, EppConfigError, eppConfigFromEnv } from "@dynamo/epp";
 import type { Check } from "./checks-workloads.js";
 import {
   describe,
@@ -411,8 +412,33 @@ export const discoverySeesWorkers: EppEnvCheck = (env, objects) => {
   });
 };
 
+/**
+ * The EPP starts with this environment: its own parser (the one the process runs) accepts every value,
+ * and every `DYN_*` variable set is one the EPP reads (a misspelt name would be silently ignored).
+ */
+export const eppAcceptsEnvironment: EppEnvCheck = (env) => {
+  const values = Object.fromEntries(
+    [...env].map(([name, variable]) => [name, variable.value ?? `<${variable.source}>`]),
+  );
+  values.POD_NAMESPACE = POD_NAMESPACE_SENTINEL;
+  const problems = [...env.keys()]
+    .filter((name) => name.startsWith("DYN_") && !EPP_VARIABLE_NAMES.has(name))
+    .map((name) => `${name} is set but the EPP does not read it`);
+  try {
+    eppConfigFromEnv(values);
+  } catch (error) {
+    if (!(error instanceof EppConfigError)) throw error;
+    problems.push(...error.problems.map((problem) => `the EPP refuses its environment: ${problem}`));
+  }
+  return problems;
+};
+
 /** Checks over the EPP's environment; each gets the resolved env of the EPP container. */
-export const EPP_ENV_CHECKS: Record<string, EppEnvCheck> = { discoveryConfigAgrees, discoverySeesWorkers };
+export const EPP_ENV_CHECKS: Record<string, EppEnvCheck> = {
+  eppAcceptsEnvironment,
+  discoveryConfigAgrees,
+  discoverySeesWorkers,
+};
 
 export const eppEnvironment = withTopology((objects) => {
   const { env } = epp(objects);
