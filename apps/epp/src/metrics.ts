@@ -1,5 +1,5 @@
 import type { RejectionReason, StreamSummary, Usage } from "@dynamo/ext-proc";
-import { Counter, Gauge, Histogram, Registry, exponentialBuckets } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets } from "prom-client";
 
 /** Live values read when Prometheus scrapes. */
 export interface MetricSources {
@@ -61,6 +61,8 @@ export class EppMetrics {
     this.pool = { model, inference_pool: poolName ?? "" };
     this.gaie = { model_name: model, target_model_name: model };
     const registers = [this.registry];
+    // Process figures: resident memory, CPU, heap, and the event-loop delay since the previous scrape.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 1 });
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
       new Counter<L>({ name, help, labelNames, registers });
     const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]) =>

@@ -66,6 +66,8 @@ describe("metrics, decision log, spans and the probe API", () => {
       `inference_objective_output_tokens_sum{model_name="${MODEL}",target_model_name="${MODEL}"} 5`,
       `inference_pool_ready_pods{name=""} 2`,
       `inference_extension_scheduler_attempts_total{status="success"} 1`,
+      "process_resident_memory_bytes ",
+      "nodejs_eventloop_lag_p99_seconds ",
     ])
       expect(text).toContain(series);
     expect(text).toMatch(/dynamo_epp_cached_tokens_bucket\{le="50",model=/);
