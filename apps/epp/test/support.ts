@@ -3,7 +3,7 @@ import { Client, credentials, makeClientConstructor, type ServiceError } from "@
 import { service as healthService } from "grpc-health-check";
 import { workerIdFromName } from "@dynamo/discovery";
 import { ExtProcClient, SUBSET_HINT_KEY, SUBSET_HINT_NAMESPACE, type ExtProcExchange } from "@dynamo/ext-proc";
-import type { VllmEventBatch } from "@dynamo/kv-events";
+import { storedBatch as storedBlocks, type VllmEventBatch } from "@dynamo/kv-events";
 import { freePort, waitFor } from "@dynamo/testkit";
 import { TokenizerRegistry } from "@dynamo/tokenizer";
 import { pino } from "pino";
@@ -167,23 +167,7 @@ export async function respond(
 
 /** A vLLM `BlockStored` batch caching the full blocks of `tokens` (engine hashes from `hashBase`). */
 export function storedBatch(tokens: ArrayLike<number>, hashBase: bigint, blocks?: number): VllmEventBatch {
-  const count = Math.min(blocks ?? Infinity, Math.floor(tokens.length / BLOCK_SIZE));
-  return {
-    ts: 0,
-    dataParallelRank: 0,
-    events: [
-      {
-        type: "BlockStored",
-        blockHashes: Array.from({ length: count }, (_, i) => hashBase + BigInt(i)),
-        parentBlockHash: null,
-        tokenIds: Array.from(tokens).slice(0, count * BLOCK_SIZE),
-        blockSize: BLOCK_SIZE,
-        loraId: null,
-        medium: "GPU",
-        loraName: null,
-      },
-    ],
-  };
+  return storedBlocks(tokens, BLOCK_SIZE, hashBase, blocks);
 }
 
 type HealthClient = Client & {

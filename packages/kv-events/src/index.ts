@@ -22,6 +22,7 @@ export {
 } from "./vllm/translate.js";
 export { VllmEventIngest, type VllmEventIngestOptions, type VllmPublisherQuirks } from "./vllm/ingest.js";
 export { SyntheticVllmWorker, type SyntheticVllmWorkerOptions } from "./vllm/synthetic-worker.js";
+export { storedBatch } from "./vllm/stored-batch.js";
 
 // ZeroMQ: vLLM's transport (PUB + ROUTER replay).
 export { REPLAY_END_SEQ, decodeSeq, encodeSeq, endpointForRank, publisherBinds } from "./zmq/wire.js";

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { ExtProcClient } from "@dynamo/ext-proc";
-import { ZmqEventPublisher, type VllmEventBatch } from "@dynamo/kv-events";
+import { ZmqEventPublisher, storedBatch } from "@dynamo/kv-events";
 import { seededRng } from "@dynamo/primitives";
 import { freePort } from "@dynamo/testkit";
 import { TokenizerRegistry } from "@dynamo/tokenizer";
@@ -73,26 +74,6 @@ class Prompts {
       max_tokens: 64,
     });
   }
-}
-
-function stored(tokens: Uint32Array, hashBase: bigint): VllmEventBatch {
-  const blocks = Math.floor(tokens.length / BLOCK_SIZE);
-  return {
-    ts: 0,
-    dataParallelRank: 0,
-    events: [
-      {
-        type: "BlockStored",
-        blockHashes: Array.from({ length: blocks }, (_, i) => hashBase + BigInt(i)),
-        parentBlockHash: null,
-        tokenIds: Array.from(tokens.subarray(0, blocks * BLOCK_SIZE)),
-        blockSize: BLOCK_SIZE,
-        loraId: null,
-        medium: "GPU",
-        loraName: null,
-      },
-    ],
-  };
 }
 
 interface EppProcess {
@@ -320,7 +301,8 @@ async function warmKvState(
   const tokens: Uint32Array[] = [];
   for (let f = 0; f < families; f++) tokens.push((await tk.tokenizeRequest("chat", prompts.body(f))).tokenIds);
   for (let attempt = 0; attempt < 50; attempt++) {
-    for (let f = 0; f < families; f++) await pubs[f % pubs.length]!.publish(stored(tokens[f]!, BigInt(f + 1) << 32n));
+    for (let f = 0; f < families; f++)
+      await pubs[f % pubs.length]!.publish(storedBatch(tokens[f]!, BLOCK_SIZE, BigInt(f + 1) << 32n));
     const probe = await exchange(client, `warm-${attempt}`, prompts.body(0));
     await new Promise((r) => setTimeout(r, 100));
     if ((epp.decisions.get(probe.id)?.overlapBlocks ?? 0) > 0) return;
@@ -338,6 +320,7 @@ export const bench: Bench = {
     const concurrency = numberOption(ctx.args, "concurrency", 64);
     const longRequests = numberOption(ctx.args, "long-requests", 12);
     const tls = textOption(ctx.args, "tls", "on") !== "off";
+    const loadBefore = loadavg()[0]!;
     const tokenizers = new TokenizerRegistry({ threads: 1 });
     const prompts = new Prompts(FAMILIES, PREFIX_CHARS, REQUEST_CHARS);
     const charts: Chart[] = [];
@@ -399,6 +382,7 @@ export const bench: Bench = {
       await tokenizers.close();
     }
 
+    const load = `${round(loadBefore, 2)} at the start, ${round(loadavg()[0]!, 2)} at the end`;
     const decisionsPerSec = round(saturated.perSec, 0);
     const met = (ok: boolean) => (ok ? "met" : "not met");
     const targets = {
@@ -461,7 +445,7 @@ export const bench: Bench = {
       "",
       "- **p50 / p99**: client-observed, from sending the request (headers and body, Envoy's full-duplex mode) to receiving the picker's whole answer (header mutations, the rewritten body with `nvext.token_data`); each exchange then runs a short response through the picker, which frees the booking.",
       "- **tokenize**: the picker's own figure from its decision log (`tokenizeMs`: the chat template and BPE on the tokenizer pool, queueing included). **Without tokenization**: client-observed minus that. **In-picker without tokenization**: the picker's decision time (body end to decision) minus tokenization: hashing, index lookup, scoring, booking.",
-      "- Client, picker (a separate Node process, one tokenizer thread) and the 16 / 96 ZeroMQ publishers share the 2-core machine; other work ran on it meanwhile.",
+      `- Client, picker (a separate Node process run from the TypeScript sources, one tokenizer thread) and the 16 / 96 ZeroMQ publishers share the 2-core machine with other work: 1-minute load average ${load} (2 cores), so every figure here is a fraction of what the picker gets on a machine of its own.`,
     ].join("\n");
     return {
       figures: {
@@ -474,6 +458,7 @@ export const bench: Bench = {
         inEppP99NoTokenizeMs: half.inEppNoTokenizeP99,
         eventLoopDelayMs: { p50: loop.p50, p99: loop.p99, max: loop.max },
         rssMb,
+        loadAverage: round(loadavg()[0]!, 2),
         longPromptTokens: longTokens,
         longP99Ms: long.clientP99,
         longP99NoTokenizeMs: long.noTokenizeP99,

@@ -1,5 +1,11 @@
 import { NatsWorkerRegistrar, type WorkerInfo } from "@dynamo/discovery";
-import { KvEventBridge, ZmqEventPublisher, connectEventPlane, type VllmEventBatch } from "@dynamo/kv-events";
+import {
+  KvEventBridge,
+  ZmqEventPublisher,
+  connectEventPlane,
+  storedBatch as storedBlocks,
+  type VllmEventBatch,
+} from "@dynamo/kv-events";
 import { freePort, type NatsServer } from "@dynamo/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -8,23 +14,7 @@ export const quiet = (): void => undefined;
 
 /** The `BlockStored` a vLLM engine publishes after caching the full blocks of `tokens`. */
 export function storedBatch(tokens: ArrayLike<number>, hashBase: bigint): VllmEventBatch {
-  const blocks = Math.floor(tokens.length / BS);
-  return {
-    ts: 0,
-    dataParallelRank: 0,
-    events: [
-      {
-        type: "BlockStored",
-        blockHashes: Array.from({ length: blocks }, (_, i) => hashBase + BigInt(i)),
-        parentBlockHash: null,
-        tokenIds: Array.from({ length: blocks * BS }, (_, i) => tokens[i]!),
-        blockSize: BS,
-        loraId: null,
-        medium: "GPU",
-        loraName: null,
-      },
-    ],
-  };
+  return storedBlocks(tokens, BS, hashBase);
 }
 
 export function prompt(seed: number, blocks = 8): Uint32Array {
