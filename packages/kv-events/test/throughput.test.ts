@@ -11,17 +11,22 @@ afterAll(async () => {
 });
 
 const EVENTS_PER_BATCH = 10;
-const EVENTS_PER_SECOND = 10_000;
+/**
+ * The rate this test drives: a tenth of what the path sustains on an idle machine (`npm run bench -- events`
+ * measures the rate itself), so a loaded CI machine still keeps to the schedule and the test checks that the
+ * router keeps up and converges, not how fast the machine is.
+ */
+const EVENTS_PER_SECOND = 2_000;
 const WINDOW_MS = 3_000;
 const WINDOW_BATCHES = (EVENTS_PER_SECOND * WINDOW_MS) / 1000 / EVENTS_PER_BATCH;
 const WARM_UP_BATCHES = 300;
 /** The sender must have kept to at least this share of the schedule over the window. */
 const MIN_OFFERED_SHARE = 0.95;
 /**
- * Events the router may be behind the sender at any moment of the window: one second of traffic. An idle
- * machine measures 120-270; a router that does not keep up falls behind without bound, far past this.
+ * Events the router may be behind the sender at any moment of the window: two seconds of traffic. An idle
+ * machine measures a few hundred; a router that does not keep up falls behind without bound, far past this.
  */
-const MAX_LAG_EVENTS = 10_000;
+const MAX_LAG_EVENTS = 2 * EVENTS_PER_SECOND;
 /** Time the router may take to apply the last events once the sender stopped. */
 const SETTLE_MS = 2_000;
 /**
@@ -55,7 +60,7 @@ async function sendOnSchedule(worker: SimulatedWorker, payloads: readonly Uint8A
   }
 }
 
-it("sustains 10 000 events/s through ZeroMQ, the bridge and NATS: the router keeps up during the run and ends equal to a directly fed index", async () => {
+it("keeps up with a steady event stream through ZeroMQ, the bridge and NATS: the router keeps up during the run and ends equal to a directly fed index", async () => {
   const ns = freshNamespace();
   const { router, nc } = await startRouter(server, ns);
   const worker = await SimulatedWorker.start(server, ns, 21n, 5, {
