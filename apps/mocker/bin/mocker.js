@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Runs the built bundle (npm run build -w @dynamo/mocker); from a source checkout without a build, runs
-// the TypeScript sources through tsx.
-import { spawnSync } from "node:child_process";
+// Runs the built bundle (`npm run build -w @dynamo/mocker`); in a source checkout without a build, runs
+// the TypeScript sources through tsx, passing SIGTERM / SIGINT on to it.
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -12,8 +12,9 @@ if (existsSync(fileURLToPath(bundle))) {
 } else {
   const tsx = createRequire(import.meta.url).resolve("tsx/cli");
   const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
-  const run = spawnSync(process.execPath, [tsx, "--conditions=@dynamo/source", main, ...process.argv.slice(2)], {
+  const child = spawn(process.execPath, [tsx, "--conditions=@dynamo/source", main, ...process.argv.slice(2)], {
     stdio: "inherit",
   });
-  process.exit(run.status ?? 1);
+  for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, () => child.kill(signal));
+  child.on("exit", (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)));
 }
