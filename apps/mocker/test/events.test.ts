@@ -12,7 +12,7 @@ import { startMocker, type MockerHandle } from "../src/index.js";
 
 const MODEL = "Qwen/Qwen3-0.6B";
 const BLOCK = 16;
-const quiet = { warn: () => undefined, info: () => undefined };
+const quiet = () => undefined;
 
 let dir: string;
 beforeAll(async () => {
