@@ -107,3 +107,26 @@ export function completionAsChunks(completion: JsonObject, includeUsage: boolean
   if (includeUsage && usage !== undefined) events.push({ ...base, choices: [], usage });
   return events;
 }
+
+/** A non-streamed chat response as chunks for a streaming client: each message becomes one delta. */
+export function chatAsChunks(chat: JsonObject, includeUsage: boolean): JsonObject[] {
+  const { choices, usage, ...rest } = chat;
+  const base = { ...rest, object: "chat.completion.chunk" };
+  const list = Array.isArray(choices) ? (choices as unknown[]) : [];
+  const events: JsonObject[] = [
+    {
+      ...base,
+      choices: list.map((raw, i) => {
+        const choice = asObject(raw) ?? {};
+        return {
+          index: choice["index"] ?? i,
+          delta: asObject(choice["message"]) ?? { role: "assistant", content: "" },
+          logprobs: choice["logprobs"] ?? null,
+          finish_reason: choice["finish_reason"] ?? null,
+        };
+      }),
+    },
+  ];
+  if (includeUsage && usage !== undefined) events.push({ ...base, choices: [], usage });
+  return events;
+}
