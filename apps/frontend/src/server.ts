@@ -15,6 +15,7 @@ import { PromptTokens, tokenDataOf } from "./prompt-tokens.js";
 import type { RequestError, RequestKind, Route } from "./types.js";
 
 const PATHS: Record<string, RequestKind> = { "/v1/chat/completions": "chat", "/v1/completions": "completions" };
+const GET_PATHS = new Set(["/health", "/live", "/ready", "/metrics", "/v1/models"]);
 
 /** One client request in flight. */
 interface Exchange {
@@ -106,6 +107,13 @@ export class Frontend {
       void this.inference(req, res, kind, path);
       return;
     }
+    if (!GET_PATHS.has(path))
+      return this.refuse(res, {
+        status: 404,
+        type: "invalid_request_error",
+        code: "not_found",
+        message: `${path} is not served here: use /v1/chat/completions, /v1/completions, /v1/models, /health or /metrics`,
+      });
     if (req.method !== "GET" && req.method !== "HEAD") return this.refuse(res, methodNotAllowed(path, "GET"));
     if (path === "/health" || path === "/live" || path === "/ready") {
       const status = this.draining ? 503 : 200;
@@ -122,16 +130,7 @@ export class Frontend {
       });
       return;
     }
-    if (path === "/v1/models") {
-      void this.models(req, res);
-      return;
-    }
-    this.refuse(res, {
-      status: 404,
-      type: "invalid_request_error",
-      code: "not_found",
-      message: `${path} is not served here: use /v1/chat/completions, /v1/completions, /v1/models, /health or /metrics`,
-    });
+    void this.models(res);
   }
 
   private refuse(res: ServerResponse, error: RequestError): void {
@@ -151,19 +150,18 @@ export class Frontend {
     return url;
   }
 
-  private async models(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async models(res: ServerResponse): Promise<void> {
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     try {
       const upstream = await this.client.send(this.engineUrl(0, "/v1/models"), "GET", {}, undefined, abort.signal);
-      await relay(res, upstream, { chatAsCompletion: false, cachedTokens: undefined }, () => {}, 2 ** 20);
+      await relay(res, upstream, { chatAsCompletion: false, cachedTokens: undefined }, noop, 2 ** 20);
     } catch (error) {
       this.refuse(
         res,
         engineUnavailable(`the engine at ${this.config.engineUrl.origin} did not answer: ${(error as Error).message}`),
       );
     }
-    void req;
   }
 
   private async inference(req: IncomingMessage, res: ServerResponse, kind: RequestKind, path: string): Promise<void> {
@@ -177,10 +175,10 @@ export class Frontend {
     this.exchanges.add(exchange);
     this.metrics.started();
     let stream = false;
-    let ok = false;
     res.on("close", () => {
       if (!res.writableFinished) exchange.abort.abort();
       this.exchanges.delete(exchange);
+      const ok = res.writableFinished && res.statusCode < 400;
       this.metrics.finished(path, stream, ok, (performance.now() - exchange.started) / 1000);
     });
     try {
@@ -221,7 +219,6 @@ export class Frontend {
       this.metrics.tokenSource(prompt.source);
       const engine = engineRequest(kind, request, prompt.ids, fields.cacheSalt);
       await this.serve(exchange, route, engine, stream, request);
-      ok = true;
     } catch (error) {
       if (exchange.abort.signal.aborted) return;
       this.log.error({ err: error }, "request failed");
@@ -315,6 +312,10 @@ export class Frontend {
     exchange.firstByteSeen = true;
     this.metrics.firstByte((performance.now() - exchange.started) / 1000);
   }
+}
+
+function noop(): void {
+  // nothing to record
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
