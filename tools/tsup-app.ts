@@ -19,6 +19,8 @@ export interface AppBuildOptions {
   readonly assets?: ReadonlyArray<keyof typeof PACKAGE_ASSETS>;
   /** The app loads tokenizers: the tokenizer pool's worker thread becomes `dist/pool-worker.js`. */
   readonly tokenizerPool?: boolean;
+  /** `dist/main.js` is a package `bin`: it starts with `#!/usr/bin/env node`. */
+  readonly bin?: boolean;
 }
 
 /**
@@ -48,7 +50,10 @@ export function appBuild(options: AppBuildOptions) {
     },
     // CommonJS dependencies that are bundled call `require`; give ESM output one.
     banner: {
-      js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+      js: [
+        ...(options.bin ? ["#!/usr/bin/env node"] : []),
+        "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+      ].join("\n"),
     },
     esbuildPlugins: [
       {

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { isBuildingBlock, renderAll, renderDir, renderServing } from "./support/catalogue.js";
 import { GATEWAY_CHECKS } from "./support/checks-gateway.js";
 import { SERVING_CHECKS } from "./support/checks-serving.js";
+import { SIDECAR_CHECKS } from "./support/checks-sidecars.js";
 import { workloadChecks, type Check } from "./support/checks-workloads.js";
 import { allContainers, find, flagValues, ofKind, type K8sObject } from "./support/objects.js";
 import { workers } from "./support/serving.js";
@@ -31,6 +32,13 @@ describe("consistency of every rendered set", () => {
     const serving = await renderServing();
     expect(serving.length).toBeGreaterThanOrEqual(12);
     const problems = serving.flatMap((set) => runChecks(SERVING_CHECKS, set.objects).map((p) => `${set.name}: ${p}`));
+    expect(problems).toEqual([]);
+  });
+
+  it("worker side: every frontend sidecar and mocker accepts its flags and environment", async () => {
+    // Model deployments only: building blocks leave the ConfigMap their flags read to the overlays.
+    const sets = await renderServing();
+    const problems = sets.flatMap((set) => runChecks(SIDECAR_CHECKS, set.objects).map((p) => `${set.name}: ${p}`));
     expect(problems).toEqual([]);
   });
 

@@ -1,16 +1,15 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MockerHandle } from "@dynamo/mocker";
-import { freePort, waitFor } from "@dynamo/testkit";
+import { freePort, stageAppBundle, waitFor, type StagedBundle } from "@dynamo/testkit";
 import { TokenizerRegistry } from "@dynamo/tokenizer";
 import { MODEL, eppHeaders, mocker, withTokens } from "./support.js";
 
 const run = promisify(execFile);
-const appDir = fileURLToPath(new URL("..", import.meta.url));
 const children: ChildProcess[] = [];
+let bundle: StagedBundle;
 let engine: MockerHandle;
 
 /** The seed's sample chat request (docs: "Send inference request to gateway"). */
@@ -29,23 +28,25 @@ const SEED_REQUEST = {
 };
 
 beforeAll(async () => {
-  // The bundle the image runs: workspace packages compiled in, npm packages external.
-  await run("npx", ["tsup"], { cwd: appDir, timeout: 240_000 });
+  // The bundle the image runs (workspace packages compiled in), staged outside the workspace with only the
+  // dependencies it lists: a dependency it needs but does not list fails here, not in a cluster.
+  bundle = await stageAppBundle("frontend");
   engine = await mocker({ workerNamePrefix: "dynamo-worker-7d9f" });
 }, 300_000);
 
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
   await engine?.close();
+  bundle?.remove();
 });
 
-/** `node dist/main.js ...args` with `env`; resolves once it logs that it listens. */
+/** `node main.js ...args` on the staged bundle with `env`; resolves once it logs that it listens. */
 async function start(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, ["dist/main.js", ...args], {
-    cwd: appDir,
+  const child = spawn(process.execPath, [bundle.main, ...args], {
+    cwd: bundle.dir,
     env: { PATH: process.env["PATH"] ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -60,15 +61,15 @@ async function start(
 
 describe("the frontend process (plain node on the built bundle)", () => {
   it("prints its flags, and refuses a bad value with status 2 naming it", async () => {
-    const help = await run(process.execPath, ["dist/main.js", "--help"], { cwd: appDir });
+    const help = await run(process.execPath, [bundle.main, "--help"], { cwd: bundle.dir });
     for (const flag of ["--port", "--engine-url", "--worker-id", "--enforce-disagg", "--data-parallel-size"])
       expect(help.stdout).toContain(flag);
     await expect(
-      run(process.execPath, ["dist/main.js", "--port=99999"], { cwd: appDir, env: { PATH: process.env["PATH"] } }),
+      run(process.execPath, [bundle.main, "--port=99999"], { cwd: bundle.dir, env: { PATH: process.env["PATH"] } }),
     ).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining("--port") });
     await expect(
-      run(process.execPath, ["dist/main.js"], {
-        cwd: appDir,
+      run(process.execPath, [bundle.main], {
+        cwd: bundle.dir,
         env: { PATH: process.env["PATH"], DYN_ENFORCE_DISAGG: "maybe" },
       }),
     ).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining("DYN_ENFORCE_DISAGG") });

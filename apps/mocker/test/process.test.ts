@@ -1,26 +1,27 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { waitFor } from "@dynamo/testkit";
+import { stageAppBundle, waitFor, type StagedBundle } from "@dynamo/testkit";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCli } from "../src/index.js";
 
 const run = promisify(execFile);
-const appDir = fileURLToPath(new URL("..", import.meta.url));
 const children: ChildProcess[] = [];
+let bundle: StagedBundle;
 
 beforeAll(async () => {
-  // The bundle the `mocker` bin runs (tsup: workspace packages compiled in, native packages external).
-  await run("npx", ["tsup"], { cwd: appDir, timeout: 240_000 });
+  // The bundle the image runs (workspace packages compiled in), staged outside the workspace with only the
+  // dependencies it lists: a dependency it needs but does not list fails here, not in a cluster.
+  bundle = await stageAppBundle("mocker");
 }, 300_000);
 afterAll(() => {
   for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+  bundle?.remove();
 });
 
-/** Starts `node bin/mocker.js ...args` and resolves with the URL of each worker it prints. */
+/** Starts `node main.js ...args` on the staged bundle and resolves with the URL of each worker it prints. */
 async function startProcess(args: string[], workers: number): Promise<{ child: ChildProcess; urls: string[] }> {
-  const child = spawn(process.execPath, ["bin/mocker.js", ...args], { cwd: appDir, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [bundle.main, ...args], { cwd: bundle.dir, stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let out = "";
   child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
@@ -33,7 +34,7 @@ async function startProcess(args: string[], workers: number): Promise<{ child: C
 
 describe("the mocker process (plain node on the built bundle)", () => {
   it("prints its flags and refuses a bad one with status 2, naming it", async () => {
-    const help = await run(process.execPath, ["dist/main.js", "--help"], { cwd: appDir });
+    const help = await run(process.execPath, [bundle.main, "--help"], { cwd: bundle.dir });
     for (const flag of [
       "--model-path",
       "--num-gpu-blocks-override",
@@ -43,13 +44,13 @@ describe("the mocker process (plain node on the built bundle)", () => {
     ])
       expect(help.stdout).toContain(flag);
     await expect(
-      run(process.execPath, ["dist/main.js", "--disaggregation-mode=both"], { cwd: appDir }),
+      run(process.execPath, [bundle.main, "--disaggregation-mode=both"], { cwd: bundle.dir }),
     ).rejects.toMatchObject({
       code: 2,
       stderr: expect.stringContaining("--disaggregation-mode must be one of agg, prefill, decode"),
     });
     await expect(
-      run(process.execPath, ["dist/main.js", "--block-size", "sixteen"], { cwd: appDir }),
+      run(process.execPath, [bundle.main, "--block-size", "sixteen"], { cwd: bundle.dir }),
     ).rejects.toMatchObject({
       code: 2,
       stderr: expect.stringContaining("--block-size must be an integer"),
