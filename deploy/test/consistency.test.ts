@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isBuildingBlock, renderAll, renderDir, renderServing } from "./support/catalogue.js";
 import { GATEWAY_CHECKS } from "./support/checks-gateway.js";
+import { REPLICA_CHECKS } from "./support/checks-replicas.js";
 import { SERVING_CHECKS } from "./support/checks-serving.js";
 import { SIDECAR_CHECKS } from "./support/checks-sidecars.js";
 import { workloadChecks, type Check } from "./support/checks-workloads.js";
@@ -30,8 +31,10 @@ describe("consistency of every rendered set", () => {
 
   it("model deployments: pool, EPP, route, block size, model, KV events, roles, GPUs, EPP environment", async () => {
     const serving = await renderServing();
-    expect(serving.length).toBeGreaterThanOrEqual(12);
-    const problems = serving.flatMap((set) => runChecks(SERVING_CHECKS, set.objects).map((p) => `${set.name}: ${p}`));
+    expect(serving.length).toBeGreaterThanOrEqual(11);
+    const problems = serving.flatMap((set) =>
+      runChecks({ ...SERVING_CHECKS, ...REPLICA_CHECKS }, set.objects).map((p) => `${set.name}: ${p}`),
+    );
     expect(problems).toEqual([]);
   });
 
@@ -251,6 +254,18 @@ describe("the checks catch what would break in a cluster", () => {
       /eppAcceptsEnvironment: the EPP refuses its environment: DYN_SECURE_SERVING: expected true or false/,
     );
     expect(problems).toMatch(/eppAcceptsEnvironment: DYN_KV_CACHE_BLOCKSIZE is set but the EPP does not read it/);
+  });
+
+  it("EPP replicas that would route on their own bookings, or that a drain could take all at once", async () => {
+    const objects = await agg();
+    const replicaProblems = (set: readonly K8sObject[]) => problemsOf(REPLICA_CHECKS, set);
+    expect(replicaProblems(objects)).toBe("");
+    const unsynced = mutated(objects, "ConfigMap", objectName(objects, "ConfigMap"), (c) => {
+      delete (c.data as Json).DYN_ROUTER_REPLICA_SYNC;
+    });
+    expect(replicaProblems(unsynced)).toMatch(/3 EPP replicas without DYN_ROUTER_REPLICA_SYNC=true/);
+    const unbudgeted = objects.filter((o) => o.kind !== "PodDisruptionBudget");
+    expect(replicaProblems(unbudgeted)).toMatch(/3 EPP replicas and no PodDisruptionBudget selecting them/);
   });
 
   it("RBAC that cannot watch pods, and a startup probe shorter than 30 minutes", async () => {
