@@ -254,11 +254,9 @@ export class KvRouter {
 
   private overlaps(local: BigUint64Array): TierOverlaps | undefined {
     if (!this.overlapSource || local.length === 0) return undefined;
-    return {
-      device: this.overlapSource.findMatches(local).scores,
-      host: this.index?.tier("host_pinned")?.findMatches(local).scores,
-      disk: this.index?.tier("disk")?.findMatches(local).scores,
-    };
+    const device = this.overlapSource.findMatches(local).scores;
+    if (!this.index) return { device };
+    return { device, ...this.index.continuations(local, device) };
   }
 
   private requestOverrides(o: RouteRequest["overrides"]): PlanRequest["overrides"] {

@@ -222,12 +222,9 @@ export class WorkerPool {
         table.set(BLOCKS, i, this.sequences.activeBlocksOf(handle));
         table.set(REQUESTS, i, this.sequences.activeRequestsOf(handle));
       }
-      const deviceDepth = device?.get(r.key) ?? 0;
-      const hostDepth = host?.get(r.key) ?? 0;
-      const diskDepth = disk?.get(r.key) ?? 0;
-      table.set(DEVICE, i, deviceDepth);
-      table.set(HOST, i, Math.max(0, hostDepth - deviceDepth));
-      table.set(DISK, i, Math.max(0, diskDepth - Math.max(deviceDepth, hostDepth)));
+      table.set(DEVICE, i, device?.get(r.key) ?? 0);
+      table.set(HOST, i, host?.get(r.key) ?? 0);
+      table.set(DISK, i, disk?.get(r.key) ?? 0);
       table.set(NEW, i, (handle && sharing?.get(handle)) ?? allNew);
     }
     return table;
