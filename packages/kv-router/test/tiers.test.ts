@@ -48,4 +48,23 @@ describe("lower storage tiers", () => {
     expect(d.explain.decode[0]).toMatchObject({ overlapBlocks: 8, hostOverlapBlocks: 8, diskOverlapBlocks: 8 });
     expect(kv.index!.tier("disk")!.errorCounts.parent_not_found).toBe(1);
   });
+
+  // Before: booked prefill = isl − device·bs = 1024 − 256 = 768. After: 1024 − round((16 + 0.75·32)·16) = 384.
+  it("books the prefill backlog net of the weighted lower-tier hits", () => {
+    const kv = new KvRouter({ blockSize: BS, rng: seededRng(1) });
+    kv.addWorker({ workerId: 1n });
+    kv.applyEvent(run(1n, 0n, 0, 16));
+    kv.applyEvent(run(1n, 1n, 16, 48, "host_pinned"));
+    kv.applyEvent(run(1n, 2n, 48, 52, "disk"));
+    routed(kv.route({ tokens, requestId: "a" }));
+    // 1024 − round((16 + 0.75·32 + 0.25·4) · 16) = 1024 − 656
+    expect(kv.load({ workerId: 1n, dpRank: 0 })!.activePrefillTokens).toBe(368);
+    const weighted = new KvRouter({ blockSize: BS, rng: seededRng(1), hostCacheHitWeight: 0.5, diskCacheHitWeight: 0 });
+    weighted.addWorker({ workerId: 1n });
+    weighted.applyEvent(run(1n, 0n, 0, 16));
+    weighted.applyEvent(run(1n, 1n, 16, 47, "host_pinned"));
+    routed(weighted.route({ tokens, requestId: "a" }));
+    // 1024 − round((16 + 0.5·31) · 16) = 1024 − 504
+    expect(weighted.load({ workerId: 1n, dpRank: 0 })!.activePrefillTokens).toBe(520);
+  });
 });
