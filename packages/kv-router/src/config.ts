@@ -161,7 +161,7 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   trackPrefillTokens: true,
   prefillLoadModel: "none",
   activeSequenceStride: 1,
-  activeRequestExpirySecs: 3600,
+  activeRequestExpirySecs: 300,
   trackingHash: "public-xxh3-v1",
   queueThreshold: undefined,
   queuePolicy: "fcfs",

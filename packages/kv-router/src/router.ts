@@ -342,10 +342,22 @@ export class KvRouter {
     return true;
   }
 
-  /** Generated-token count so far (output-block tracking). */
+  /** Generated-token count so far (output-block tracking); also renews the lease. */
   observeOutput(bookingId: string, generatedTokens: number): boolean {
     if (!this.bookings.has(bookingId)) return false;
+    this.planner.prefill.sequences.renew(bookingId);
     this.planner.decode.sequences.observeOutput(bookingId, generatedTokens);
+    return true;
+  }
+
+  /**
+   * The response is making progress (a body chunk arrived): restarts the booking's lease, so only
+   * bookings silent for `DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS` expire. False for unknown ids.
+   */
+  renew(bookingId: string): boolean {
+    if (!this.bookings.has(bookingId)) return false;
+    this.planner.prefill.sequences.renew(bookingId);
+    this.planner.decode.sequences.renew(bookingId);
     return true;
   }
 
@@ -357,7 +369,7 @@ export class KvRouter {
     return true;
   }
 
-  /** Frees bookings older than `DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS`; returns their ids. */
+  /** Frees bookings whose lease is older than `DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS`; returns their ids. */
   expireStale(): string[] {
     return [
       ...new Set([...this.planner.prefill.sequences.expireStale(), ...this.planner.decode.sequences.expireStale()]),

@@ -31,7 +31,7 @@ describe("router configuration", () => {
       trackOutputBlocks: false,
       assumeKvReuse: true,
       trackPrefillTokens: true,
-      activeRequestExpirySecs: 3600,
+      activeRequestExpirySecs: 300,
       replicaSync: false,
       enforceDisagg: false,
       busyThreshold: -1,

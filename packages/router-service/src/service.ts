@@ -455,6 +455,11 @@ export class RouterService {
     return this.kv?.observeOutput(bookingId, generatedTokens) ?? false;
   }
 
+  /** The response is making progress: restarts the booking's lease (`DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS`). */
+  renew(bookingId: string): boolean {
+    return this.kv?.renew(bookingId) ?? false;
+  }
+
   /** The request ended (done, failed or cancelled). Unknown or already freed ids are a no-op. */
   free(bookingId: string): boolean {
     return this.kv?.free(bookingId) ?? false;

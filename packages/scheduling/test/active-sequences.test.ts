@@ -76,17 +76,17 @@ describe("ActiveSequences", () => {
     expect(seq.load(RANK)!.activeBlocks).toBe(0);
   });
 
-  it("expires requests older than the adopted 3600 s default, checking at most every 30 s", () => {
+  it("expires requests whose 300 s lease ran out, checking at most every 30 s", () => {
     let now = 0;
     const { seq } = tracker({ now: () => now });
     seq.addRequest("old", RANK, { sequenceHashes: hashes(1), isl: 16, prefillTokens: 16 });
-    now = 3_599_000;
+    now = 299_000;
     expect(seq.expireStale()).toEqual([]);
     seq.addRequest("young", RANK, { isl: 16, prefillTokens: 16 });
-    now = 3_610_000;
+    now = 310_000;
     seq.addRequest("early", RANK, { isl: 16, prefillTokens: 16 }); // 11 s since the last sweep: none
     expect(seq.has("old")).toBe(true);
-    now = 3_629_000;
+    now = 329_000;
     seq.addRequest("trigger", RANK, { isl: 16, prefillTokens: 16 }); // 30 s since the last sweep
     expect(seq.has("old")).toBe(false);
     expect(seq.has("young")).toBe(true);
@@ -94,6 +94,22 @@ describe("ActiveSequences", () => {
     short.addRequest("x", RANK, { isl: 1, prefillTokens: 1 });
     now += 5_000;
     expect(short.expireStale()).toEqual(["x"]);
+  });
+
+  it("restarts the lease on renew, prefill completion and output progress", () => {
+    let now = 0;
+    const { seq } = tracker({ now: () => now, expirySecs: 10 });
+    for (const id of ["renewed", "prefilled", "output", "silent"])
+      seq.addRequest(id, RANK, { isl: 16, prefillTokens: 16 });
+    now = 9_000;
+    expect(seq.renew("renewed")).toBe(true);
+    expect(seq.renew("missing")).toBe(false);
+    seq.markPrefillCompleted("prefilled");
+    seq.observeOutput("output", 3); // output tracking off: no blocks, but progress all the same
+    now = 10_000;
+    expect(seq.expireStale()).toEqual(["silent"]);
+    now = 19_000;
+    expect(seq.expireStale().sort()).toEqual(["output", "prefilled", "renewed"]);
   });
 
   it("keeps hashes that share their low 30 bits apart", () => {
