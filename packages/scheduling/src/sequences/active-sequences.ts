@@ -205,16 +205,41 @@ export class ActiveSequences {
     return (handle as RankState).members.size;
   }
 
-  /** Active blocks of the rank: unique prompt blocks + output blocks, less the OSL decay. */
+  /**
+   * Active blocks of the rank: unique prompt blocks + output blocks, less the OSL decay, rounded half
+   * up. A decaying request's blocks count `1 − generated / osl` each, so it takes away
+   * `min(generated, osl) · blocks / osl`; when the floating-point total lands next to a half, the exact
+   * rational total decides the rounding.
+   */
   activeBlocksOf(handle: RankHandle): number {
     const rank = handle as RankState;
-    let blocks = rank.blocks.size * this.stride + rank.privateBlocks + rank.outputBlocks;
-    if (rank.decaying.size === 0) return blocks;
+    const whole = rank.blocks.size * this.stride + rank.privateBlocks + rank.outputBlocks;
+    if (rank.decaying.size === 0) return whole;
+    let blocks = whole;
     for (const r of rank.decaying) {
-      const decay = Math.max(0, 1 - r.generated / Math.max(r.expectedOutputTokens!, 1));
-      blocks -= (1 - decay) * (r.exclusive * this.stride + r.privateBlocks + r.outputBlocks);
+      const osl = Math.max(r.expectedOutputTokens!, 1);
+      blocks -= (Math.min(r.generated, osl) * this.decayingBlocks(r)) / osl;
     }
-    return Math.round(blocks);
+    if (Math.abs(blocks - Math.floor(blocks) - 0.5) > 1e-6) return Math.round(blocks);
+    return this.exactRoundedBlocks(rank, whole);
+  }
+
+  private decayingBlocks(r: Tracked): number {
+    return r.exclusive * this.stride + r.privateBlocks + r.outputBlocks;
+  }
+
+  /** `activeBlocksOf` in exact rational arithmetic (generated token counts are integers). */
+  private exactRoundedBlocks(rank: RankState, whole: number): number {
+    let num = BigInt(whole);
+    let den = 1n;
+    for (const r of rank.decaying) {
+      const osl = BigInt(Math.max(r.expectedOutputTokens!, 1));
+      const taken = BigInt(Math.min(Math.floor(r.generated), Number(osl))) * BigInt(this.decayingBlocks(r));
+      num = num * osl - taken * den;
+      den *= osl;
+    }
+    // Round half up: floor((2·num + den) / (2·den)), num ≥ 0.
+    return Number((2n * num + den) / (2n * den));
   }
 
   /**
