@@ -9,6 +9,7 @@ export {
   NotReadyError,
   OverloadedError,
   PrefillUnavailableError,
+  QueueOverloadedError,
   RouteError,
   TokenizerUnavailableError,
   UnknownModelError,

@@ -18,6 +18,8 @@ import {
   type ActiveSequenceEvent,
   type Environment,
   type KvRouterOptions,
+  type RouteRequest,
+  type RouteResult,
   type WorkerRole,
 } from "@dynamo/kv-router";
 import {
@@ -404,12 +406,36 @@ export class RouterService {
    */
   routeTokenized(request: ServiceRequest, tokenized: TokenizedRequest): ServiceDecision {
     const started = performance.now();
+    return this.decisionOf(this.readyRouter().route(this.routeRequestOf(request, tokenized)), tokenized, started);
+  }
+
+  /**
+   * `routeTokenized` behind the router queue (`DYN_ROUTER_QUEUE_THRESHOLD`): while every candidate is
+   * over the threshold the request waits for load to free; a full queue or a wait past the deadline
+   * throws `QueueOverloadedError` (429). With the queue off it routes at once. `signal` takes a waiting
+   * request out of the queue.
+   */
+  async routeTokenizedQueued(
+    request: ServiceRequest,
+    tokenized: TokenizedRequest,
+    signal?: AbortSignal,
+  ): Promise<ServiceDecision> {
+    const started = performance.now();
+    const result = await this.readyRouter().routeQueued(this.routeRequestOf(request, tokenized), signal);
+    return this.decisionOf(result, tokenized, started);
+  }
+
+  private readyRouter(): KvRouter {
     const router = this.kv;
     if (!router || this.stopping)
       throw new NotReadyError(`router service not ready: waiting for ${this.waitingFor() ?? "workers"}`);
+    return router;
+  }
+
+  private routeRequestOf(request: ServiceRequest, tokenized: TokenizedRequest): RouteRequest {
     const hints = tokenized.hints ?? {};
     const allowedWorkers = this.allowedWorkers(request);
-    const result = router.route({
+    return {
       tokens: tokenized.tokens,
       ...(request.requestId !== undefined && { requestId: request.requestId }),
       ...(allowedWorkers !== undefined && { allowedWorkers }),
@@ -422,7 +448,10 @@ export class RouterService {
       ...optional("cacheSalt", request.cacheSalt ?? hints.cacheSalt),
       ...optional("priority", request.priority ?? hints.priority),
       ...optional("expectedOutputTokens", request.expectedOutputTokens ?? hints.expectedOutputTokens),
-    });
+    };
+  }
+
+  private decisionOf(result: RouteResult, tokenized: TokenizedRequest, started: number): ServiceDecision {
     if (result.kind === "rejected") throw errorOfRejection(result.reason, result.message, result.explain);
     const routeMs = performance.now() - started;
     return Object.defineProperties(
@@ -442,7 +471,7 @@ export class RouterService {
   async route(request: ServiceRequest): Promise<ServiceDecision> {
     if (!this.kv || this.stopping)
       throw new NotReadyError(`router service not ready: waiting for ${this.waitingFor() ?? "workers"}`);
-    return this.routeTokenized(request, await this.tokenize(request));
+    return this.routeTokenizedQueued(request, await this.tokenize(request));
   }
 
   /** First response chunk seen: the prompt left the prefill backlog (disaggregated: the prefill booking ends). */

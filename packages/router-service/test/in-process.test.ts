@@ -10,6 +10,7 @@ import {
   NotReadyError,
   OverloadedError,
   PrefillUnavailableError,
+  QueueOverloadedError,
   RouteError,
   RouterService,
   UnknownModelError,
@@ -51,6 +52,20 @@ async function expectError<T extends RouteError>(run: () => unknown, type: new (
 }
 
 describe("RouterService without I/O (simulator mode)", () => {
+  it("queues requests while every worker is over DYN_ROUTER_QUEUE_THRESHOLD; a full queue is a 429 QueueOverloadedError", async () => {
+    const service = await simulator({ queueThreshold: 0.5, queueMaxDepth: 1 });
+    service.addWorker({ id: 1n, httpEndpoint: "10.0.0.1:8000", capacity: { maxNumBatchedTokens: 2 * BS } });
+    const first = await service.route({ tokens: Array.from({ length: 2 * BS }, (_, i) => i) });
+    const waiting = service.route({ tokens: [7, 7, 7] });
+    await new Promise((resolve) => setImmediate(resolve));
+    const full = await expectError(() => service.route({ tokens: [8, 8, 8] }), QueueOverloadedError);
+    expect(full.httpStatus).toBe(429);
+    expect(full.code).toBe("queue_overloaded");
+    service.markPrefillComplete(first.bookingId);
+    expect((await waiting).endpoint).toBe("10.0.0.1:8000");
+    await service.stop();
+  });
+
   it("an event published by a worker changes the next route(): vLLM events land in the router's index", async () => {
     const service = await simulator();
     service.addWorker({ id: 1n, httpEndpoint: "10.0.0.1:8000" });
