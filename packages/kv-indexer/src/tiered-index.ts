@@ -22,6 +22,14 @@ export interface TierContinuations {
 
 const NO_HITS: ReadonlyMap<WorkerRankKey, number> = new Map();
 
+/** Events of one worker (all ranks and tiers) the index took, and those it refused. */
+export interface WorkerEventCounts {
+  /** Applied in whole or in part. */
+  applied: number;
+  /** Refused in whole or in part (unknown parent, unknown block, invalid data). Duplicates are neither. */
+  rejected: number;
+}
+
 export interface TieredIndexOptions {
   /** Apply errors of the device tier (lower tiers count theirs in `errorCounts` of their own index). */
   onError?: (error: ApplyError) => void;
@@ -50,6 +58,7 @@ export class TieredIndex implements EventIndex {
   /** The device tier: the primary overlap, event-id tracking, dumps. */
   readonly device: RadixIndex;
   private readonly lower = new Map<StorageTier, LowerTierIndex>();
+  private readonly perWorker = new Map<bigint, WorkerEventCounts>();
 
   constructor(options: TieredIndexOptions = {}) {
     this.device = new RadixIndex({ onError: options.onError, onGap: options.onGap });
@@ -94,6 +103,22 @@ export class TieredIndex implements EventIndex {
   }
 
   apply(event: RouterEvent): ApplyOutcome {
+    const outcome = this.applyToTier(event);
+    if (outcome !== "duplicate") {
+      let counts = this.perWorker.get(event.workerId);
+      if (!counts) this.perWorker.set(event.workerId, (counts = { applied: 0, rejected: 0 }));
+      if (outcome !== "skipped") counts.applied++;
+      if (outcome !== "applied") counts.rejected++;
+    }
+    return outcome;
+  }
+
+  /** Events applied and rejected per worker id, since the worker was first seen (or last removed). */
+  workerEventCounts(): ReadonlyMap<bigint, Readonly<WorkerEventCounts>> {
+    return this.perWorker;
+  }
+
+  private applyToTier(event: RouterEvent): ApplyOutcome {
     if (event.storageTier === "device") {
       const outcome = this.device.apply(event);
       if (outcome !== "duplicate" && event.data.type === "cleared") {
@@ -140,6 +165,7 @@ export class TieredIndex implements EventIndex {
 
   /** Forgets every rank of a worker in every tier (blocks and event-id history). */
   removeWorker(workerId: bigint): void {
+    this.perWorker.delete(workerId);
     this.device.removeWorker(workerId);
     for (const index of this.lower.values()) index.removeWorker(workerId);
   }

@@ -97,6 +97,14 @@ export class QueueOverloadedError extends RouteError {
   readonly httpStatus = 429;
 }
 
+/**
+ * The configured KV block size (`DYN_KV_CACHE_BLOCK_SIZE`) differs from the one in the workers' model
+ * cards at start: nothing would ever match. Thrown by `RouterService.start`.
+ */
+export class BlockSizeMismatchError extends Error {
+  override readonly name = "BlockSizeMismatchError";
+}
+
 /** The error for a router rejection. */
 export function errorOfRejection(reason: RouteRejectReason, message: string, explain?: RouteExplain): RouteError {
   switch (reason) {

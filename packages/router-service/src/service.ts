@@ -32,6 +32,7 @@ import {
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DEFAULT_SERVICE_SETTINGS, eventPlaneOf, serviceSettingsFromEnv, type ServiceSettings } from "./config.js";
 import {
+  BlockSizeMismatchError,
   InvalidRequestError,
   NoCandidatesError,
   NotReadyError,
@@ -42,7 +43,14 @@ import {
 import { EventSources } from "./event-sources.js";
 import { connectNats } from "./nats-connection.js";
 import { bodyHints, bodyText, endpointMatches, parseBody, requestKind, type ServiceRequest } from "./request.js";
-import type { RouterServiceOptions, ServiceDecision, ServiceStatus, ServiceWorker, TokenizedRequest } from "./types.js";
+import type {
+  RouterServiceOptions,
+  ServiceDecision,
+  ServiceStatus,
+  ServiceWorker,
+  TokenizedRequest,
+  WorkerEventStatus,
+} from "./types.js";
 
 const ROUTER_ROLE: Record<WorkerInfo["role"], WorkerRole> = { prefill: "prefill", decode: "decode", both: "decode" };
 
@@ -164,6 +172,17 @@ export class RouterService {
       registry.on("ready", () => void this.markSyncedWhenSettled()),
     );
     if (this.ownsDiscovery || !registry.ready) await registry.start();
+    if (explicitBlockSize !== undefined) {
+      // A configured block size the workers do not use would give zero overlap forever: refuse to start.
+      const mismatched = registry.list().filter((w) => w.blockSize !== undefined && w.blockSize !== explicitBlockSize);
+      if (mismatched.length > 0) {
+        const cards = mismatched.map((w) => `${w.name} (${formatWorkerId(w.id)}): ${w.blockSize}`).join(", ");
+        throw new BlockSizeMismatchError(
+          `DYN_KV_CACHE_BLOCK_SIZE=${explicitBlockSize} disagrees with the KV block size of the workers' model cards (${cards}); ` +
+            `unset DYN_KV_CACHE_BLOCK_SIZE to take it from the model card, or set it to the card's value`,
+        );
+      }
+    }
     for (const worker of registry.list()) this.addWorker(worker);
     if (registry.ready) void this.markSyncedWhenSettled();
   }
@@ -266,7 +285,20 @@ export class RouterService {
       pendingSyncs: this.sources?.pending ?? 0,
       activeBookings: this.kv?.activeBookings ?? 0,
       refusedWorkers: this.refused,
+      workerEvents: this.workerEvents(),
     };
+  }
+
+  private workerEvents(): WorkerEventStatus[] {
+    const counts = this.kv?.index?.workerEventCounts() ?? new Map<bigint, { applied: number; rejected: number }>();
+    const wrong = this.sources?.wrongBlockSizeByWorker() ?? new Map<bigint, number>();
+    const ids = new Set([...counts.keys(), ...wrong.keys()]);
+    return [...ids].map((workerId) => ({
+      workerId,
+      applied: counts.get(workerId)?.applied ?? 0,
+      rejected: counts.get(workerId)?.rejected ?? 0,
+      wrongBlockSize: wrong.get(workerId) ?? 0,
+    }));
   }
 
   /** Workers known, by id. */
