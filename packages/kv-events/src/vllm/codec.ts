@@ -185,7 +185,11 @@ function tokenList(value: unknown): number[] {
   if (!Array.isArray(value)) invalid(`token_ids: expected an array, got ${describe(value)}`);
   for (let i = 0; i < value.length; i++) {
     const t: unknown = value[i];
-    if (typeof t !== "number") value[i] = toNumber(t, `token_ids[${i}]`);
+    // 64-bit msgpack integers arrive as bigints: range-check them too (2^32 + 5 must not hash as 5).
+    if (typeof t === "bigint") {
+      if (t < 0n || t > 0xffffffffn) invalid(`token_ids[${i}]: not a u32 token id: ${t}`);
+      value[i] = Number(t);
+    } else if (typeof t !== "number") value[i] = toNumber(t, `token_ids[${i}]`);
     else if (!Number.isInteger(t) || t < 0 || t > 0xffffffff) invalid(`token_ids[${i}]: not a u32 token id: ${t}`);
   }
   return value as number[];
@@ -207,9 +211,12 @@ function decodeStored(get: FieldReader): VllmBlockStored {
     invalid("extra_keys: expected an array");
   const rawTokens = get("token_ids");
   const tokenIds = rawTokens === null || rawTokens === undefined ? null : tokenList(rawTokens);
+  const blockHashes = hashList(get("block_hashes"), "block_hashes");
+  if (blockHashes.length === 0 && tokenIds !== null && tokenIds.length > 0)
+    invalid(`BlockStored with ${tokenIds.length} token_ids but no block_hashes`);
   return {
     type: "BlockStored",
-    blockHashes: hashList(get("block_hashes"), "block_hashes"),
+    blockHashes,
     parentBlockHash: optionalHash(get("parent_block_hash")),
     tokenIds,
     blockSize:
