@@ -51,6 +51,10 @@ export class BookedRequest implements RequestLifecycle {
     this.responseSpan.setAttribute("http.response.status_code", info.status);
   }
 
+  responseChunk(): void {
+    this.context.service.renew(this.context.decision.bookingId);
+  }
+
   prefillComplete(): void {
     const ok = this.context.service.markPrefillComplete(this.context.decision.bookingId);
     this.context.metrics.lifecycle("prefill_complete", ok);

@@ -119,6 +119,7 @@ export class Epp {
         streams: () => server?.activeStreams ?? 0,
         bookings: () => service.status().activeBookings,
         workers: () => service.status().workers,
+        workerEvents: () => service.status().workerEvents.map((w) => ({ ...w, workerId: w.workerId.toString() })),
       });
       const picker = new EppPicker({
         service,

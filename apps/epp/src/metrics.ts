@@ -12,6 +12,8 @@ export interface MetricSources {
   workers(): number;
   /** Replica sync counters, when replicas share bookings. */
   replicas?(): ReplicaSyncStats | undefined;
+  /** KV-event counters per worker (id in decimal). */
+  workerEvents?(): Iterable<{ workerId: string; applied: number; rejected: number; wrongBlockSize: number }>;
 }
 
 export type Phase = "render_tokenize" | "selection";
@@ -231,6 +233,29 @@ export class EppMetrics {
       "predicted cached fraction of each routed prompt",
       [],
       [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1],
+    );
+    const perWorker = (pick: (w: { applied: number; rejected: number; wrongBlockSize: number }) => number) => () =>
+      [...(sources.workerEvents?.() ?? [])].map((w): [object, number] => [
+        { ...this.model, worker_id: w.workerId },
+        pick(w),
+      ]);
+    gauge(
+      "dynamo_epp_kv_events_applied",
+      "KV events applied to the index, per worker",
+      ["model", "worker_id"],
+      perWorker((w) => w.applied),
+    );
+    gauge(
+      "dynamo_epp_kv_events_rejected",
+      "KV events the index refused, per worker",
+      ["model", "worker_id"],
+      perWorker((w) => w.rejected),
+    );
+    gauge(
+      "dynamo_epp_kv_events_wrong_block_size",
+      "vLLM BlockStored events whose block size differs from the router's (never indexed), per worker",
+      ["model", "worker_id"],
+      perWorker((w) => w.wrongBlockSize),
     );
     new Gauge({
       name: "inference_extension_info",

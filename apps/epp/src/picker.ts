@@ -126,7 +126,7 @@ export class EppPicker implements RequestRouter {
     try {
       const allowedWorkers = request.subset === undefined ? undefined : workersInSubset(service, request.subset);
       if (allowedWorkers?.size === 0) throw new NoCandidatesError("no worker inside the subset");
-      decision = service.routeTokenized(
+      decision = await service.routeTokenizedQueued(
         {
           requestId: request.streamId,
           ...(controls.kind !== undefined && { kind: controls.kind }),
@@ -135,6 +135,7 @@ export class EppPicker implements RequestRouter {
           ...(controls.priority !== undefined && { priority: controls.priority }),
         },
         tokenized,
+        signal,
       );
     } catch (error) {
       const rejection = this.rejectionOfError(error);

@@ -15,6 +15,14 @@ export function rejectionOf(error: RouteError): RouteRejected {
       );
     case "overloaded":
       return reject("all_busy", "All workers are busy");
+    case "queue_overloaded":
+      return reject(
+        "router_overloaded",
+        `All workers are busy and the router queue cannot take the request: ${error.message}`,
+        {
+          retryAfterSecs: 1,
+        },
+      );
     case "no_candidates":
       return reject("no_endpoints", "no endpoints available");
     case "prefill_unavailable":

@@ -128,6 +128,8 @@ export interface RequestLifecycle {
    * prefill complete. Called at most once, after that chunk has been forwarded.
    */
   prefillComplete?(): void;
+  /** A non-empty response body chunk was forwarded (the response is making progress). */
+  responseChunk?(): void;
   /** The count of generated tokens seen in the SSE stream grew (at most once per body chunk). */
   outputProgress?(generatedTokens: number): void;
   /**

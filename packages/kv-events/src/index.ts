@@ -1,6 +1,8 @@
 // vLLM's KV events: wire codec, translation into router events, the per-worker ingest, a synthetic engine stream.
 export {
+  MAX_EVENTS_PER_BATCH,
   VllmDecodeError,
+  declaredEventCount,
   decodeVllmEventBatch,
   encodeVllmEventBatch,
   normaliseBlockHash,

@@ -210,6 +210,26 @@ describe("decodeVllmEventBatch: unknown and bad input", () => {
     expect(batch.firstInvalidReason).toContain("token_ids");
   });
 
+  // Before: token 2^32 + 5 (a 64-bit msgpack integer) was accepted and wrapped to 5 in the hashing
+  // Uint32Array, and a store with token ids but no block hashes became an empty store using up an id.
+  it("rejects token ids of 2^32 and above sent as 64-bit integers, and stores with tokens but no block hashes", () => {
+    const batch = decodeVllmEventBatch(
+      raw([
+        0,
+        [
+          ["BlockStored", [1], null, [...tokens.slice(0, 15), 2n ** 32n + 5n], 16, null, "GPU", null],
+          ["BlockStored", [2], null, [...tokens.slice(0, 15), 2n ** 40n], 16, null, "GPU", null],
+          ["BlockStored", [], null, tokens.slice(0, 16), 16, null, "GPU", null],
+          ["BlockStored", [3], null, [...tokens.slice(0, 15), 0xffffffffn], 16, null, "GPU", null],
+        ],
+      ]),
+    );
+    expect(batch.invalidEvents).toBe(3);
+    expect(batch.firstInvalidReason).toBe("token_ids[15]: not a u32 token id: 4294967301");
+    expect(batch.events).toMatchObject([{ type: "BlockStored", blockHashes: [3n] }]);
+    expect(batch.events[0]!.type === "BlockStored" && batch.events[0]!.tokenIds![15]).toBe(0xffffffff);
+  });
+
   it("drops events with badly typed fields, keeps the rest, reports the first reason", () => {
     const batch = decodeVllmEventBatch(
       raw([

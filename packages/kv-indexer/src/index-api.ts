@@ -36,6 +36,14 @@ export interface EventGap {
   readonly to: bigint;
 }
 
+/** Where a block sits in its prefix chain (see `RadixIndex.sequenceHashOf`). */
+export interface BlockPosition {
+  /** Chained sequence hash of the local hashes from block 0 to this block (`computeSequenceHashes`). */
+  readonly sequenceHash: bigint;
+  /** 0-based block position. */
+  readonly position: number;
+}
+
 /** Outcome of applying one event. */
 export type ApplyOutcome = "applied" | "partial" | "skipped" | "duplicate";
 

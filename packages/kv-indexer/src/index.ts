@@ -26,6 +26,7 @@ export {
 } from "./events.js";
 export type {
   ApplyError,
+  BlockPosition,
   ApplyErrorKind,
   ApplyOutcome,
   EventGap,
@@ -36,4 +37,10 @@ export type {
 export { RadixIndex, type RadixIndexOptions } from "./radix-index.js";
 export { ApproxIndex, type ApproxIndexOptions } from "./approx-index.js";
 export { CombinedOverlap } from "./combined-overlap.js";
-export { TieredIndex, type TieredIndexOptions } from "./tiered-index.js";
+export {
+  TieredIndex,
+  type TieredIndexOptions,
+  type TierContinuations,
+  type WorkerEventCounts,
+} from "./tiered-index.js";
+export { LowerTierIndex, type ParentResolver } from "./lower-tier-index.js";

@@ -264,6 +264,25 @@ export class PrefixTree {
     }
   }
 
+  /** The node `slot` holds under engine hash `(lo, hi)`, or -1. */
+  nodeOf(slot: number, lo: number, hi: number): number {
+    return this.lookups[slot]?.get(0, lo, hi) ?? NONE;
+  }
+
+  /**
+   * Local hash halves of every node from the root down to `node` (`[lo0, hi0, lo1, hi1, …]`), or
+   * undefined when the node is detached (some ancestor was freed, so it has no position any more).
+   */
+  pathTo(node: number): number[] | undefined {
+    const path: number[] = [];
+    let n = node;
+    for (; n !== ROOT && n !== NONE; n = this.nodes[n * this.stride + PARENT]!) {
+      const base = n * this.stride;
+      path.push(this.nodes[base + LOCAL_HI]!, this.nodes[base + LOCAL_LO]!);
+    }
+    return n === ROOT ? path.reverse() : undefined;
+  }
+
   /** Local hash halves of a node (for dumps). */
   localHashOf(node: number): [lo: number, hi: number] {
     const base = node * this.stride;

@@ -1,6 +1,15 @@
 import { EventIdTracker } from "./event-tracker.js";
+import { chainHash } from "./hashing.js";
 import type { RouterEvent, StorageTier, StoredData, WorkerRank } from "./events.js";
-import type { ApplyError, ApplyErrorKind, ApplyOutcome, EventGap, EventIndex, OverlapScores } from "./index-api.js";
+import type {
+  ApplyError,
+  ApplyErrorKind,
+  ApplyOutcome,
+  BlockPosition,
+  EventGap,
+  EventIndex,
+  OverlapScores,
+} from "./index-api.js";
 import { PrefixTree, ROOT, StoreStatus } from "./prefix-tree.js";
 import { findOverlap } from "./overlap-scores.js";
 import { HalvesScratch, joinHalves } from "./u64-halves.js";
@@ -115,6 +124,26 @@ export class RadixIndex implements EventIndex {
   lastEventId(workerId: bigint, dpRank: number): bigint | undefined {
     const slot = this.slots.find(workerId, dpRank);
     return slot >= 0 ? this.tracker?.lastId(slot) : undefined;
+  }
+
+  /**
+   * Where a block of a rank sits in its sequence: the chained sequence hash of the local hashes from
+   * block 0 down to it, and its position (0-based). Undefined when the rank does not hold the block, or
+   * holds it below a prefix that is gone. Lower storage tiers use it to continue a device-tier chain.
+   */
+  sequenceHashOf(workerId: bigint, dpRank: number, engineHash: bigint): BlockPosition | undefined {
+    const slot = this.slots.find(workerId, dpRank);
+    if (slot < 0) return undefined;
+    const words = this.parentScratch.loadOne(engineHash);
+    const node = this.tree.nodeOf(slot, words[0]!, words[1]!);
+    const path = node < 0 ? undefined : this.tree.pathTo(node);
+    if (!path) return undefined;
+    let seq = 0n;
+    for (let i = 0; i < path.length; i += 2) {
+      const local = joinHalves(path[i]!, path[i + 1]!);
+      seq = i === 0 ? local : chainHash(seq, local);
+    }
+    return { sequenceHash: seq, position: path.length / 2 - 1 };
   }
 
   /** Worker ranks the index knows (including ranks whose blocks were all cleared). */

@@ -17,7 +17,9 @@ describe("TieredIndex", () => {
     expect(gaps).toEqual([]);
     expect(index.lastEventId(7n, 0)).toBe(2n);
     expect(index.findMatches(query(3)).scores.get("7/0")).toBe(3);
-    expect(index.tier("host_pinned")!.findMatches(query(3)).scores.get("7/0")).toBe(3);
+    // Lower tiers are continuations of the device match: the host copies of blocks 0-2 add nothing.
+    expect(index.continuations(query(3), new Map([["7/0", 3]])).host.get("7/0")).toBeUndefined();
+    expect(index.continuations(query(3), new Map()).host.get("7/0")).toBe(3);
     expect(index.tier("disk")).toBeUndefined();
     // A replayed lower-tier event is a duplicate like any other.
     expect(index.apply(RouterEvents.stored(W, 1n, null, [block(5)], "host_pinned"))).toBe("duplicate");

@@ -48,6 +48,8 @@ export interface KvRouterSettings {
   trackingHash: "public-xxh3-v1" | "keyed-xxh3-v1";
   queueThreshold: number | undefined;
   queuePolicy: "fcfs" | "wspt" | "lcfs";
+  queueMaxDepth: number;
+  queueTimeoutSecs: number;
   policyConfig: string | undefined;
   useRemoteIndexer: boolean;
   sharedCacheType: string;
@@ -115,6 +117,8 @@ export const SETTINGS: readonly Setting<Key>[] = [
   ),
   s("queueThreshold", "DYN_ROUTER_QUEUE_THRESHOLD", "number", positive(), POS),
   s("queuePolicy", "DYN_ROUTER_QUEUE_POLICY", "enum", oneOf(["fcfs", "wspt", "lcfs"]), "fcfs, wspt or lcfs"),
+  s("queueMaxDepth", "DYN_ROUTER_QUEUE_MAX_DEPTH", "int", intAtLeast(1), "an integer ≥ 1"),
+  s("queueTimeoutSecs", "DYN_ROUTER_QUEUE_TIMEOUT_SECS", "number", positive(), POS),
   s("policyConfig", "DYN_ROUTER_POLICY_CONFIG", "string", z.string(), "a path"),
   s("useRemoteIndexer", "DYN_USE_REMOTE_INDEXER", "bool", z.boolean(), BOOL),
   s("sharedCacheType", "DYN_SHARED_CACHE_TYPE", "string", z.string(), "none"),
@@ -161,10 +165,12 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   trackPrefillTokens: true,
   prefillLoadModel: "none",
   activeSequenceStride: 1,
-  activeRequestExpirySecs: 3600,
+  activeRequestExpirySecs: 300,
   trackingHash: "public-xxh3-v1",
   queueThreshold: undefined,
   queuePolicy: "fcfs",
+  queueMaxDepth: 1024,
+  queueTimeoutSecs: 30,
   policyConfig: undefined,
   useRemoteIndexer: false,
   sharedCacheType: "none",
@@ -235,8 +241,6 @@ function unsupported(st: KvRouterSettings): string[] {
   if (st.approximateCachePolicy !== "ttl")
     out.push("DYN_ROUTER_APPROXIMATE_CACHE_POLICY: only ttl is supported by this router");
   if (st.prefillLoadModel !== "none") out.push("DYN_ROUTER_PREFILL_LOAD_MODEL: only none is supported by this router");
-  if (st.queueThreshold !== undefined)
-    out.push("DYN_ROUTER_QUEUE_THRESHOLD: router queueing is not supported; leave it unset (off)");
   if (st.policyConfig !== undefined)
     out.push("DYN_ROUTER_POLICY_CONFIG: policy classes from YAML are not supported; leave it unset");
   if (st.useRemoteIndexer) out.push("DYN_USE_REMOTE_INDEXER: a remote indexer is not supported; expected false");

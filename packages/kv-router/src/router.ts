@@ -24,6 +24,7 @@ import {
 import { resolveSettings, settingsFromEnv, type KvRouterSettings } from "./config.js";
 import { explainOf, rankOf, withLazyExplain } from "./explain.js";
 import { applyReplicaChange, replicaEventOf } from "./replica-sync.js";
+import { RouterQueue, type QueueOutcome } from "./router-queue.js";
 import { SessionAffinity } from "./session-affinity.js";
 import type { Environment } from "./settings-table.js";
 import type {
@@ -71,6 +72,9 @@ export class KvRouter {
     eventsApplied: 0,
     eventsIgnored: 0,
     bookingsDropped: 0,
+    queued: 0,
+    queueFull: 0,
+    queueTimeouts: 0,
   };
   /**
    * The KV index fed by events, one `RadixIndex` per storage tier (absent in approximate mode or with
@@ -89,6 +93,8 @@ export class KvRouter {
   /** Random id of this router, carried by its replica-sync events. */
   readonly routerId: bigint = randomBytes(8).readBigUInt64LE();
   private applyingReplicaEvent = false;
+  /** Requests waiting for load to free (`DYN_ROUTER_QUEUE_THRESHOLD`); absent when the queue is off. */
+  private readonly queue: RouterQueue<RouteRequest> | undefined;
   private nextBooking = 1;
   private isReady: boolean;
 
@@ -155,6 +161,8 @@ export class KvRouter {
       });
     this.planner = new DisaggPlanner({ prefill: pool(true), decode: pool(false), enforceDisagg: st.enforceDisagg });
     this.isReady = st.minInitialWorkers === 0;
+    if (st.queueThreshold !== undefined)
+      this.queue = new RouterQueue(st.queuePolicy, st.queueMaxDepth, st.queueTimeoutSecs * 1000, now);
     if (st.sessionAffinityTtlSecs !== undefined)
       this.sessions = new SessionAffinity(st.sessionAffinityTtlSecs * 1000, now ?? Date.now);
   }
@@ -172,6 +180,7 @@ export class KvRouter {
     }
     this.registered.add(worker.workerId);
     if (!this.isReady && this.registered.size >= this.settings.minInitialWorkers) this.isReady = true;
+    this.releaseQueued();
   }
 
   /** Forgets a worker: its ranks, its cached blocks in every index, its bookings. */
@@ -181,6 +190,7 @@ export class KvRouter {
     this.dropBookings(this.planner.decode.removeWorker(workerId));
     this.index?.removeWorker(workerId);
     this.approx?.removeWorker(workerId);
+    this.releaseQueued();
   }
 
   private dropBookings(ids: readonly string[]): void {
@@ -201,6 +211,80 @@ export class KvRouter {
     }
     this.counters.eventsApplied++;
     return this.index.apply(event);
+  }
+
+  /**
+   * `route` behind the router queue (`DYN_ROUTER_QUEUE_THRESHOLD`): while every candidate worker has
+   * more prompt tokens in prefill than `threshold · maxNumBatchedTokens` (or others are already
+   * waiting), the request waits, ordered by `DYN_ROUTER_QUEUE_POLICY`, and is routed when load frees.
+   * A full queue (`DYN_ROUTER_QUEUE_MAX_DEPTH`) or a wait past `DYN_ROUTER_QUEUE_TIMEOUT_SECS` gives a
+   * `queue_overloaded` rejection. With the queue off (or `queryOnly`) this is `route`.
+   */
+  routeQueued(request: RouteRequest, signal?: AbortSignal): Promise<RouteResult> {
+    const queue = this.queue;
+    // The allowed set is read more than once here: a one-shot iterable becomes a set.
+    if (queue && request.allowedWorkers && !(request.allowedWorkers instanceof Set))
+      request = { ...request, allowedWorkers: new Set(request.allowedWorkers) };
+    if (!queue || request.queryOnly || (queue.depth === 0 && !this.saturated(request)))
+      return Promise.resolve(this.route(request));
+    return new Promise((resolve) => {
+      const isl = request.isl ?? request.tokens?.length ?? (request.localHashes?.length ?? 0) * this.settings.blockSize;
+      const settle = (outcome: QueueOutcome<RouteRequest>) => {
+        if (outcome.kind === "released") return resolve(this.route(outcome.item));
+        if (outcome.kind === "cancelled")
+          return resolve(this.reject("queue_overloaded", "cancelled while waiting in the router queue"));
+        this.counters.queueTimeouts++;
+        resolve(
+          this.reject(
+            "queue_overloaded",
+            `every worker stayed over the queue threshold for ${Math.round(outcome.waitedMs / 100) / 10} s (DYN_ROUTER_QUEUE_TIMEOUT_SECS=${this.settings.queueTimeoutSecs}); retry later`,
+          ),
+        );
+      };
+      if (!queue.push(request, { priority: request.priority ?? 0, isl }, settle, signal)) {
+        this.counters.queueFull++;
+        resolve(
+          this.reject(
+            "queue_overloaded",
+            `router queue full: ${queue.depth} requests already waiting for every worker to drop below the queue threshold (DYN_ROUTER_QUEUE_MAX_DEPTH=${queue.maxDepth}); retry later`,
+          ),
+        );
+        return;
+      }
+      this.counters.queued++;
+    });
+  }
+
+  /** Requests waiting in the router queue. */
+  get queueDepth(): number {
+    return this.queue?.depth ?? 0;
+  }
+
+  /**
+   * Every candidate rank of the request has more prompt tokens in prefill than the queue threshold
+   * allows (ranks whose `maxNumBatchedTokens` is unknown never count as saturated).
+   */
+  private saturated(request: RouteRequest): boolean {
+    const threshold = this.settings.queueThreshold;
+    if (threshold === undefined) return false;
+    const pool = this.planner.prefill.workerCount > 0 ? this.planner.prefill : this.planner.decode;
+    const allowed = request.allowedWorkers ? new Set(request.allowedWorkers) : undefined;
+    const pinned = request.pinned;
+    let candidates = 0;
+    for (const rank of pool.ranks()) {
+      if (allowed && !allowed.has(rank.workerId)) continue;
+      if (pinned && pinned.workerId !== rank.workerId) continue;
+      const capacity = rank.maxNumBatchedTokens;
+      const load = pool.sequences.load(rank.key);
+      if (capacity === undefined || !load || load.activePrefillTokens <= threshold * capacity) return false;
+      candidates++;
+    }
+    return candidates > 0;
+  }
+
+  /** Routes queued requests, best first, while their candidates have room. */
+  private releaseQueued(): void {
+    this.queue?.releaseWhile((request) => !this.saturated(request));
   }
 
   /** Selects and (unless query-only) books in one synchronous step. */
@@ -254,11 +338,9 @@ export class KvRouter {
 
   private overlaps(local: BigUint64Array): TierOverlaps | undefined {
     if (!this.overlapSource || local.length === 0) return undefined;
-    return {
-      device: this.overlapSource.findMatches(local).scores,
-      host: this.index?.tier("host_pinned")?.findMatches(local).scores,
-      disk: this.index?.tier("disk")?.findMatches(local).scores,
-    };
+    const device = this.overlapSource.findMatches(local).scores;
+    if (!this.index) return { device };
+    return { device, ...this.index.continuations(local, device) };
   }
 
   private requestOverrides(o: RouteRequest["overrides"]): PlanRequest["overrides"] {
@@ -341,13 +423,26 @@ export class KvRouter {
     if (!booking) return false;
     if (booking.disaggregated) this.planner.prefill.sequences.free(bookingId);
     else this.planner.decode.sequences.markPrefillCompleted(bookingId);
+    this.releaseQueued();
     return true;
   }
 
-  /** Generated-token count so far (output-block tracking). */
+  /** Generated-token count so far (output-block tracking); also renews the lease. */
   observeOutput(bookingId: string, generatedTokens: number): boolean {
     if (!this.bookings.has(bookingId)) return false;
+    this.planner.prefill.sequences.renew(bookingId);
     this.planner.decode.sequences.observeOutput(bookingId, generatedTokens);
+    return true;
+  }
+
+  /**
+   * The response is making progress (a body chunk arrived): restarts the booking's lease, so only
+   * bookings silent for `DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS` expire. False for unknown ids.
+   */
+  renew(bookingId: string): boolean {
+    if (!this.bookings.has(bookingId)) return false;
+    this.planner.prefill.sequences.renew(bookingId);
+    this.planner.decode.sequences.renew(bookingId);
     return true;
   }
 
@@ -356,14 +451,17 @@ export class KvRouter {
     if (!this.bookings.delete(bookingId)) return false;
     this.planner.prefill.sequences.free(bookingId);
     this.planner.decode.sequences.free(bookingId);
+    this.releaseQueued();
     return true;
   }
 
-  /** Frees bookings older than `DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS`; returns their ids. */
+  /** Frees bookings whose lease is older than `DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS`; returns their ids. */
   expireStale(): string[] {
-    return [
+    const expired = [
       ...new Set([...this.planner.prefill.sequences.expireStale(), ...this.planner.decode.sequences.expireStale()]),
     ];
+    if (expired.length > 0) this.releaseQueued();
+    return expired;
   }
 
   private publish(pool: ActiveSequenceEvent["pool"], change: SequenceChange): void {
@@ -382,6 +480,7 @@ export class KvRouter {
       return applyReplicaChange(sequences, event);
     } finally {
       this.applyingReplicaEvent = false;
+      this.releaseQueued();
     }
   }
 

@@ -72,7 +72,7 @@ export interface RouteRequest {
   /** Route to this worker (rank) without scoring; still validated against busy thresholds. */
   readonly pinned?: { readonly workerId: bigint; readonly dpRank?: number };
   readonly pinnedPrefill?: { readonly workerId: bigint; readonly dpRank?: number };
-  /** Carried into the decision; there is no router queue, so it does not change the choice. */
+  /** Carried into the decision; orders the router queue (higher first) when it is on. */
   readonly priority?: number;
   /** Expected output length (`osl` hint): decays the request's blocks when output tracking is on. */
   readonly expectedOutputTokens?: number;
@@ -135,7 +135,13 @@ export interface RouteDecision {
 }
 
 export type RouteRejectReason =
-  RejectReason | "prefill_unavailable" | "duplicate_request" | "not_ready" | "invalid_request";
+  | RejectReason
+  | "prefill_unavailable"
+  | "duplicate_request"
+  | "not_ready"
+  | "invalid_request"
+  /** The router queue is full, or the request waited in it past `DYN_ROUTER_QUEUE_TIMEOUT_SECS`. */
+  | "queue_overloaded";
 
 export interface RouteRejection {
   readonly kind: "rejected";
@@ -159,4 +165,10 @@ export interface KvRouterCounters {
   eventsIgnored: number;
   /** Bookings freed because their worker was removed or they went stale. */
   bookingsDropped: number;
+  /** Requests that waited in the router queue. */
+  queued: number;
+  /** Requests refused because the router queue was full. */
+  queueFull: number;
+  /** Queued requests that failed at the queue deadline. */
+  queueTimeouts: number;
 }

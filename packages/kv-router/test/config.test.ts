@@ -31,7 +31,7 @@ describe("router configuration", () => {
       trackOutputBlocks: false,
       assumeKvReuse: true,
       trackPrefillTokens: true,
-      activeRequestExpirySecs: 3600,
+      activeRequestExpirySecs: 300,
       replicaSync: false,
       enforceDisagg: false,
       busyThreshold: -1,
@@ -156,7 +156,9 @@ describe("router configuration", () => {
       problemsOf(() => fromEnv({ DYN_ROUTER_USE_KV_EVENTS: "false", DYN_ROUTER_PREDICTED_TTL_SECS: "5" }))[0],
     ).toMatch(/^DYN_ROUTER_PREDICTED_TTL_SECS: requires KV events/);
     expect(
-      problemsOf(() => fromEnv({ DYN_ROUTER_QUEUE_THRESHOLD: "0.5", DYN_ROUTER_APPROXIMATE_CACHE_POLICY: "lru" })),
+      problemsOf(() =>
+        fromEnv({ DYN_ROUTER_POLICY_CONFIG: "policy.yaml", DYN_ROUTER_APPROXIMATE_CACHE_POLICY: "lru" }),
+      ),
     ).toHaveLength(2);
     expect(fromEnv({ DYN_ROUTER_LOAD_AWARE: "true", DYN_ROUTER_KV_OVERLAP_SCORE_CREDIT: "1" })).toMatchObject({
       overlapScoreCredit: 0,

@@ -343,6 +343,28 @@ describe("KvRouter", () => {
     expect(kv.counters.overloaded).toBe(1);
   });
 
+  // Before: bookings expired after 3600 s from booking, whatever the stream did; a lost free stayed for
+  // an hour. After: a 300 s lease renewed by output progress.
+  it("expires a lost booking within five minutes but never a long healthy stream", () => {
+    let now = 0;
+    const kv = router({ now: () => now });
+    expect(kv.settings.activeRequestExpirySecs).toBe(300);
+    kv.addWorker({ workerId: 1n });
+    const streaming = routed(kv.route({ tokens: prompt(2, 1, 1) }));
+    const lost = routed(kv.route({ tokens: prompt(2, 1, 2) }));
+    kv.markPrefillComplete(streaming.bookingId);
+    for (let minute = 1; minute <= 20; minute++) {
+      now = minute * 60_000;
+      if (minute % 2 === 0) kv.renew(streaming.bookingId);
+      else kv.observeOutput(streaming.bookingId, minute * 100);
+      const expired = kv.expireStale();
+      if (minute === 5) expect(expired).toEqual([lost.bookingId]);
+      else expect(expired).toEqual([]);
+    }
+    expect(kv.free(streaming.bookingId)).toBe(true);
+    expect(kv.renew(lost.bookingId)).toBe(false);
+  });
+
   it("drops the bookings of a removed worker and of stale requests", () => {
     let now = 0;
     const kv = router({ activeRequestExpirySecs: 60, now: () => now });

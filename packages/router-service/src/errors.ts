@@ -9,7 +9,8 @@ export type RouteErrorCode =
   | "invalid_request"
   | "unknown_model"
   | "tokenizer_unavailable"
-  | "duplicate_request";
+  | "duplicate_request"
+  | "queue_overloaded";
 
 /**
  * A request the service cannot route. Each subclass has a `code` and the HTTP status an endpoint picker
@@ -85,6 +86,25 @@ export class DuplicateRequestError extends RouteError {
   readonly httpStatus = 409;
 }
 
+/**
+ * Every worker stayed over the router queue threshold: the queue was full or the request waited past
+ * its deadline (`DYN_ROUTER_QUEUE_MAX_DEPTH`, `DYN_ROUTER_QUEUE_TIMEOUT_SECS`). Load shedding: 429,
+ * retry later.
+ */
+export class QueueOverloadedError extends RouteError {
+  override readonly name = "QueueOverloadedError";
+  readonly code = "queue_overloaded";
+  readonly httpStatus = 429;
+}
+
+/**
+ * The configured KV block size (`DYN_KV_CACHE_BLOCK_SIZE`) differs from the one in the workers' model
+ * cards at start: nothing would ever match. Thrown by `RouterService.start`.
+ */
+export class BlockSizeMismatchError extends Error {
+  override readonly name = "BlockSizeMismatchError";
+}
+
 /** The error for a router rejection. */
 export function errorOfRejection(reason: RouteRejectReason, message: string, explain?: RouteExplain): RouteError {
   switch (reason) {
@@ -102,5 +122,7 @@ export function errorOfRejection(reason: RouteRejectReason, message: string, exp
       return new NotReadyError(message, explain);
     case "invalid_request":
       return new InvalidRequestError(message, explain);
+    case "queue_overloaded":
+      return new QueueOverloadedError(message, explain);
   }
 }

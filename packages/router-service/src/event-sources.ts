@@ -88,6 +88,13 @@ export class EventSources {
     while (this.syncing.size > 0) await Promise.all([...this.syncing]);
   }
 
+  /** `BlockStored` events of another block size than the router's, per worker (vLLM ingest). */
+  wrongBlockSizeByWorker(): Map<bigint, number> {
+    const out = new Map<bigint, number>();
+    for (const [workerId, issues] of this.ingest.issuesByWorker()) out.set(workerId, issues.wrong_block_size);
+    return out;
+  }
+
   /** Synchronisations running. */
   get pending(): number {
     return this.syncing.size;

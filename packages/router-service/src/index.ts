@@ -1,14 +1,23 @@
 export { RouterService } from "./service.js";
-export type { RouterServiceOptions, ServiceDecision, ServiceStatus, ServiceWorker, TokenizedRequest } from "./types.js";
+export type {
+  RouterServiceOptions,
+  ServiceDecision,
+  ServiceStatus,
+  ServiceWorker,
+  TokenizedRequest,
+  WorkerEventStatus,
+} from "./types.js";
 export type { BodyHints, ServiceRequest } from "./request.js";
 export type { ActiveSequenceEvent } from "@dynamo/kv-router";
 export {
+  BlockSizeMismatchError,
   DuplicateRequestError,
   InvalidRequestError,
   NoCandidatesError,
   NotReadyError,
   OverloadedError,
   PrefillUnavailableError,
+  QueueOverloadedError,
   RouteError,
   TokenizerUnavailableError,
   UnknownModelError,

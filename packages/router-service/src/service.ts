@@ -18,6 +18,8 @@ import {
   type ActiveSequenceEvent,
   type Environment,
   type KvRouterOptions,
+  type RouteRequest,
+  type RouteResult,
   type WorkerRole,
 } from "@dynamo/kv-router";
 import {
@@ -30,6 +32,7 @@ import {
 import type { NatsConnection } from "@nats-io/transport-node";
 import { DEFAULT_SERVICE_SETTINGS, eventPlaneOf, serviceSettingsFromEnv, type ServiceSettings } from "./config.js";
 import {
+  BlockSizeMismatchError,
   InvalidRequestError,
   NoCandidatesError,
   NotReadyError,
@@ -40,7 +43,14 @@ import {
 import { EventSources } from "./event-sources.js";
 import { connectNats } from "./nats-connection.js";
 import { bodyHints, bodyText, endpointMatches, parseBody, requestKind, type ServiceRequest } from "./request.js";
-import type { RouterServiceOptions, ServiceDecision, ServiceStatus, ServiceWorker, TokenizedRequest } from "./types.js";
+import type {
+  RouterServiceOptions,
+  ServiceDecision,
+  ServiceStatus,
+  ServiceWorker,
+  TokenizedRequest,
+  WorkerEventStatus,
+} from "./types.js";
 
 const ROUTER_ROLE: Record<WorkerInfo["role"], WorkerRole> = { prefill: "prefill", decode: "decode", both: "decode" };
 
@@ -162,6 +172,17 @@ export class RouterService {
       registry.on("ready", () => void this.markSyncedWhenSettled()),
     );
     if (this.ownsDiscovery || !registry.ready) await registry.start();
+    if (explicitBlockSize !== undefined) {
+      // A configured block size the workers do not use would give zero overlap forever: refuse to start.
+      const mismatched = registry.list().filter((w) => w.blockSize !== undefined && w.blockSize !== explicitBlockSize);
+      if (mismatched.length > 0) {
+        const cards = mismatched.map((w) => `${w.name} (${formatWorkerId(w.id)}): ${w.blockSize}`).join(", ");
+        throw new BlockSizeMismatchError(
+          `DYN_KV_CACHE_BLOCK_SIZE=${explicitBlockSize} disagrees with the KV block size of the workers' model cards (${cards}); ` +
+            `unset DYN_KV_CACHE_BLOCK_SIZE to take it from the model card, or set it to the card's value`,
+        );
+      }
+    }
     for (const worker of registry.list()) this.addWorker(worker);
     if (registry.ready) void this.markSyncedWhenSettled();
   }
@@ -264,7 +285,20 @@ export class RouterService {
       pendingSyncs: this.sources?.pending ?? 0,
       activeBookings: this.kv?.activeBookings ?? 0,
       refusedWorkers: this.refused,
+      workerEvents: this.workerEvents(),
     };
+  }
+
+  private workerEvents(): WorkerEventStatus[] {
+    const counts = this.kv?.index?.workerEventCounts() ?? new Map<bigint, { applied: number; rejected: number }>();
+    const wrong = this.sources?.wrongBlockSizeByWorker() ?? new Map<bigint, number>();
+    const ids = new Set([...counts.keys(), ...wrong.keys()]);
+    return [...ids].map((workerId) => ({
+      workerId,
+      applied: counts.get(workerId)?.applied ?? 0,
+      rejected: counts.get(workerId)?.rejected ?? 0,
+      wrongBlockSize: wrong.get(workerId) ?? 0,
+    }));
   }
 
   /** Workers known, by id. */
@@ -404,12 +438,36 @@ export class RouterService {
    */
   routeTokenized(request: ServiceRequest, tokenized: TokenizedRequest): ServiceDecision {
     const started = performance.now();
+    return this.decisionOf(this.readyRouter().route(this.routeRequestOf(request, tokenized)), tokenized, started);
+  }
+
+  /**
+   * `routeTokenized` behind the router queue (`DYN_ROUTER_QUEUE_THRESHOLD`): while every candidate is
+   * over the threshold the request waits for load to free; a full queue or a wait past the deadline
+   * throws `QueueOverloadedError` (429). With the queue off it routes at once. `signal` takes a waiting
+   * request out of the queue.
+   */
+  async routeTokenizedQueued(
+    request: ServiceRequest,
+    tokenized: TokenizedRequest,
+    signal?: AbortSignal,
+  ): Promise<ServiceDecision> {
+    const started = performance.now();
+    const result = await this.readyRouter().routeQueued(this.routeRequestOf(request, tokenized), signal);
+    return this.decisionOf(result, tokenized, started);
+  }
+
+  private readyRouter(): KvRouter {
     const router = this.kv;
     if (!router || this.stopping)
       throw new NotReadyError(`router service not ready: waiting for ${this.waitingFor() ?? "workers"}`);
+    return router;
+  }
+
+  private routeRequestOf(request: ServiceRequest, tokenized: TokenizedRequest): RouteRequest {
     const hints = tokenized.hints ?? {};
     const allowedWorkers = this.allowedWorkers(request);
-    const result = router.route({
+    return {
       tokens: tokenized.tokens,
       ...(request.requestId !== undefined && { requestId: request.requestId }),
       ...(allowedWorkers !== undefined && { allowedWorkers }),
@@ -422,7 +480,10 @@ export class RouterService {
       ...optional("cacheSalt", request.cacheSalt ?? hints.cacheSalt),
       ...optional("priority", request.priority ?? hints.priority),
       ...optional("expectedOutputTokens", request.expectedOutputTokens ?? hints.expectedOutputTokens),
-    });
+    };
+  }
+
+  private decisionOf(result: RouteResult, tokenized: TokenizedRequest, started: number): ServiceDecision {
     if (result.kind === "rejected") throw errorOfRejection(result.reason, result.message, result.explain);
     const routeMs = performance.now() - started;
     return Object.defineProperties(
@@ -442,7 +503,7 @@ export class RouterService {
   async route(request: ServiceRequest): Promise<ServiceDecision> {
     if (!this.kv || this.stopping)
       throw new NotReadyError(`router service not ready: waiting for ${this.waitingFor() ?? "workers"}`);
-    return this.routeTokenized(request, await this.tokenize(request));
+    return this.routeTokenizedQueued(request, await this.tokenize(request));
   }
 
   /** First response chunk seen: the prompt left the prefill backlog (disaggregated: the prefill booking ends). */
@@ -453,6 +514,11 @@ export class RouterService {
   /** Tokens generated so far (output-block tracking, `DYN_ROUTER_TRACK_OUTPUT_BLOCKS`). */
   observeOutput(bookingId: string, generatedTokens: number): boolean {
     return this.kv?.observeOutput(bookingId, generatedTokens) ?? false;
+  }
+
+  /** The response is making progress: restarts the booking's lease (`DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS`). */
+  renew(bookingId: string): boolean {
+    return this.kv?.renew(bookingId) ?? false;
   }
 
   /** The request ended (done, failed or cancelled). Unknown or already freed ids are a no-op. */

@@ -82,6 +82,19 @@ export interface ServiceStatus {
   readonly activeBookings: number;
   /** Workers refused (block size differing from the router's), by id. */
   readonly refusedWorkers: number;
+  /** KV events per worker: applied to the index, rejected by it, and blocks of a foreign block size. */
+  readonly workerEvents: readonly WorkerEventStatus[];
+}
+
+/** KV-event counters of one worker (all ranks and storage tiers). */
+export interface WorkerEventStatus {
+  readonly workerId: bigint;
+  /** Events applied in whole or in part. */
+  readonly applied: number;
+  /** Events the index refused in whole or in part (unknown parent or block, invalid data). */
+  readonly rejected: number;
+  /** vLLM `BlockStored` events whose block size differs from the router's (not indexed). */
+  readonly wrongBlockSize: number;
 }
 
 /** Re-exported for convenience: a routing target. */

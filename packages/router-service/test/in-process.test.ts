@@ -9,13 +9,17 @@ import {
   NoCandidatesError,
   NotReadyError,
   OverloadedError,
+  BlockSizeMismatchError,
   PrefillUnavailableError,
+  QueueOverloadedError,
   RouteError,
   RouterService,
   UnknownModelError,
   type ActiveSequenceEvent,
 } from "../src/index.js";
 import { BS, storedBatch } from "./support/cluster.js";
+import { StaticDiscovery } from "@dynamo/discovery";
+import { storedBatch as storedBlocks } from "@dynamo/kv-events";
 
 let tokenizers: TokenizerRegistry;
 
@@ -51,6 +55,20 @@ async function expectError<T extends RouteError>(run: () => unknown, type: new (
 }
 
 describe("RouterService without I/O (simulator mode)", () => {
+  it("queues requests while every worker is over DYN_ROUTER_QUEUE_THRESHOLD; a full queue is a 429 QueueOverloadedError", async () => {
+    const service = await simulator({ queueThreshold: 0.5, queueMaxDepth: 1 });
+    service.addWorker({ id: 1n, httpEndpoint: "10.0.0.1:8000", capacity: { maxNumBatchedTokens: 2 * BS } });
+    const first = await service.route({ tokens: Array.from({ length: 2 * BS }, (_, i) => i) });
+    const waiting = service.route({ tokens: [7, 7, 7] });
+    await new Promise((resolve) => setImmediate(resolve));
+    const full = await expectError(() => service.route({ tokens: [8, 8, 8] }), QueueOverloadedError);
+    expect(full.httpStatus).toBe(429);
+    expect(full.code).toBe("queue_overloaded");
+    service.markPrefillComplete(first.bookingId);
+    expect((await waiting).endpoint).toBe("10.0.0.1:8000");
+    await service.stop();
+  });
+
   it("an event published by a worker changes the next route(): vLLM events land in the router's index", async () => {
     const service = await simulator();
     service.addWorker({ id: 1n, httpEndpoint: "10.0.0.1:8000" });
@@ -256,6 +274,56 @@ describe("RouterService without I/O (simulator mode)", () => {
     expect(service.status()).toMatchObject({ workers: 1, refusedWorkers: 1, blockSize: BS });
     expect(lines.join("\n")).toMatch(/odd-one.*block size 32, the router 16/);
     await expectError(() => service.route({ body: chat("hi") }), InvalidRequestError);
+    await service.stop();
+  });
+
+  // Before: a configured DYN_KV_CACHE_BLOCK_SIZE that disagreed with the card only refused the workers
+  // (zero overlap, silently routable nowhere) and events of another block size were only rate-limit
+  // logged. After: the service refuses to start naming both values, and foreign-size events are
+  // counted per worker and logged once per worker.
+  it("fails at start when DYN_KV_CACHE_BLOCK_SIZE disagrees with the model card, and takes the card's otherwise", async () => {
+    const workers = (size: number) =>
+      new StaticDiscovery({
+        text: `workers:\n  - { name: card-worker, http: "10.0.0.1:8000", blockSize: ${size} }\n`,
+        sourceName: "test",
+      });
+    const failed = RouterService.start({
+      router: { blockSize: BS },
+      tokenizer: false,
+      discovery: workers(32),
+      settings: { eventPlane: "none" },
+    });
+    await expect(failed).rejects.toBeInstanceOf(BlockSizeMismatchError);
+    await expect(failed).rejects.toThrow(/DYN_KV_CACHE_BLOCK_SIZE=16 .*card-worker .*: 32/);
+    const fromCard = await RouterService.start({
+      tokenizer: false,
+      discovery: workers(32),
+      settings: { eventPlane: "none" },
+    });
+    expect(fromCard.status()).toMatchObject({ blockSize: 32, workers: 1 });
+    await fromCard.stop();
+  });
+
+  it("counts events per worker (applied, rejected, foreign block size) and logs a foreign block size once", async () => {
+    const lines: string[] = [];
+    const service = await RouterService.start({
+      router: { blockSize: BS },
+      tokenizer: false,
+      log: (l) => lines.push(l),
+    });
+    service.addWorker({ id: 1n });
+    service.addWorker({ id: 2n });
+    const tokens = Array.from({ length: 4 * BS }, (_, i) => i);
+    service.applyVllmEvents({ workerId: 1n, dpRank: 0 }, storedBatch(tokens, 100n));
+    for (let i = 0; i < 3; i++)
+      service.applyVllmEvents({ workerId: 2n, dpRank: 0 }, storedBlocks(tokens, 2 * BS, 200n));
+    service.applyEvent(RouterEvents.stored({ workerId: 1n, dpRank: 0 }, 1n, 999n, [{ blockHash: 5n, tokensHash: 6n }]));
+    const byWorker = new Map(service.status().workerEvents.map((w) => [w.workerId, w]));
+    expect(byWorker.get(1n)).toMatchObject({ applied: 1, rejected: 1, wrongBlockSize: 0 });
+    expect(byWorker.get(2n)).toMatchObject({ applied: 0, wrongBlockSize: 3 });
+    expect(
+      lines.filter((l) => /worker 2 publishes KV blocks of 32 tokens but the router uses 16/.test(l)),
+    ).toHaveLength(1);
     await service.stop();
   });
 

@@ -222,12 +222,9 @@ export class WorkerPool {
         table.set(BLOCKS, i, this.sequences.activeBlocksOf(handle));
         table.set(REQUESTS, i, this.sequences.activeRequestsOf(handle));
       }
-      const deviceDepth = device?.get(r.key) ?? 0;
-      const hostDepth = host?.get(r.key) ?? 0;
-      const diskDepth = disk?.get(r.key) ?? 0;
-      table.set(DEVICE, i, deviceDepth);
-      table.set(HOST, i, Math.max(0, hostDepth - deviceDepth));
-      table.set(DISK, i, Math.max(0, diskDepth - Math.max(deviceDepth, hostDepth)));
+      table.set(DEVICE, i, device?.get(r.key) ?? 0);
+      table.set(HOST, i, host?.get(r.key) ?? 0);
+      table.set(DISK, i, disk?.get(r.key) ?? 0);
       table.set(NEW, i, (handle && sharing?.get(handle)) ?? allNew);
     }
     return table;
@@ -296,6 +293,18 @@ export class WorkerPool {
   }
 
   /**
+   * Prompt tokens the rank still has to prefill: `max(0, isl − round((device + hostWeight·host +
+   * diskWeight·disk) · blockSize))`, lower-tier hits weighted as in the cost function.
+   */
+  uncachedPromptTokens(isl: number, c: ScoredCandidate): number {
+    const cachedBlocks =
+      c.overlapBlocks +
+      this.cost.hostCacheHitWeight * c.hostOverlapBlocks +
+      this.cost.diskCacheHitWeight * c.diskOverlapBlocks;
+    return Math.max(0, isl - Math.round(cachedBlocks * this.blockSize));
+  }
+
+  /**
    * Books the chosen candidate for `requestId`, with the same overrides used to evaluate it.
    * Returns false when the id is already booked or the rank is gone.
    */
@@ -310,7 +319,7 @@ export class WorkerPool {
         chosen instanceof Candidate && chosen.table.keysFrom === this.sequences ? chosen.table.trackingKeys : undefined,
       privateBlocks: blocks && !kvReuse ? request.sequenceHashes.length : 0,
       isl: request.isl,
-      prefillTokens: trackPrefill ? Math.max(0, request.isl - chosen.overlapBlocks * this.blockSize) : 0,
+      prefillTokens: trackPrefill ? this.uncachedPromptTokens(request.isl, chosen) : 0,
       expectedOutputTokens: request.expectedOutputTokens,
     });
   }

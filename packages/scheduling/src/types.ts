@@ -25,10 +25,17 @@ export interface RequestOverrides {
   readonly assumeKvReuse?: boolean;
 }
 
-/** Prefix depth per worker rank key, one map per storage tier (absent = no overlap). */
+/**
+ * Cached blocks of the prompt per worker rank key (absent = none). Lower tiers continue the match
+ * before them: `host` counts the host-tier blocks right after the device prefix, `disk` the disk-tier
+ * blocks right after the device prefix and its host continuation.
+ */
 export interface TierOverlaps {
+  /** Device-tier prefix depth. */
   readonly device?: ReadonlyMap<string, number>;
+  /** Host-tier blocks continuing the device prefix. */
   readonly host?: ReadonlyMap<string, number>;
+  /** Disk-tier blocks continuing the device + host prefix. */
   readonly disk?: ReadonlyMap<string, number>;
 }
 

@@ -76,17 +76,17 @@ describe("ActiveSequences", () => {
     expect(seq.load(RANK)!.activeBlocks).toBe(0);
   });
 
-  it("expires requests older than the adopted 3600 s default, checking at most every 30 s", () => {
+  it("expires requests whose 300 s lease ran out, checking at most every 30 s", () => {
     let now = 0;
     const { seq } = tracker({ now: () => now });
     seq.addRequest("old", RANK, { sequenceHashes: hashes(1), isl: 16, prefillTokens: 16 });
-    now = 3_599_000;
+    now = 299_000;
     expect(seq.expireStale()).toEqual([]);
     seq.addRequest("young", RANK, { isl: 16, prefillTokens: 16 });
-    now = 3_610_000;
+    now = 310_000;
     seq.addRequest("early", RANK, { isl: 16, prefillTokens: 16 }); // 11 s since the last sweep: none
     expect(seq.has("old")).toBe(true);
-    now = 3_629_000;
+    now = 329_000;
     seq.addRequest("trigger", RANK, { isl: 16, prefillTokens: 16 }); // 30 s since the last sweep
     expect(seq.has("old")).toBe(false);
     expect(seq.has("young")).toBe(true);
@@ -94,6 +94,22 @@ describe("ActiveSequences", () => {
     short.addRequest("x", RANK, { isl: 1, prefillTokens: 1 });
     now += 5_000;
     expect(short.expireStale()).toEqual(["x"]);
+  });
+
+  it("restarts the lease on renew, prefill completion and output progress", () => {
+    let now = 0;
+    const { seq } = tracker({ now: () => now, expirySecs: 10 });
+    for (const id of ["renewed", "prefilled", "output", "silent"])
+      seq.addRequest(id, RANK, { isl: 16, prefillTokens: 16 });
+    now = 9_000;
+    expect(seq.renew("renewed")).toBe(true);
+    expect(seq.renew("missing")).toBe(false);
+    seq.markPrefillCompleted("prefilled");
+    seq.observeOutput("output", 3); // output tracking off: no blocks, but progress all the same
+    now = 10_000;
+    expect(seq.expireStale()).toEqual(["silent"]);
+    now = 19_000;
+    expect(seq.expireStale().sort()).toEqual(["output", "prefilled", "renewed"]);
   });
 
   it("keeps hashes that share their low 30 bits apart", () => {
@@ -116,6 +132,19 @@ describe("ActiveSequences", () => {
     seq.addRequest("a", RANK, { sequenceHashes: hashes(1, 2, 3, 4, 5), isl: 80, prefillTokens: 0 });
     expect(seq.load(RANK)!.activeBlocks).toBe(4);
     expect(seq.newBlocks(RANK, seq.trackingKeys(hashes(1, 2, 3, 9, 10, 11)))).toBe(4);
+  });
+
+  it("rounds an exact half up (6 + 5.5 weighted blocks → 12)", () => {
+    const { seq } = tracker({ trackOutputBlocks: true });
+    seq.addRequest("0", RANK, { sequenceHashes: hashes(0, 1, 2, 3, 4, 5), isl: 96, prefillTokens: 0 });
+    seq.addRequest("2", RANK, {
+      sequenceHashes: hashes(100, 101, 102, 2103, 2104),
+      isl: 80,
+      prefillTokens: 0,
+      expectedOutputTokens: 60,
+    });
+    seq.observeOutput("2", 5); // 1 output block; 6 exclusive blocks at 1 − 5/60 each = 5.5
+    expect(seq.load(RANK)!.activeBlocks).toBe(12);
   });
 
   it("matches a naive per-hash model under random add/free/output sequences", () => {
@@ -172,14 +201,27 @@ describe("ActiveSequences", () => {
         }
         const owners = new Map<bigint, number[]>();
         for (const [id, m] of model) for (const h of m.hashes) owners.set(h, [...(owners.get(h) ?? []), id]);
-        const decay = (id: number) => {
-          const m = model.get(id)!;
-          return m.osl === null ? 1 : Math.max(0, 1 - m.gen / Math.max(m.osl, 1));
+        // Exact rational arithmetic (num / den): each exclusive or output block of a request with an OSL
+        // counts 1 − gen / osl; the total is rounded half up, as Dynamo's round() of the weight total.
+        let num = 0n;
+        let den = 1n;
+        const add = (n: bigint, d: bigint) => {
+          num = num * d + n * den;
+          den *= d;
         };
-        let expected = 0;
-        for (const ids of owners.values()) expected += ids.length === 1 ? decay(ids[0]!) : 1;
-        for (const [id, m] of model) expected += m.out * decay(id);
-        expect(seq.load(RANK)!.activeBlocks).toBe(Math.round(expected));
+        const addDecayed = (id: number, blocks: number) => {
+          const m = model.get(id)!;
+          if (m.osl === null) return add(BigInt(blocks), 1n);
+          const osl = BigInt(Math.max(m.osl, 1));
+          const left = osl - BigInt(Math.min(m.gen, Number(osl)));
+          add(BigInt(blocks) * left, osl);
+        };
+        for (const ids of owners.values()) {
+          if (ids.length === 1) addDecayed(ids[0]!, 1);
+          else add(1n, 1n);
+        }
+        for (const [id, m] of model) addDecayed(id, m.out);
+        expect(seq.load(RANK)!.activeBlocks).toBe(Number((2n * num + den) / (2n * den)));
         expect(seq.size).toBe(model.size);
         for (const family of [0, 1, 2]) {
           const query = Array.from({ length: 6 }, (_, i) => BigInt(family * 100 + i));
@@ -191,7 +233,20 @@ describe("ActiveSequences", () => {
           expect(seq.newBlocks(RANK, tk)).toBe(naive);
         }
       }),
-      { numRuns: 200 },
+      {
+        numRuns: 200,
+        // A total of exactly 11.5 (6 + 5.5 weighted blocks): summed in floating point it came out just
+        // under the half; the exact total rounds up to 12.
+        examples: [
+          [
+            [
+              { kind: "add", id: 0, prefix: 0, len: 6, osl: null },
+              { kind: "add", id: 2, prefix: 1, len: 5, osl: 60 },
+              { kind: "out", id: 2, gen: 5 },
+            ],
+          ],
+        ],
+      },
     );
   });
 });

@@ -478,6 +478,8 @@ export class ExtProcStream {
       this.firstChunkAt = this.now();
       this.callLifecycle("prefillComplete", (l) => l.prefillComplete?.());
     }
+    if (chunk.length > 0 && this.lifecycle?.responseChunk)
+      this.callLifecycle("responseChunk", (l) => l.responseChunk?.());
     if (progressed) {
       const generated = this.observer!.generatedTokens;
       this.callLifecycle("outputProgress", (l) => l.outputProgress?.(generated));

@@ -113,10 +113,99 @@ const REMOVED_REQUIRED = 2;
 const decoder = new Decoder({ useBigInt64: true });
 const encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true });
 
-class InvalidField extends Error {}
+/** Most events a batch may carry; a payload declaring more is refused before it is decoded. */
+export const MAX_EVENTS_PER_BATCH = 4096;
+
+/**
+ * Why an event is invalid. Deliberately not an `Error`: it is thrown once per bad event on the ingest
+ * path, and capturing a stack trace each time would let a payload of many bad events stall the process.
+ */
+class InvalidField {
+  constructor(readonly message: string) {}
+}
 
 function invalid(what: string): never {
   throw new InvalidField(what);
+}
+
+/**
+ * The number of events a batch declares, read from the msgpack headers without decoding anything:
+ * the array form `[ts, events, …]`, or the map form with `events` after scalar entries (`ts`,
+ * `data_parallel_rank`). Undefined for other shapes (decoded normally).
+ */
+export function declaredEventCount(payload: Uint8Array): number | undefined {
+  const b0 = payload[0];
+  if (b0 === undefined) return undefined;
+  const header = containerHeader(payload, 0, 0x90, 0xdc);
+  if (header) {
+    const afterTs = skipScalar(payload, header.at);
+    return afterTs === undefined ? undefined : containerHeader(payload, afterTs, 0x90, 0xdc)?.count;
+  }
+  const map = containerHeader(payload, 0, 0x80, 0xde);
+  if (!map) return undefined;
+  let at = map.at;
+  for (let entry = 0; entry < map.count; entry++) {
+    const key = stringAt(payload, at);
+    if (!key) return undefined;
+    at = key.end;
+    if (key.value === "events") return containerHeader(payload, at, 0x90, 0xdc)?.count;
+    const next = skipScalar(payload, at);
+    if (next === undefined) return undefined;
+    at = next;
+  }
+  return undefined;
+}
+
+/** A fixarray/array16/array32 (or fixmap/map16/map32) header at `at`: its count and where its items start. */
+function containerHeader(
+  p: Uint8Array,
+  at: number,
+  fix: number,
+  wide16: number,
+): { count: number; at: number } | undefined {
+  const b = p[at];
+  if (b === undefined) return undefined;
+  if (b >= fix && b <= fix + 0x0f) return { count: b - fix, at: at + 1 };
+  if (b === wide16 && at + 2 < p.length) return { count: (p[at + 1]! << 8) | p[at + 2]!, at: at + 3 };
+  if (b === wide16 + 1 && at + 4 < p.length)
+    return { count: ((p[at + 1]! << 24) | (p[at + 2]! << 16) | (p[at + 3]! << 8) | p[at + 4]!) >>> 0, at: at + 5 };
+  return undefined;
+}
+
+/** Skips a nil, boolean, integer or float at `at`; undefined for anything else. */
+function skipScalar(p: Uint8Array, at: number): number | undefined {
+  const t = p[at];
+  if (t === undefined) return undefined;
+  if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) return at + 1;
+  const width: Record<number, number> = {
+    0xca: 4,
+    0xcb: 8,
+    0xcc: 1,
+    0xcd: 2,
+    0xce: 4,
+    0xcf: 8,
+    0xd0: 1,
+    0xd1: 2,
+    0xd2: 4,
+    0xd3: 8,
+  };
+  const w = width[t];
+  return w === undefined ? undefined : at + 1 + w;
+}
+
+/** A short string (fixstr or str8) at `at`. */
+function stringAt(p: Uint8Array, at: number): { value: string; end: number } | undefined {
+  const t = p[at];
+  if (t === undefined) return undefined;
+  let start = at + 1;
+  let length: number;
+  if (t >= 0xa0 && t <= 0xbf) length = t - 0xa0;
+  else if (t === 0xd9 && at + 1 < p.length) {
+    length = p[at + 1]!;
+    start = at + 2;
+  } else return undefined;
+  if (start + length > p.length) return undefined;
+  return { value: Buffer.from(p.buffer, p.byteOffset + start, length).toString("latin1"), end: start + length };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -185,7 +274,11 @@ function tokenList(value: unknown): number[] {
   if (!Array.isArray(value)) invalid(`token_ids: expected an array, got ${describe(value)}`);
   for (let i = 0; i < value.length; i++) {
     const t: unknown = value[i];
-    if (typeof t !== "number") value[i] = toNumber(t, `token_ids[${i}]`);
+    // 64-bit msgpack integers arrive as bigints: range-check them too (2^32 + 5 must not hash as 5).
+    if (typeof t === "bigint") {
+      if (t < 0n || t > 0xffffffffn) invalid(`token_ids[${i}]: not a u32 token id: ${t}`);
+      value[i] = Number(t);
+    } else if (typeof t !== "number") value[i] = toNumber(t, `token_ids[${i}]`);
     else if (!Number.isInteger(t) || t < 0 || t > 0xffffffff) invalid(`token_ids[${i}]: not a u32 token id: ${t}`);
   }
   return value as number[];
@@ -207,9 +300,12 @@ function decodeStored(get: FieldReader): VllmBlockStored {
     invalid("extra_keys: expected an array");
   const rawTokens = get("token_ids");
   const tokenIds = rawTokens === null || rawTokens === undefined ? null : tokenList(rawTokens);
+  const blockHashes = hashList(get("block_hashes"), "block_hashes");
+  if (blockHashes.length === 0 && tokenIds !== null && tokenIds.length > 0)
+    invalid(`BlockStored with ${tokenIds.length} token_ids but no block_hashes`);
   return {
     type: "BlockStored",
-    blockHashes: hashList(get("block_hashes"), "block_hashes"),
+    blockHashes,
     parentBlockHash: optionalHash(get("parent_block_hash")),
     tokenIds,
     blockSize:
@@ -272,6 +368,9 @@ function decodeEvent(raw: unknown): VllmKvEvent | "unknown" {
  * individual bad events are skipped and counted in the result.
  */
 export function decodeVllmEventBatch(payload: Uint8Array): DecodedVllmBatch {
+  const declared = declaredEventCount(payload);
+  if (declared !== undefined && declared > MAX_EVENTS_PER_BATCH)
+    throw new VllmDecodeError(`batch of ${declared} events: at most ${MAX_EVENTS_PER_BATCH} are accepted`);
   let root: unknown;
   try {
     root = decoder.decode(payload);
@@ -296,7 +395,18 @@ export function decodeVllmEventBatch(payload: Uint8Array): DecodedVllmBatch {
   let unknownEvents = 0;
   let invalidEvents = 0;
   let firstInvalidReason: string | undefined;
-  for (const raw of rawEvents) {
+  if (rawEvents.length > MAX_EVENTS_PER_BATCH) {
+    invalidEvents = rawEvents.length - MAX_EVENTS_PER_BATCH;
+    firstInvalidReason = `batch of ${rawEvents.length} events: the ${invalidEvents} beyond ${MAX_EVENTS_PER_BATCH} are dropped`;
+  }
+  for (let i = 0; i < Math.min(rawEvents.length, MAX_EVENTS_PER_BATCH); i++) {
+    const raw: unknown = rawEvents[i];
+    // The cheap rejections first: no exception for what is not even an event.
+    if (!Array.isArray(raw) && !isRecord(raw)) {
+      invalidEvents++;
+      firstInvalidReason ??= `event: expected an array or a map, got ${describe(raw)}`;
+      continue;
+    }
     try {
       const event = decodeEvent(raw);
       if (event === "unknown") unknownEvents++;

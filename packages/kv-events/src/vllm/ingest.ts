@@ -31,6 +31,8 @@ export interface VllmEventIngestOptions {
  */
 export class VllmEventIngest implements ZmqBatchHandler {
   private readonly translators = new Map<WorkerRankKey, VllmEventTranslator>();
+  /** Workers already reported for sending blocks of another size than the router's. */
+  private readonly wrongSizeReported = new Set<bigint>();
 
   constructor(
     private readonly options: VllmEventIngestOptions,
@@ -38,13 +40,43 @@ export class VllmEventIngest implements ZmqBatchHandler {
   ) {}
 
   onBatch(rank: WorkerRank, payload: Uint8Array, _info?: ZmqBatchInfo): void {
-    for (const event of this.translator(rank).translatePayload(payload)) this.sink(event, rank);
+    const translator = this.translator(rank);
+    for (const event of translator.translatePayload(payload)) this.sink(event, rank);
+    this.reportWrongBlockSize(translator);
   }
 
   /** Translates a batch given as values (in-process delivery, no wire encoding). */
   onDecodedBatch(rank: WorkerRank, batch: VllmEventBatch): void {
     const decoded = { ...batch, unknownEvents: 0, invalidEvents: 0, firstInvalidReason: undefined };
-    for (const event of this.translator(rank).translateBatch(decoded)) this.sink(event, rank);
+    const translator = this.translator(rank);
+    for (const event of translator.translateBatch(decoded)) this.sink(event, rank);
+    this.reportWrongBlockSize(translator);
+  }
+
+  /** Logs once per worker that its blocks are of another size than the router's (they never match). */
+  private reportWrongBlockSize(translator: VllmEventTranslator): void {
+    const size = translator.lastWrongBlockSize;
+    if (size === undefined || this.wrongSizeReported.has(translator.workerId)) return;
+    this.wrongSizeReported.add(translator.workerId);
+    (this.options.log ?? console.warn)(
+      `worker ${translator.workerId} publishes KV blocks of ${size} tokens but the router uses ${this.options.blockSize} ` +
+        `(DYN_KV_CACHE_BLOCK_SIZE / the model card): its blocks are not indexed and it never gets cache credit`,
+    );
+  }
+
+  /** Issue counts of each worker, summed over its ranks. */
+  issuesByWorker(): Map<bigint, Record<TranslationIssue, number>> {
+    const out = new Map<bigint, Record<TranslationIssue, number>>();
+    for (const t of this.translators.values()) {
+      let sums = out.get(t.workerId);
+      if (!sums)
+        out.set(
+          t.workerId,
+          (sums = Object.fromEntries(TRANSLATION_ISSUES.map((k) => [k, 0])) as Record<TranslationIssue, number>),
+        );
+      for (const k of TRANSLATION_ISSUES) sums[k] += t.issues[k];
+    }
+    return out;
   }
 
   onReset(rank: WorkerRank, _reason?: ZmqResetReason): void {
@@ -74,6 +106,7 @@ export class VllmEventIngest implements ZmqBatchHandler {
 
   /** Drops the translators of every rank of a worker. */
   forgetWorker(workerId: bigint): void {
+    this.wrongSizeReported.delete(workerId);
     for (const [key, t] of this.translators) if (t.workerId === workerId) this.translators.delete(key);
   }
 

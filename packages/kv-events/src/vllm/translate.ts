@@ -93,6 +93,8 @@ export class VllmEventTranslator {
   readonly issues: Record<TranslationIssue, number> = Object.fromEntries(
     TRANSLATION_ISSUES.map((k) => [k, 0]),
   ) as Record<TranslationIssue, number>;
+  /** `block_size` of the last `BlockStored` refused for its block size (undefined: none so far). */
+  lastWrongBlockSize: number | undefined;
   private nextId: bigint;
   /** Blocks held, for stores without token ids: kept from the start with `tokenlessStores`, else from the first such store. */
   private known: EngineBlocks | null;
@@ -200,6 +202,7 @@ export class VllmEventTranslator {
     let good = event.blockSize === bs ? Math.min(n, Math.floor(tokenIds.length / bs)) : 0;
     if (tokenIds.length > n * bs) good = 0;
     if (good < n) {
+      if (event.blockSize !== bs) this.lastWrongBlockSize = event.blockSize ?? 0;
       this.report(
         "wrong_block_size",
         `BlockStored with block_size ${event.blockSize} and ${tokenIds.length} tokens for ${n} block(s) ` +

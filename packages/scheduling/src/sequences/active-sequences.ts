@@ -12,7 +12,11 @@ export interface ActiveSequencesOptions {
   readonly stride?: number;
   /** Count output blocks reported through `observeOutput` / `addOutputBlock` (default false). */
   readonly trackOutputBlocks?: boolean;
-  /** Requests older than this are freed by `expireStale` (default 3600 s). */
+  /**
+   * Lease of a booking: requests whose lease is older than this are freed by `expireStale` (default
+   * 300 s). Booking starts the lease; `renew`, `markPrefillCompleted` and `observeOutput` (output
+   * progress) restart it, so a long healthy stream is never expired while a lost free is.
+   */
   readonly expirySecs?: number;
   /** `addRequest` runs `expireStale` at most this often (default 30 s). */
   readonly expiryCheckIntervalSecs?: number;
@@ -32,7 +36,7 @@ export type SequenceChange =
   | { readonly type: "prefill_completed"; readonly requestId: string; readonly rankKey: string }
   | { readonly type: "free"; readonly requestId: string; readonly rankKey: string };
 
-export const DEFAULT_ACTIVE_REQUEST_EXPIRY_SECS = 3600;
+export const DEFAULT_ACTIVE_REQUEST_EXPIRY_SECS = 300;
 export const EXPIRY_CHECK_INTERVAL_SECS = 30;
 
 /** What one request adds to a rank. */
@@ -90,7 +94,8 @@ interface Tracked {
   readonly privateBlocks: number;
   readonly isl: number;
   readonly expectedOutputTokens: number | undefined;
-  readonly startedAt: number;
+  /** When the lease was last started or renewed. */
+  leaseFrom: number;
   prefillTokens: number;
   outputBlocks: number;
   generated: number;
@@ -200,16 +205,41 @@ export class ActiveSequences {
     return (handle as RankState).members.size;
   }
 
-  /** Active blocks of the rank: unique prompt blocks + output blocks, less the OSL decay. */
+  /**
+   * Active blocks of the rank: unique prompt blocks + output blocks, less the OSL decay, rounded half
+   * up. A decaying request's blocks count `1 − generated / osl` each, so it takes away
+   * `min(generated, osl) · blocks / osl`; when the floating-point total lands next to a half, the exact
+   * rational total decides the rounding.
+   */
   activeBlocksOf(handle: RankHandle): number {
     const rank = handle as RankState;
-    let blocks = rank.blocks.size * this.stride + rank.privateBlocks + rank.outputBlocks;
-    if (rank.decaying.size === 0) return blocks;
+    const whole = rank.blocks.size * this.stride + rank.privateBlocks + rank.outputBlocks;
+    if (rank.decaying.size === 0) return whole;
+    let blocks = whole;
     for (const r of rank.decaying) {
-      const decay = Math.max(0, 1 - r.generated / Math.max(r.expectedOutputTokens!, 1));
-      blocks -= (1 - decay) * (r.exclusive * this.stride + r.privateBlocks + r.outputBlocks);
+      const osl = Math.max(r.expectedOutputTokens!, 1);
+      blocks -= (Math.min(r.generated, osl) * this.decayingBlocks(r)) / osl;
     }
-    return Math.round(blocks);
+    if (Math.abs(blocks - Math.floor(blocks) - 0.5) > 1e-6) return Math.round(blocks);
+    return this.exactRoundedBlocks(rank, whole);
+  }
+
+  private decayingBlocks(r: Tracked): number {
+    return r.exclusive * this.stride + r.privateBlocks + r.outputBlocks;
+  }
+
+  /** `activeBlocksOf` in exact rational arithmetic (generated token counts are integers). */
+  private exactRoundedBlocks(rank: RankState, whole: number): number {
+    let num = BigInt(whole);
+    let den = 1n;
+    for (const r of rank.decaying) {
+      const osl = BigInt(Math.max(r.expectedOutputTokens!, 1));
+      const taken = BigInt(Math.min(Math.floor(r.generated), Number(osl))) * BigInt(this.decayingBlocks(r));
+      num = num * osl - taken * den;
+      den *= osl;
+    }
+    // Round half up: floor((2·num + den) / (2·den)), num ≥ 0.
+    return Number((2n * num + den) / (2n * den));
   }
 
   /**
@@ -307,7 +337,7 @@ export class ActiveSequences {
       privateBlocks: Math.max(0, spec.privateBlocks ?? 0),
       isl: spec.isl,
       expectedOutputTokens: spec.expectedOutputTokens,
-      startedAt: now,
+      leaseFrom: now,
       prefillTokens: Math.max(0, spec.prefillTokens),
       outputBlocks: 0,
       generated: 0,
@@ -341,10 +371,19 @@ export class ActiveSequences {
     }
   }
 
-  /** The request's prompt tokens leave the prefill backlog; its blocks stay. Idempotent. */
+  /** Restarts the request's lease (the response is making progress). False for unknown ids. */
+  renew(requestId: string): boolean {
+    const r = this.requests.get(requestId);
+    if (!r) return false;
+    r.leaseFrom = this.now();
+    return true;
+  }
+
+  /** The request's prompt tokens leave the prefill backlog; its blocks stay; the lease restarts. Idempotent. */
   markPrefillCompleted(requestId: string): boolean {
     const r = this.requests.get(requestId);
     if (!r) return false;
+    r.leaseFrom = this.now();
     if (r.prefillTokens !== 0) {
       r.rank.prefillTokens -= r.prefillTokens;
       r.prefillTokens = 0;
@@ -355,11 +394,14 @@ export class ActiveSequences {
 
   /**
    * Reports how many tokens the request has generated so far; adds output blocks whenever
-   * `ceil((isl + generated) / blockSize)` grows. Returns the number of blocks added.
+   * `ceil((isl + generated) / blockSize)` grows (output tracking on). Restarts the request's lease.
+   * Returns the number of blocks added.
    */
   observeOutput(requestId: string, generatedTokens: number): number {
     const r = this.requests.get(requestId);
-    if (!r || !this.trackOutputBlocks || !(generatedTokens >= 0)) return 0;
+    if (!r) return 0;
+    r.leaseFrom = this.now();
+    if (!this.trackOutputBlocks || !(generatedTokens >= 0)) return 0;
     r.generated = Math.max(r.generated, generatedTokens);
     const target = Math.ceil((r.isl + r.generated) / this.blockSize) - Math.ceil(r.isl / this.blockSize);
     let added = 0;
@@ -403,11 +445,11 @@ export class ActiveSequences {
     return true;
   }
 
-  /** Frees every request booked more than the expiry duration ago; returns their ids. */
+  /** Frees every request whose lease is older than the expiry duration; returns their ids. */
   expireStale(now: number = this.now()): string[] {
     this.lastExpiryCheck = now;
     const stale: string[] = [];
-    for (const r of this.requests.values()) if (now - r.startedAt >= this.expiryMs) stale.push(r.id);
+    for (const r of this.requests.values()) if (now - r.leaseFrom >= this.expiryMs) stale.push(r.id);
     for (const id of stale) this.free(id);
     if (stale.length > 0) this.onExpire?.(stale);
     return stale;
