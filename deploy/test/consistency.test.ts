@@ -1,3 +1,4 @@
+import { parseCli } from "@dynamo/mocker";
 import { describe, expect, it } from "vitest";
 import { isBuildingBlock, renderAll, renderDir, renderServing } from "./support/catalogue.js";
 import { GATEWAY_CHECKS } from "./support/checks-gateway.js";
@@ -5,7 +6,7 @@ import { REPLICA_CHECKS } from "./support/checks-replicas.js";
 import { SERVING_CHECKS } from "./support/checks-serving.js";
 import { SIDECAR_CHECKS } from "./support/checks-sidecars.js";
 import { workloadChecks, type Check } from "./support/checks-workloads.js";
-import { allContainers, find, flagValues, ofKind, type K8sObject } from "./support/objects.js";
+import { allContainers, expandedArgs, find, flagValues, ofKind, type K8sObject } from "./support/objects.js";
 import { workers } from "./support/serving.js";
 
 function runChecks(checks: Record<string, Check>, objects: readonly K8sObject[]): string[] {
@@ -38,7 +39,7 @@ describe("consistency of every rendered set", () => {
     expect(problems).toEqual([]);
   });
 
-  it("worker side: every frontend sidecar and mocker accepts its flags and environment", async () => {
+  it("worker side: every frontend sidecar accepts its flags and environment", async () => {
     // Model deployments only: building blocks leave the ConfigMap their flags read to the overlays.
     const sets = await renderServing();
     const problems = sets.flatMap((set) => runChecks(SIDECAR_CHECKS, set.objects).map((p) => `${set.name}: ${p}`));
@@ -97,6 +98,24 @@ describe("what each overlay deploys", () => {
     }
     const modes = workers(await renderDir("overlays/mocker-disagg")).map((w) => w.facts.disaggregationMode);
     expect(modes.sort()).toEqual(["decode", "prefill"]);
+  });
+
+  it("mocker and mocker-disagg: the mocker's own parser accepts every rendered mocker command line", async () => {
+    let checked = 0;
+    for (const overlay of ["overlays/mocker", "overlays/mocker-disagg"]) {
+      for (const worker of workers(await renderDir(overlay)).filter((w) => w.facts.engine === "mocker")) {
+        const parsed = parseCli(expandedArgs(worker.engine, worker.engineEnv));
+        expect(parsed.help, worker.engine.where).toBe(false);
+        if (parsed.help) continue;
+        expect(parsed.options, worker.engine.where).toMatchObject({
+          disaggregationMode: worker.role === "agg" ? "agg" : worker.role,
+          blockSize: Number(worker.facts.blockSize),
+          zmqKvEventsPorts: [worker.facts.kvEventsPort],
+        });
+        checked++;
+      }
+    }
+    expect(checked).toBe(3);
   });
 
   it("istio: the agg deployment plus the EPP's DestinationRule and the proxy's AgentgatewayParameters", async () => {

@@ -23,6 +23,12 @@ export const FLAGS: Readonly<Record<string, Flag>> = {
     help: "model name (tokenizer shipped: Qwen3, Llama 3) or a tokenizer directory [Qwen/Qwen3-0.6B]",
   },
   "served-model-name": { kind: "string", option: "servedModelName", help: "name requests must use [the model path]" },
+  "lora-modules": {
+    kind: "string",
+    option: "loraModules",
+    help: "LoRA adapter names served besides the model (comma-separated) [none]",
+  },
+  "max-loras": { kind: "int", option: "maxLoras", help: "adapters per engine step [1]" },
   host: { kind: "string", option: "host", help: "HTTP listen address [0.0.0.0]" },
   port: {
     kind: "int",
@@ -158,7 +164,8 @@ export function parseCli(argv: readonly string[]): { help: true } | { help: fals
         if (port < 1 || port > 65535) throw new CliError(`--${name}: ${port} is not a TCP port (1-65535)`);
         return port;
       });
-    else if (flag.option === "natsServers") options[flag.option] = text.split(",").filter((url) => url !== "");
+    else if (flag.option === "natsServers" || flag.option === "loraModules")
+      options[flag.option] = text.split(",").filter((item) => item !== "");
     else options[flag.option] = text;
   }
   return { help: false, options: options as MockerOptions };

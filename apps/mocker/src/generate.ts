@@ -19,6 +19,8 @@ export interface RankContext {
   /** This rank's HTTP port (`x-inference-port`, `kv_transfer_params.remote_port`). */
   readonly port: number;
   readonly servedModelName: string;
+  /** LoRA adapters served besides the base model. */
+  readonly loraModules: readonly string[];
   readonly tokenizer: Tokenizer;
   readonly defaultMaxTokens: number;
   readonly advertiseHost: string;
@@ -82,7 +84,8 @@ export async function serveGeneration(
     throw new HttpError(400, `the request body is not valid JSON: ${(error as Error).message}`);
   }
   const request = parseGenerationRequest(kind, parsed);
-  if (request.model !== ctx.servedModelName)
+  const loraName = ctx.loraModules.includes(request.model) ? request.model : null;
+  if (request.model !== ctx.servedModelName && loraName === null)
     throw new HttpError(404, `The model \`${request.model}\` does not exist.`, "model");
   const role = transferRole(request.kvTransferParams);
   const { tokens, tokenizedByMocker } = await promptTokens(ctx, request, rawBody);
@@ -110,6 +113,7 @@ export async function serveGeneration(
       id,
       tokens,
       maxTokens,
+      loraName,
       kvTransfer: role,
       onToken: (token) => {
         const piece = tokenText(token.tokenId, token.index);

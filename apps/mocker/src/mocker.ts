@@ -58,6 +58,7 @@ export async function startMocker(options: MockerOptions = {}): Promise<MockerHa
     disaggregationMode,
     kvTransferBandwidth: options.kvTransferBandwidth,
     kvBytesPerToken: options.kvBytesPerToken,
+    maxLoras: options.maxLoras,
   };
   resolveEngineConfig(engineOptions); // a bad value fails here, naming the option
   const log = options.log ?? ((message: string) => console.warn(message));
@@ -84,6 +85,7 @@ export async function startMocker(options: MockerOptions = {}): Promise<MockerHa
       engineOptions: { ...engineOptions, vocabSize: tokenizer.info.vocabSize },
       dataParallelSize: dpSize,
       servedModelName,
+      loraModules: options.loraModules ?? [],
       tokenizer,
       defaultMaxTokens: options.defaultMaxTokens ?? 16,
       host: options.host ?? "127.0.0.1",

@@ -7,6 +7,10 @@ export interface MockerOptions {
   readonly model?: string;
   /** Name in `/v1/models` and the `model` field requests must carry. Default: `model`. */
   readonly servedModelName?: string;
+  /** LoRA adapters served besides the base model: requests naming one run with its salted blocks. Default none. */
+  readonly loraModules?: readonly string[];
+  /** Adapters an engine step may use at once (vLLM's `max_loras`). Default 1. */
+  readonly maxLoras?: number;
   /** Host the HTTP servers listen on. Default `127.0.0.1` (`0.0.0.0` from the CLI). */
   readonly host?: string;
   /** HTTP port of worker 0, DP rank 0; worker w rank r listens on `port + w × dataParallelSize + r`. 0: free ports. Default 0. */

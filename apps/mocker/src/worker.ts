@@ -15,6 +15,7 @@ export interface WorkerEnvironment {
   readonly engineOptions: Omit<EngineOptions, "onKvEvents" | "onCallbackError" | "dataParallelRank">;
   readonly dataParallelSize: number;
   readonly servedModelName: string;
+  readonly loraModules: readonly string[];
   readonly tokenizer: Tokenizer;
   readonly defaultMaxTokens: number;
   readonly host: string;
@@ -87,6 +88,7 @@ export class SimulatedWorker {
           metrics,
           port,
           servedModelName: env.servedModelName,
+          loraModules: env.loraModules,
           tokenizer: env.tokenizer,
           defaultMaxTokens: env.defaultMaxTokens,
           advertiseHost: env.advertiseHost,

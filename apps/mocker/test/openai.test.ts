@@ -22,6 +22,7 @@ beforeAll(async () => {
     numGpuBlocks: 512,
     speedupRatio: 20,
     maxModelLen: 4096,
+    loraModules: ["sql-lora"],
   });
   client = new OpenAI({ baseURL: `${mocker.url}/v1`, apiKey: "unused", maxRetries: 0 });
   tokenizers = new TokenizerRegistry({ threads: 1 });
@@ -156,7 +157,21 @@ describe("the OpenAI surface, with the openai client", () => {
     expect(response.headers.get("x-inference-port")).toBe(String(mocker.workers[0]!.port));
     expect(response.headers.get("x-inference-pod")).toBe(mocker.workers[0]!.name);
     const models = await client.models.list();
-    expect(models.data.map((m) => m.id)).toEqual([MODEL]);
+    expect(models.data.map((m) => m.id)).toEqual([MODEL, "sql-lora"]);
+    expect(models.data[1]).toMatchObject({ parent: MODEL });
+  });
+
+  it("serves a LoRA adapter by its name, with a prefix cache of its own (blocks salted with the adapter)", async () => {
+    const ids = Array.from({ length: 48 }, (_, i) => 3000 + i);
+    const base = await client.completions.create({ model: MODEL, prompt: ids, max_tokens: 2 });
+    expect(base.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+    const first = await client.completions.create({ model: "sql-lora", prompt: ids, max_tokens: 2 });
+    expect(first.model).toBe("sql-lora");
+    expect(first.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+    const again = await client.completions.create({ model: "sql-lora", prompt: ids, max_tokens: 2 });
+    expect(again.usage!.prompt_tokens_details!.cached_tokens).toBe(32);
+    const metrics = await (await fetch(`${mocker.url}/metrics`)).text();
+    expect(metrics).toContain('max_lora="1"');
   });
 
   it("refuses bad input with vLLM's error shape and status, and keeps serving", async () => {

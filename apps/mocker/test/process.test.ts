@@ -122,6 +122,9 @@ describe("the command line", () => {
         enablePrefixCaching: false,
       },
     });
+    expect(parseCli(["--lora-modules=sql,chat", "--max-loras=2"])).toMatchObject({
+      options: { loraModules: ["sql", "chat"], maxLoras: 2 },
+    });
     expect(() => parseCli(["--zmq-kv-events-ports=5557,70000"])).toThrow("70000 is not a TCP port");
     expect(() => parseCli(["--unknown-flag"])).toThrow("--unknown-flag");
   });

@@ -1,8 +1,7 @@
-// The project's own worker-side programs accept what the manifests give them: the frontend sidecar's and the
-// mocker's command lines and environments go through the parsers those programs run, so a flag the program
-// does not know, or a value it refuses, fails here instead of in a crash-looping pod.
+// The frontend sidecar accepts what the manifests give it: its command line and environment go through the
+// parser the sidecar runs, so a flag it does not know, or a value it refuses, fails here instead of in a
+// crash-looping pod. (The mocker's command lines are checked the same way in consistency.test.ts.)
 import { frontendConfig } from "@dynamo/frontend";
-import { parseCli } from "@dynamo/mocker";
 import type { Check } from "./checks-workloads.js";
 import { PROJECT_IMAGE_PREFIX } from "./checks-workloads.js";
 import { allContainers, expandedArgs, resolveEnv, type ContainerRef, type ResolvedEnv } from "./objects.js";
@@ -33,15 +32,4 @@ export const frontendAcceptsConfiguration: Check = (objects) =>
     }
   });
 
-/** Every mocker starts: its flags pass the mocker's own parser. */
-export const mockerAcceptsFlags: Check = (objects) =>
-  containersOf(objects, "mocker").flatMap((ref) => {
-    try {
-      parseCli(argsWithClusterValues(ref, resolveEnv(ref, objects)));
-      return [];
-    } catch (error) {
-      return [`${ref.where}: the mocker refuses its flags: ${(error as Error).message}`];
-    }
-  });
-
-export const SIDECAR_CHECKS: Record<string, Check> = { frontendAcceptsConfiguration, mockerAcceptsFlags };
+export const SIDECAR_CHECKS: Record<string, Check> = { frontendAcceptsConfiguration };
