@@ -3,6 +3,7 @@ import { Agent, createServer, request, type IncomingMessage, type Server } from 
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { loadavg } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "@dynamo/testkit";
 import {
@@ -174,6 +175,20 @@ async function batch(total: number, concurrency: number, one: () => Promise<Stre
 interface Variant {
   readonly label: string;
   readonly run: () => Promise<StreamSample>;
+  /** A process whose CPU time this variant's batches are charged with (the frontend it goes through). */
+  readonly pid?: number;
+}
+
+/** CPU time (user + system) a process has used, in ms, from /proc (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** Samples of one variant and the CPU its frontend process spent on them. */
+interface Pooled {
+  readonly samples: StreamSample[];
+  cpuMs: number;
 }
 
 /** Variants interleaved over `rounds` (each gets the machine's noise alike); samples pooled per variant. */
@@ -184,11 +199,15 @@ async function interleaved(
   rounds: number,
   perRound: number,
   concurrency: number,
-): Promise<StreamSample[][]> {
-  const pooled: StreamSample[][] = variants.map(() => []);
+): Promise<Pooled[]> {
+  const pooled: Pooled[] = variants.map(() => ({ samples: [], cpuMs: 0 }));
   for (let r = 0; r < rounds; r++) {
-    for (let v = 0; v < variants.length; v++)
-      pooled[v]!.push(...(await batch(perRound, concurrency, variants[v]!.run)));
+    for (let v = 0; v < variants.length; v++) {
+      const variant = variants[v]!;
+      const before = variant.pid === undefined ? 0 : cpuMs(variant.pid);
+      pooled[v]!.samples.push(...(await batch(perRound, concurrency, variant.run)));
+      if (variant.pid !== undefined) pooled[v]!.cpuMs += cpuMs(variant.pid) - before;
+    }
     ctx.progress.update(phase, r + 1, rounds);
   }
   return pooled;
@@ -198,7 +217,7 @@ function sorted(values: Iterable<number>): Float64Array {
   return Float64Array.from(values).sort();
 }
 
-function stats(samples: readonly StreamSample[]) {
+function stats({ samples, cpuMs: cpu }: Pooled) {
   const ttfb = sorted(samples.map((s) => s.ttfbMs));
   const chunks = sorted(samples.flatMap((s) => s.chunkLatencyUs));
   return {
@@ -207,6 +226,8 @@ function stats(samples: readonly StreamSample[]) {
     chunkP50Us: percentile(chunks, 50),
     chunkP99Us: percentile(chunks, 99),
     chunks: chunks.length,
+    requests: samples.length,
+    cpuMs: cpu,
   };
 }
 
@@ -222,6 +243,7 @@ export const bench: Bench = {
     const requests = numberOption(ctx.args, "requests", 400);
     const rounds = numberOption(ctx.args, "rounds", 4);
     const chunkCount = numberOption(ctx.args, "chunks", 32);
+    const loadBefore = loadavg()[0]!;
     const children: ChildProcess[] = [];
     let stamp: Server | undefined;
     const cleanup = async () => {
@@ -246,29 +268,30 @@ export const bench: Bench = {
       const stampPort = (stamp.address() as AddressInfo).port;
       const frontendFor = async (enginePort: number) => {
         const port = await freePort();
-        children.push(
-          await startProcess(
-            ctx.root,
-            "apps/frontend/src/main.ts",
-            [
-              "--port",
-              String(port),
-              "--host",
-              "127.0.0.1",
-              `--engine-url=http://127.0.0.1:${enginePort}`,
-              "--worker-id",
-              WORKER_ID,
-              "--tokenizer",
-              "none",
-              "--log-level",
-              "info",
-            ],
-            "frontend listening",
-          ),
+        const child = await startProcess(
+          ctx.root,
+          "apps/frontend/src/main.ts",
+          [
+            "--port",
+            String(port),
+            "--host",
+            "127.0.0.1",
+            `--engine-url=http://127.0.0.1:${enginePort}`,
+            "--worker-id",
+            WORKER_ID,
+            "--tokenizer",
+            "none",
+            "--log-level",
+            "info",
+          ],
+          "frontend listening",
         );
-        return port;
+        children.push(child);
+        return { port, pid: child.pid! };
       };
-      const [mockerFrontend, stampFrontend] = [await frontendFor(mockerPort), await frontendFor(stampPort)];
+      const mockerSide = await frontendFor(mockerPort);
+      const stampSide = await frontendFor(stampPort);
+      const [mockerFrontend, stampFrontend] = [mockerSide.port, stampSide.port];
 
       const chat = JSON.stringify({
         model: MODEL,
@@ -292,12 +315,21 @@ export const bench: Bench = {
         {
           label: `frontend, ${concurrency}`,
           run: () => streamOnce(url(mockerFrontend, "/v1/chat/completions"), chat, false),
+          pid: mockerSide.pid,
         },
       ];
       const chunkVariants: Variant[] = [
         { label: "direct", run: () => streamOnce(url(stampPort, "/v1/completions"), completion, true) },
-        { label: "pass-through", run: () => streamOnce(url(stampFrontend, "/v1/completions"), completion, true) },
-        { label: "chat rewrite", run: () => streamOnce(url(stampFrontend, "/v1/chat/completions"), chat, true) },
+        {
+          label: "pass-through",
+          run: () => streamOnce(url(stampFrontend, "/v1/completions"), completion, true),
+          pid: stampSide.pid,
+        },
+        {
+          label: "chat rewrite",
+          run: () => streamOnce(url(stampFrontend, "/v1/chat/completions"), chat, true),
+          pid: stampSide.pid,
+        },
       ];
 
       const ttft: Record<string, ReturnType<typeof stats>[]> = {};
@@ -326,6 +358,7 @@ export const bench: Bench = {
         8,
       );
       const [httpClient, fetchClient] = clientRuns.map(stats);
+      const loadAfter = loadavg()[0]!;
 
       const added = (c: number) => ({
         directP50Ms: round(ttft[c]![0]!.ttfbP50Ms, 3),
@@ -334,6 +367,7 @@ export const bench: Bench = {
         frontendP99Ms: round(ttft[c]![1]!.ttfbP99Ms, 3),
         addedP50Ms: round(ttft[c]![1]!.ttfbP50Ms - ttft[c]![0]!.ttfbP50Ms, 3),
         addedP99Ms: round(ttft[c]![1]!.ttfbP99Ms - ttft[c]![0]!.ttfbP99Ms, 3),
+        frontendCpuUsPerRequest: round((ttft[c]![1]!.cpuMs * 1000) / ttft[c]![1]!.requests, 1),
       });
       const chunkFigures = (c: number) => {
         const [direct, pass, rewrite] = chunk[c]!;
@@ -345,6 +379,9 @@ export const bench: Bench = {
           passThroughOverheadP99Us: round(pass!.chunkP99Us - direct!.chunkP99Us, 1),
           chatRewriteOverheadP50Us: round(rewrite!.chunkP50Us - direct!.chunkP50Us, 1),
           chatRewriteOverheadP99Us: round(rewrite!.chunkP99Us - direct!.chunkP99Us, 1),
+          // CPU the frontend process spent per relayed chunk (request handling included): independent of the machine's load.
+          passThroughCpuUsPerChunk: round((pass!.cpuMs * 1000) / pass!.chunks, 1),
+          chatRewriteCpuUsPerChunk: round((rewrite!.cpuMs * 1000) / rewrite!.chunks, 1),
         };
       };
       const ttft1 = added(1);
@@ -376,7 +413,8 @@ export const bench: Bench = {
           "1": rounds * Math.max(1, Math.round(requests / rounds)),
           "64": rounds * Math.max(64, Math.round(requests / rounds)),
         },
-        loadAverage1m: round(loadavg()[0]!, 2),
+        loadAverage1mBefore: round(loadBefore, 2),
+        loadAverage1mAfter: round(loadAfter, 2),
       };
       const charts: Chart[] = [
         {
@@ -437,7 +475,10 @@ export const bench: Bench = {
         `Targets at 64 streams: added TTFT p99 < 1 ms (measured ${addedTtftP99Ms} ms), per-chunk overhead p99 < 100 µs (measured ${chunkOverheadP99Us} µs). ` +
           `Cold (first request, new engine connection): ${figures.cold.addedMs} ms added. Engine client, straight to the engine: http.request ` +
           `TTFB p50 ${figures.engineClient.httpRequestTtfbP50Ms} ms, chunk p99 ${figures.engineClient.httpRequestChunkP99Us} µs; fetch ` +
-          `${figures.engineClient.fetchTtfbP50Ms} ms, ${figures.engineClient.fetchChunkP99Us} µs. Load average ${figures.loadAverage1m}.`,
+          `${figures.engineClient.fetchTtfbP50Ms} ms, ${figures.engineClient.fetchChunkP99Us} µs. ` +
+          `CPU of the frontend process (independent of the load): ${ttft64.frontendCpuUsPerRequest} µs per request at 64 streams; per relayed chunk ` +
+          `${chunks64.passThroughCpuUsPerChunk} µs pass-through, ${chunks64.chatRewriteCpuUsPerChunk} µs with the chat rewrite (request handling shared over 32 chunks). ` +
+          `Load average (1 min) ${figures.loadAverage1mBefore} before, ${figures.loadAverage1mAfter} after, on 2 cores shared with other work: latency percentiles include the scheduler's waits for a core.`,
       ].join("\n");
       return { figures, markdown, charts };
     } finally {
