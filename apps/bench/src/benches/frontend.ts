@@ -42,7 +42,10 @@ async function startProcess(root: string, script: string, args: string[], ready:
   const deadline = Date.now() + 120_000;
   while (!out.includes(ready)) {
     if (child.exitCode !== null) throw new Error(`${script} exited at start: ${out}`);
-    if (Date.now() > deadline) throw new Error(`${script} did not start: ${out}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`${script} did not start: ${out}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   child.stdout!.off("data", onData);
