@@ -9,8 +9,8 @@ export interface PolicySpec {
   readonly name: string;
   /** One line for the docs. */
   readonly description: string;
-  /** Router settings besides block size, clock and randomness. */
-  readonly router: Pick<KvRouterOptions, "useKvEvents"> & { readonly picker: string };
+  /** Router settings besides block size, clock and randomness (the picker by registry name). */
+  readonly router: Omit<KvRouterOptions, "blockSize" | "now" | "rng" | "picker"> & { readonly picker: string };
   /** Engines' KV events reach the router (after the configured delay). */
   readonly events: boolean;
   /** The picker reads scraped engine metrics (waiting queue, KV usage), refreshed every scrape interval. */

@@ -126,11 +126,10 @@ export async function replayPolicy(
     registerBaselinePickers({ signals: scraped, producer, blockSize: config.blockSize });
     service = await RouterService.start({
       router: {
+        ...policy.router,
         blockSize: config.blockSize,
         now: () => loop.now(),
         rng: seededRng(config.seed),
-        picker: policy.router.picker,
-        useKvEvents: policy.router.useKvEvents,
       },
       tokenizer: false,
       discovery: null,
