@@ -96,6 +96,31 @@ describe("routing simulator", () => {
       }
     },
   );
+  it("runs several router replicas that share their bookings", { timeout: 300_000 }, async () => {
+    const result = await bench.run({
+      args: [
+        "--limit",
+        "120",
+        "--arrival-speedup",
+        "8",
+        "--workers",
+        "4",
+        "--policies",
+        "ours,gaie-default",
+        "--replicas",
+        "2",
+        "--sync-delay-ms",
+        "20",
+      ],
+      json: true,
+      progress: new Progress("routing replicas test"),
+      root,
+    });
+    expect(result.figures.replicas).toBe(2);
+    const rows = result.figures.results as unknown as Row[];
+    expect(rows.map((r) => r.policy)).toEqual(["ours", "gaie-default"]);
+    for (const r of rows) expect(r.ttftP50Ms).toBeGreaterThan(0);
+  });
 });
 
 describe("synthetic workloads", () => {

@@ -29,6 +29,19 @@ function numberList(args: readonly string[], name: string, fallback: readonly nu
   return values.sort((a, b) => a - b);
 }
 
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value)) throw new Error(`--${name} needs a positive integer`);
+  return value;
+}
+
+function nonNegative(args: readonly string[], name: string, fallback: number): number {
+  const at = args.indexOf(`--${name}`);
+  if (at < 0) return fallback;
+  const value = Number(args[at + 1]);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} needs a number ≥ 0`);
+  return value;
+}
+
 export function parseRoutingOptions(args: readonly string[]): RoutingOptions {
   const workload = textOption(args, "workload", "trace");
   if (workload !== "trace" && workload !== "shared-prefix" && workload !== "multi-turn")
@@ -38,8 +51,6 @@ export function parseRoutingOptions(args: readonly string[]): RoutingOptions {
   const blockSize = numberOption(args, "block-size", 64);
   if (!Number.isInteger(blockSize) || 512 % blockSize !== 0)
     throw new Error("--block-size must divide 512 (16, 32, 64, 128, 256 or 512) so trace blocks stay aligned");
-  const eventDelay = args.includes("--event-delay-ms") ? Number(args[args.indexOf("--event-delay-ms") + 1]) : 5;
-  if (!Number.isFinite(eventDelay) || eventDelay < 0) throw new Error("--event-delay-ms needs a number ≥ 0");
   return {
     workload,
     trace: textOption(args, "trace", MOONCAKE_CONVERSATION_TRACE),
@@ -50,10 +61,12 @@ export function parseRoutingOptions(args: readonly string[]): RoutingOptions {
       workers: numberOption(args, "workers", 8),
       blockSize,
       numGpuBlocks: numberOption(args, "num-gpu-blocks", 16_384),
-      eventDelayMs: eventDelay,
+      eventDelayMs: nonNegative(args, "event-delay-ms", 5),
       scrapeIntervalMs: numberOption(args, "scrape-interval-ms", 50),
       sampleIntervalMs: numberOption(args, "sample-interval-ms", 1000),
       seed: numberOption(args, "seed", 1),
+      replicas: positiveInteger(numberOption(args, "replicas", 1), "replicas"),
+      syncDelayMs: nonNegative(args, "sync-delay-ms", 5),
     },
   };
 }

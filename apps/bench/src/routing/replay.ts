@@ -1,9 +1,8 @@
 import { Engine, VirtualLoop, polynomialDecodeMs, polynomialPrefillMs, type KvEventBatch } from "@dynamo/engine-sim";
-import { seededRng } from "@dynamo/primitives";
-import { RouterService } from "@dynamo/router-service";
-import { ApproxPrefixIndex, ApproxPrefixProducer, registerBaselinePickers } from "@dynamo/scheduling";
+import type { RouterService } from "@dynamo/router-service";
 import { TokenArena } from "../token-arena.js";
 import type { PolicySpec } from "./policies.js";
+import { RouterReplicas } from "./replicas.js";
 import { ScrapedMetrics, promptText } from "./signals.js";
 import { writePromptTokens, type SimRequest } from "./workloads.js";
 
@@ -22,7 +21,14 @@ export interface SimConfig {
   /** Per-worker load samples (ms). */
   readonly sampleIntervalMs: number;
   readonly seed: number;
+  /** Router replicas sharing their bookings (1: one router). */
+  readonly replicas: number;
+  /** Delay of a booking change of one replica reaching the others (ms). */
+  readonly syncDelayMs: number;
 }
+
+/** GAIE's longest prefix considered (blocks): only that much of a prompt is turned into text. */
+const APPROX_MAX_PREFIX_BLOCKS = 256;
 
 /** Model name the approximate prefix producer hashes first (any constant does). */
 const MODEL = "Qwen/Qwen3-32B";
@@ -108,35 +114,24 @@ export async function replayPolicy(
   const started = performance.now();
   const n = requests.length;
   const loop = new VirtualLoop();
-  const pending: Array<{ at: number; w: number; batch: KvEventBatch }> = [];
-  let head = 0;
-  const engines = buildEngines(loop, policy, config, (w, batch) =>
-    pending.push({ at: loop.now() + config.eventDelayMs, w, batch }),
-  );
+  let routers: RouterReplicas | undefined;
+  const engines = buildEngines(loop, policy, config, (w, batch) => routers?.kvEvents(workerIds[w]!, batch));
   loop.add(...engines);
   const workerIds = engines.map((_, w) => BigInt(w + 1));
   const scraped = new ScrapedMetrics(engines, workerIds);
-  const producer = new ApproxPrefixProducer(
-    // GAIE auto-tuned from the engines' cache_config_info: their block size and block count.
-    new ApproxPrefixIndex({ blockSizeTokens: config.blockSize, lruCapacityPerServer: config.numGpuBlocks }),
-  );
-  const maxPrefixTokens = producer.index.maxPrefixBlocks * config.blockSize;
-  let service: RouterService | undefined;
   if (!policy.pooled) {
-    registerBaselinePickers({ signals: scraped, producer, blockSize: config.blockSize });
-    service = await RouterService.start({
-      router: {
-        ...policy.router,
-        blockSize: config.blockSize,
-        now: () => loop.now(),
-        rng: seededRng(config.seed),
-      },
-      tokenizer: false,
-      discovery: null,
-      env: {},
-      log: () => undefined,
+    routers = await RouterReplicas.start({
+      policy,
+      blockSize: config.blockSize,
+      numGpuBlocks: config.numGpuBlocks,
+      workerIds,
+      signals: scraped,
+      now: () => loop.now(),
+      seed: config.seed,
+      replicas: config.replicas,
+      syncDelayMs: config.syncDelayMs,
+      eventDelayMs: config.eventDelayMs,
     });
-    workerIds.forEach((id) => service!.addWorker({ id, httpEndpoint: `10.0.0.${id}:8000` }));
   }
   const workerOf = new Map(workerIds.map((id, w) => [id, w]));
 
@@ -146,7 +141,7 @@ export async function replayPolicy(
   const promptTokens = new Float64Array(n);
   const cachedTokens = new Float64Array(n);
   const outputTokens = new Float64Array(n);
-  const decisionMs = new Float64Array(service ? n : 0);
+  const decisionMs = new Float64Array(routers ? n : 0);
   let lastEndMs = 0;
   const samples = {
     timesMs: [] as number[],
@@ -179,17 +174,11 @@ export async function replayPolicy(
     }
     while (nextSample <= t) sampleAt(nextSample);
     loop.advanceTo(t);
-    while (head < pending.length && pending[head]!.at <= t) {
-      const { w, batch } = pending[head++]!;
-      service!.applyVllmEvents({ workerId: workerIds[w]!, dpRank: 0 }, batch);
-    }
-    if (head > 4096) {
-      pending.splice(0, head);
-      head = 0;
-    }
+    routers?.deliver(t);
   };
 
   const arena = new TokenArena();
+  const maxPrefixTokens = APPROX_MAX_PREFIX_BLOCKS * config.blockSize;
   const text = new Uint8Array(maxPrefixTokens * 4);
   for (let i = 0; i < n; i++) {
     const r = requests[i]!;
@@ -197,17 +186,16 @@ export async function replayPolicy(
     const id = String(i);
     const tokens = writePromptTokens(r, arena.take(r.inputLength));
     let w = 0;
-    if (service) {
-      if (policy.charPrefix) producer.prepare(promptText(tokens, maxPrefixTokens, text), MODEL);
+    let svc: RouterService | undefined;
+    if (routers) {
+      const replica = routers.next();
+      svc = routers.services[replica]!;
+      if (policy.charPrefix) routers.producers[replica]!.prepare(promptText(tokens, maxPrefixTokens, text), MODEL);
       const t0 = performance.now();
-      const d = service.routeTokenized(
-        { tokens, requestId: id },
-        { tokens, injectable: false, model: "", tokenizeMs: 0 },
-      );
+      const d = svc.routeTokenized({ tokens, requestId: id }, { tokens, injectable: false, model: "", tokenizeMs: 0 });
       decisionMs[i] = performance.now() - t0;
       w = workerOf.get(d.worker.workerId)!;
     }
-    const svc = service;
     const request: MutableRequest = {
       id,
       tokens,
@@ -234,7 +222,7 @@ export async function replayPolicy(
   }
   while (loop.nextEventTime() !== Infinity) sampleAt(nextSample);
   onProgress(n, n);
-  await service?.stop(0);
+  await routers?.stop();
   return {
     policy: policy.name,
     requests: n,
