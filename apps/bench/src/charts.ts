@@ -33,15 +33,19 @@ function lineOption(chart: Extract<Chart, { kind: "line" }>): echarts.EChartsOpt
     xAxis: {
       type: chart.logX ? "log" : "value",
       ...axisName(chart.logX ? `${chart.xLabel} (log)` : chart.xLabel, 30),
-      min: "dataMin",
-      max: "dataMax",
+      // Nice bounds around the data (powers of ten on a log axis) rather than its raw extremes.
+      scale: true,
     },
-    yAxis: { type: "value", ...axisName(chart.yLabel, 52) },
+    yAxis: {
+      type: chart.logY ? "log" : "value",
+      ...axisName(chart.logY ? `${chart.yLabel} (log)` : chart.yLabel, 52),
+      scale: true,
+    },
     series: chart.series.map((s) => ({
       type: "line",
       name: s.name,
       showSymbol: few,
-      data: chart.logX ? s.points.filter((p) => p[0] > 0) : s.points,
+      data: s.points.filter((p) => (!chart.logX || p[0] > 0) && (!chart.logY || p[1] > 0)),
     })),
   };
 }

@@ -12,6 +12,7 @@ export type Chart =
       xLabel: string;
       yLabel: string;
       logX?: boolean;
+      logY?: boolean;
       series: Array<{ name: string; points: Array<[number, number]> }>;
     };
 

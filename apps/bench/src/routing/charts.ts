@@ -10,9 +10,10 @@ export function routingCharts(
   targetLoad: number,
 ): Chart[] {
   const policies = [...new Set(results.map((r) => r.policy))];
-  const vsLoad = (title: string, yLabel: string, pick: (m: PolicyMetrics) => number): Chart => ({
+  const vsLoad = (title: string, yLabel: string, pick: (m: PolicyMetrics) => number, logY = false): Chart => ({
     kind: "line",
     title,
+    logY,
     xLabel: "arrival speedup",
     yLabel,
     series: policies.map((p) => ({
@@ -37,8 +38,8 @@ export function routingCharts(
         return [{ name: p, points: cdfPoints(ttft, 50) }];
       }),
     },
-    vsLoad("TTFT p50 vs load", "ms", (m) => m.ttftP50Ms),
-    vsLoad("TTFT p99 vs load", "ms", (m) => m.ttftP99Ms),
+    vsLoad("TTFT p50 vs load", "ms", (m) => m.ttftP50Ms, true),
+    vsLoad("TTFT p99 vs load", "ms", (m) => m.ttftP99Ms, true),
     vsLoad("Prefix reuse ratio vs load (cached / prompt tokens)", "ratio", (m) => m.reuseRatio),
     vsLoad("Output tokens/s vs load", "tokens/s", (m) => m.outputTokPerSec),
     vsLoad("Load imbalance vs load (max / mean in-flight requests per worker)", "ratio", (m) => m.loadImbalance),
