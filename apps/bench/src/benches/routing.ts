@@ -95,7 +95,9 @@ const READING =
   "baselines that weigh prefix matches more (GAIE's prefix weight 3 of 7, llm-d's 2 of 3). At light load rotation can " +
   "beat every affinity policy on TTFT p50 (requests with a shared prefix queue behind each other on one worker), as " +
   "published for some shared-prefix shapes; near saturation the gain over rotation comes from reused prefill, not from " +
-  "shed load (nothing is rejected here: every policy completes every request).";
+  "shed load (nothing is rejected here: every policy completes every request)." +
+  " `--policies ours,ours-credit-2,pooled` measures how much of the reuse gap a larger overlap credit (not the default) closes." +
+  " The effect is strongest on `--workload shared-prefix` (64-token blocks: a 6 000-token system prompt fills 93, a whole prompt 112): a worker holding the group's prefix loses to an idle one as soon as it runs one other request, whose 112 active blocks outweigh the 93 it would save, so there ours reuses far less than GAIE and llm-d and loses to them on TTFT p50.";
 
 export const bench: Bench = {
   name: "routing",

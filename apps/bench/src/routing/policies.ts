@@ -86,9 +86,25 @@ export const POLICIES: readonly PolicySpec[] = [
   },
 ];
 
+/**
+ * Variants run only when named in `--policies`: this router with a larger overlap credit (each cached
+ * block worth two uncached ones), to measure how much reuse its default trade-off leaves.
+ */
+export const EXTRA_POLICIES: readonly PolicySpec[] = [
+  {
+    name: "ours-credit-2",
+    description: "this router with overlap credit 2 (not the default): affinity weighs twice as much",
+    router: { picker: "kv", useKvEvents: true, overlapScoreCredit: 2 },
+    events: true,
+    scraped: false,
+    charPrefix: false,
+  },
+];
+
 /** The policy named `name`; throws listing the known names otherwise. */
 export function policyByName(name: string): PolicySpec {
-  const p = POLICIES.find((q) => q.name === name);
-  if (!p) throw new Error(`unknown policy ${JSON.stringify(name)}; known: ${POLICIES.map((q) => q.name).join(", ")}`);
+  const all = [...POLICIES, ...EXTRA_POLICIES];
+  const p = all.find((q) => q.name === name);
+  if (!p) throw new Error(`unknown policy ${JSON.stringify(name)}; known: ${all.map((q) => q.name).join(", ")}`);
   return p;
 }
