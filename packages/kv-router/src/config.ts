@@ -46,6 +46,10 @@ export interface KvRouterSettings {
   activeSequenceStride: number;
   activeRequestExpirySecs: number;
   trackingHash: "public-xxh3-v1" | "keyed-xxh3-v1";
+  /** 32-byte key file of `keyed-xxh3-v1`, shared by every replica. */
+  trackingKeyFile: string | undefined;
+  /** Names the key in use (so that replicas can tell they share it); informational. */
+  trackingKeyId: string | undefined;
   queueThreshold: number | undefined;
   queuePolicy: "fcfs" | "wspt" | "lcfs";
   queueMaxDepth: number;
@@ -115,6 +119,8 @@ export const SETTINGS: readonly Setting<Key>[] = [
     oneOf(["public-xxh3-v1", "keyed-xxh3-v1"]),
     "public-xxh3-v1 or keyed-xxh3-v1",
   ),
+  s("trackingKeyFile", "DYN_ROUTER_TRACKING_KEY_FILE", "string", z.string().min(1), "a path to a 32-byte key file"),
+  s("trackingKeyId", "DYN_ROUTER_TRACKING_KEY_ID", "string", z.string().min(1), "a key name"),
   s("queueThreshold", "DYN_ROUTER_QUEUE_THRESHOLD", "number", positive(), POS),
   s("queuePolicy", "DYN_ROUTER_QUEUE_POLICY", "enum", oneOf(["fcfs", "wspt", "lcfs"]), "fcfs, wspt or lcfs"),
   s("queueMaxDepth", "DYN_ROUTER_QUEUE_MAX_DEPTH", "int", intAtLeast(1), "an integer ≥ 1"),
@@ -167,6 +173,8 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   activeSequenceStride: 1,
   activeRequestExpirySecs: 300,
   trackingHash: "public-xxh3-v1",
+  trackingKeyFile: undefined,
+  trackingKeyId: undefined,
   queueThreshold: undefined,
   queuePolicy: "fcfs",
   queueMaxDepth: 1024,
@@ -238,6 +246,10 @@ function unsupported(st: KvRouterSettings): string[] {
   if (st.predictedTtlSecs !== undefined && !st.useKvEvents) {
     out.push("DYN_ROUTER_PREDICTED_TTL_SECS: requires KV events; not combinable with DYN_ROUTER_USE_KV_EVENTS=false");
   }
+  if (st.trackingHash === "keyed-xxh3-v1" && st.trackingKeyFile === undefined)
+    out.push(
+      "DYN_ROUTER_TRACKING_KEY_FILE: required with DYN_ROUTER_TRACKING_HASH=keyed-xxh3-v1 (a 32-byte key file shared by every replica)",
+    );
   if (st.approximateCachePolicy !== "ttl")
     out.push("DYN_ROUTER_APPROXIMATE_CACHE_POLICY: only ttl is supported by this router");
   if (st.prefillLoadModel !== "none") out.push("DYN_ROUTER_PREFILL_LOAD_MODEL: only none is supported by this router");

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import {
   ApproxIndex,
   CombinedOverlap,
@@ -6,6 +7,7 @@ import {
   computeBlockHashes,
   computeSequenceHashes,
   requiredBlocks,
+  xxh3Hash,
   type ApplyError,
   type ApplyOutcome,
   type OverlapSource,
@@ -26,7 +28,7 @@ import { explainOf, rankOf, withLazyExplain } from "./explain.js";
 import { applyReplicaChange, replicaEventOf } from "./replica-sync.js";
 import { RouterQueue, type QueueOutcome } from "./router-queue.js";
 import { SessionAffinity } from "./session-affinity.js";
-import type { Environment } from "./settings-table.js";
+import { RouterConfigError, type Environment } from "./settings-table.js";
 import type {
   ActiveSequenceEvent,
   KvRouterCounters,
@@ -39,6 +41,24 @@ import type {
   RouteResult,
   WorkerRegistration,
 } from "./types.js";
+
+/**
+ * The keyed tracking hash's chain start: XXH3-64 (seed 1337) of a 32-byte key file. Every replica that
+ * reads the same file chains the same tracking hashes. Throws `RouterConfigError` naming the variable.
+ */
+function readTrackingKey(path: string): bigint {
+  let key: Buffer;
+  try {
+    key = readFileSync(path);
+  } catch (error) {
+    throw new RouterConfigError([`DYN_ROUTER_TRACKING_KEY_FILE: cannot read ${path}: ${(error as Error).message}`]);
+  }
+  if (key.length !== 32)
+    throw new RouterConfigError([
+      `DYN_ROUTER_TRACKING_KEY_FILE: ${path} holds ${key.length} bytes; expected exactly 32`,
+    ]);
+  return xxh3Hash(key);
+}
 
 interface Booking {
   readonly disaggregated: boolean;
@@ -123,7 +143,7 @@ export class KvRouter {
       this.approx = new ApproxIndex({ ttlMs: st.ttlSecs * 1000, maxEntries: st.maxApproxEntries, now });
       this.overlapSource = this.approx;
     }
-    if (st.trackingHash === "keyed-xxh3-v1") this.trackingKey = randomBytes(8).readBigUInt64LE();
+    if (st.trackingHash === "keyed-xxh3-v1") this.trackingKey = readTrackingKey(st.trackingKeyFile!);
     const pool = (prefill: boolean) =>
       new WorkerPool({
         blockSize: st.blockSize,

@@ -151,6 +151,30 @@ describe("router configuration", () => {
     expect(warnings).toHaveLength(2);
   });
 
+  // Before: the queue depth and deadline and the tracking key variables did not exist (silently
+  // ignored). After: every variable of the queue, the lease and the keyed hash fails fast on a bad value,
+  // naming the variable, the value and the accepted range.
+  it("fails fast on unparseable queue, lease and tracking-key values, naming variable, value and range", () => {
+    const problems = problemsOf(() =>
+      fromEnv({
+        DYN_ROUTER_QUEUE_THRESHOLD: "lots",
+        DYN_ROUTER_QUEUE_POLICY: "lifo",
+        DYN_ROUTER_QUEUE_MAX_DEPTH: "2.5",
+        DYN_ROUTER_QUEUE_TIMEOUT_SECS: "0",
+        DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS: "-3",
+        DYN_ROUTER_TRACKING_HASH: "sha1",
+      }),
+    );
+    expect(problems).toEqual([
+      'DYN_ROUTER_ACTIVE_REQUEST_EXPIRY_SECS: expected a finite number > 0, got "-3"',
+      'DYN_ROUTER_TRACKING_HASH: expected public-xxh3-v1 or keyed-xxh3-v1, got "sha1"',
+      'DYN_ROUTER_QUEUE_THRESHOLD: expected a finite number > 0, got "lots"',
+      'DYN_ROUTER_QUEUE_POLICY: expected fcfs, wspt or lcfs, got "lifo"',
+      'DYN_ROUTER_QUEUE_MAX_DEPTH: expected an integer ≥ 1, got "2.5"',
+      'DYN_ROUTER_QUEUE_TIMEOUT_SECS: expected a finite number > 0, got "0"',
+    ]);
+  });
+
   it("rejects combinations and features this router does not run, and applies the load-aware preset", () => {
     expect(
       problemsOf(() => fromEnv({ DYN_ROUTER_USE_KV_EVENTS: "false", DYN_ROUTER_PREDICTED_TTL_SECS: "5" }))[0],

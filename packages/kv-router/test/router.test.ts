@@ -4,7 +4,17 @@ import type { Picker } from "@dynamo/scheduling";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { KvRouter, type ActiveSequenceEvent, type KvRouterOptions, type RouteResult } from "../src/index.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { BS, prompt, storedEvent } from "./helpers.js";
+
+/** A 32-byte key file filled with `fill`. */
+function keyFile(fill: number): string {
+  const path = join(mkdtempSync(join(tmpdir(), "key-")), "tracking.key");
+  writeFileSync(path, Buffer.alloc(32, fill));
+  return path;
+}
 
 const router = (options: KvRouterOptions = {}) => new KvRouter({ blockSize: BS, rng: seededRng(11), ...options });
 function routed(r: RouteResult) {
@@ -97,11 +107,12 @@ describe("KvRouter", () => {
   });
 
   it("puts role-both workers in both pools and keyed tracking hashes still deduplicate", () => {
-    const kv = router({ trackingHash: "keyed-xxh3-v1" });
+    const keyed = { trackingHash: "keyed-xxh3-v1", trackingKeyFile: keyFile(1) } as const;
+    const kv = router(keyed);
     kv.addWorker({ workerId: 1n, role: "both" });
     const a = routed(kv.route({ tokens: prompt(4, 3, 1) }));
     expect(a).toMatchObject({ mode: "disaggregated", prefillWorker: { workerId: 1n }, worker: { workerId: 1n } });
-    const agg = router({ trackingHash: "keyed-xxh3-v1" });
+    const agg = router(keyed);
     agg.addWorker({ workerId: 1n });
     routed(agg.route({ tokens: prompt(4, 3, 1) }));
     routed(agg.route({ tokens: prompt(4, 3, 1) }));
@@ -109,6 +120,41 @@ describe("KvRouter", () => {
     agg.addWorker({ workerId: 1n, role: "prefill" });
     expect(agg.activeBookings).toBe(0);
     expect(agg.load({ workerId: 1n, dpRank: 0 }, "prefill")).toMatchObject({ activeRequests: 0 });
+  });
+
+  // Before: keyed-xxh3-v1 chained from a random per-process key, so two replicas' tracking hashes never
+  // agreed. After: the key comes from DYN_ROUTER_TRACKING_KEY_FILE, shared by the replicas.
+  it("chains keyed tracking hashes from a shared 32-byte key file, so replicas agree", () => {
+    const hashesOf = (options: KvRouterOptions) => {
+      const events: ActiveSequenceEvent[] = [];
+      const kv = router({ replicaSync: true, onActiveSequenceEvent: (e) => events.push(e), ...options });
+      kv.addWorker({ workerId: 1n });
+      routed(kv.route({ tokens: prompt(4, 3, 1) }));
+      const data = events[0]!.data;
+      return data.type === "add_request" ? [...(data.tokenSequence ?? [])] : [];
+    };
+    const shared = keyFile(7);
+    const a = hashesOf({ trackingHash: "keyed-xxh3-v1", trackingKeyFile: shared, trackingKeyId: "k7" });
+    const b = hashesOf({ trackingHash: "keyed-xxh3-v1", trackingKeyFile: shared });
+    const other = hashesOf({ trackingHash: "keyed-xxh3-v1", trackingKeyFile: keyFile(8) });
+    const plain = hashesOf({});
+    expect(a).toHaveLength(4);
+    expect(b).toEqual(a);
+    expect(other).not.toEqual(a);
+    expect(plain).not.toEqual(a);
+    expect(() => router({ trackingHash: "keyed-xxh3-v1" })).toThrow(/DYN_ROUTER_TRACKING_KEY_FILE: required/);
+    const short = join(mkdtempSync(join(tmpdir(), "key-")), "short.key");
+    writeFileSync(short, Buffer.alloc(16));
+    expect(() => router({ trackingHash: "keyed-xxh3-v1", trackingKeyFile: short })).toThrow(
+      /16 bytes; expected exactly 32/,
+    );
+    expect(
+      KvRouter.fromEnv({
+        DYN_ROUTER_TRACKING_HASH: "keyed-xxh3-v1",
+        DYN_ROUTER_TRACKING_KEY_FILE: shared,
+        DYN_ROUTER_TRACKING_KEY_ID: "k7",
+      }).settings,
+    ).toMatchObject({ trackingKeyFile: shared, trackingKeyId: "k7" });
   });
 
   it("shares bookings between replicas when replica sync is on", () => {
