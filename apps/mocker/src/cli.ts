@@ -94,7 +94,7 @@ export const FLAGS: Readonly<Record<string, Flag>> = {
     option: "natsServers",
     help: "register the workers in NATS discovery (comma-separated URLs) [none]",
   },
-  namespace: { kind: "string", option: "namespace", help: "Dynamo namespace of the registration [dynamo]" },
+  namespace: { kind: "string", option: "namespace", help: "Dynamo namespace of the registration [vllm-agg]" },
   component: { kind: "string", option: "component", help: "Dynamo component of the registration [backend]" },
   help: { kind: "boolean", option: "help", help: "print this help" },
 };

@@ -1,3 +1,4 @@
+import { DEFAULT_DYNAMO_NAMESPACE } from "@dynamo/discovery";
 import { RealtimeDriver, resolveEngineConfig, type Engine } from "@dynamo/engine-sim";
 import { TokenizerRegistry } from "@dynamo/tokenizer";
 import { Faults } from "./faults.js";
@@ -93,7 +94,7 @@ export async function startMocker(options: MockerOptions = {}): Promise<MockerHa
       received,
       faults,
       role: disaggregationMode === "agg" ? "both" : disaggregationMode,
-      namespace: options.namespace ?? "dynamo",
+      namespace: options.namespace ?? DEFAULT_DYNAMO_NAMESPACE,
       component: options.component ?? "backend",
       modelCard: modelCardFor(source),
       log,

@@ -46,7 +46,7 @@ export interface MockerOptions {
   readonly discoveryFile?: string;
   /** Register the workers in NATS discovery on these servers. */
   readonly natsServers?: readonly string[];
-  /** Dynamo namespace / component of the registration. Default `dynamo` / `backend`. */
+  /** Dynamo namespace / component of the registration. Default `vllm-agg` (discovery's default namespace) / `backend`. */
   readonly namespace?: string;
   readonly component?: string;
   /** Largest request body accepted. Default 32 MiB. */

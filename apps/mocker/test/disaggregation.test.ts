@@ -51,12 +51,12 @@ describe("prefill → decode with kv_transfer_params (vLLM NixlConnector, as llm
     ];
 
     // Step 1: the prefill request (max_tokens 1, not streamed, do_remote_decode).
-    const step1 = await prefillClient.chat.completions.create({
+    type WithParams = { kv_transfer_params: Record<string, unknown> }; // vLLM's extension of the request body
+    const step1Body: OpenAI.ChatCompletionCreateParamsNonStreaming & WithParams = {
       model: MODEL,
       messages,
       max_tokens: 1,
       stream: false,
-      // @ts-expect-error vLLM's extension of the request body
       kv_transfer_params: {
         do_remote_decode: true,
         do_remote_prefill: false,
@@ -65,7 +65,8 @@ describe("prefill → decode with kv_transfer_params (vLLM NixlConnector, as llm
         remote_host: null,
         remote_port: null,
       },
-    });
+    };
+    const step1 = await prefillClient.chat.completions.create(step1Body);
     const params = (step1 as unknown as { kv_transfer_params: KvTransferParams }).kv_transfer_params;
     const promptTokens = step1.usage!.prompt_tokens;
     expect(step1.usage!.completion_tokens).toBe(1);
@@ -81,15 +82,15 @@ describe("prefill → decode with kv_transfer_params (vLLM NixlConnector, as llm
     expect(params.remote_engine_id).toContain(prefill.workers[0]!.name);
 
     // Step 2: the original request to the decode mocker, streamed, with the returned parameters.
-    const stream = await decodeClient.chat.completions.create({
+    const step2Body: OpenAI.ChatCompletionCreateParamsStreaming & WithParams = {
       model: MODEL,
       messages,
       max_tokens: 8,
       stream: true,
       stream_options: { include_usage: true },
-      // @ts-expect-error vLLM's extension of the request body
-      kv_transfer_params: params,
-    });
+      kv_transfer_params: { ...params },
+    };
+    const stream = await decodeClient.chat.completions.create(step2Body);
     let text = "";
     let usage: OpenAI.CompletionUsage | undefined;
     for await (const chunk of stream) {

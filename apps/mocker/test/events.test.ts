@@ -2,17 +2,17 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decode } from "@msgpack/msgpack";
-import { StaticDiscovery, parseWorkerDocument } from "@dynamo/discovery";
+import { NatsDiscovery, StaticDiscovery, parseWorkerDocument } from "@dynamo/discovery";
 import { decodeVllmEventBatch, requestReplay } from "@dynamo/kv-events";
 import { RouterService } from "@dynamo/router-service";
-import { freePort, waitFor } from "@dynamo/testkit";
+import { NatsServer, freePort, waitFor } from "@dynamo/testkit";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMocker, type MockerHandle } from "../src/index.js";
 
 const MODEL = "Qwen/Qwen3-0.6B";
 const BLOCK = 16;
-const quiet = { warn: () => undefined, info: () => undefined };
+const quiet = () => undefined;
 
 let dir: string;
 beforeAll(async () => {
@@ -135,6 +135,48 @@ describe("KV events over ZeroMQ and discovery", () => {
       expect(mocker.cachedBlocks()).toBe(4);
     } finally {
       await mocker.close();
+    }
+  });
+
+  it("registers its workers in NATS discovery with their model card, and leaves it on close", async () => {
+    const nats = await NatsServer.start();
+    const discovery = new NatsDiscovery({ servers: nats.url, namespacePrefix: "mocker-test" });
+    try {
+      const mocker = await startMocker({
+        model: MODEL,
+        blockSize: BLOCK,
+        numWorkers: 2,
+        dataParallelSize: 2,
+        speedupRatio: 0,
+        natsServers: [nats.url],
+        namespace: "mocker-test",
+        numGpuBlocks: 1000,
+      });
+      await discovery.start();
+      try {
+        await waitFor(() => discovery.list().length === 2, "both workers in NATS discovery", 20_000);
+        const worker = discovery.list().find((w) => w.id === mocker.workers[1]!.id)!;
+        expect(worker).toMatchObject({
+          name: mocker.workers[1]!.name,
+          role: "both",
+          namespace: "mocker-test",
+          component: "backend",
+          dpSize: 2,
+          blockSize: BLOCK,
+          modelName: MODEL,
+          capacity: { totalKvBlocks: 1000, maxNumBatchedTokens: 8192 },
+          rankHttpEndpoints: mocker.workers[1]!.rankPorts.map((port) => `127.0.0.1:${port}`),
+        });
+        expect(Object.keys(worker.modelCard!.files)).toEqual(
+          expect.arrayContaining(["tokenizer.json", "tokenizer_config.json"]),
+        );
+      } finally {
+        await mocker.close();
+      }
+      await waitFor(() => discovery.list().length === 0, "the workers to leave discovery", 20_000);
+    } finally {
+      await discovery.stop();
+      await nats.dispose();
     }
   });
 });
