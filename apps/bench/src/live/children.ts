@@ -2,24 +2,15 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { startProcess, type RunningProcess } from "@dynamo/testkit";
 
-/**
- * The child processes of a live run. Every process started through `run` is stopped by `stopAll` (at the end of a
- * run, on failure) and by SIGINT / SIGTERM of this process, which then exits with 130 / 143.
- */
+/** The child processes of a live run: every process started through `run` is stopped by `stopAll`. */
 export class Children {
   private readonly running = new Map<RunningProcess, string>();
   private readonly pids = new Set<number>();
   private readonly cleanups: Array<() => Promise<void>> = [];
   private readonly tsx: string;
-  private readonly onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`\n${signal}: stopping ${this.running.size} child processes\n`);
-    void this.stopAll(2_000).finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
-  };
 
   constructor(private readonly root: string) {
     this.tsx = createRequire(join(root, "package.json")).resolve("tsx");
-    process.once("SIGINT", this.onSignal);
-    process.once("SIGTERM", this.onSignal);
   }
 
   /** Runs a TypeScript entry point of the repository (`apps/<app>/src/main.ts`) as its own Node process. */
@@ -65,11 +56,24 @@ export class Children {
     await Promise.all([...this.running.keys()].map((child) => child.stop(graceMs)));
     while (this.cleanups.length > 0) await this.cleanups.pop()!().catch(() => undefined);
   }
+}
 
-  /** Stops every child and removes the signal handlers. */
-  async close(): Promise<void> {
-    await this.stopAll();
-    process.off("SIGINT", this.onSignal);
-    process.off("SIGTERM", this.onSignal);
-  }
+/**
+ * Runs `stop` on SIGINT / SIGTERM of this process (Ctrl-C included), then exits with 130 / 143; a second signal
+ * exits at once. Returns the function that removes the handlers.
+ */
+export function stopOnSignal(stop: () => Promise<void>): () => void {
+  let signals = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    const code = signal === "SIGINT" ? 130 : 143;
+    if (++signals > 1) process.exit(code);
+    process.stderr.write(`\n${signal}: stopping every process started\n`);
+    void stop().finally(() => process.exit(code));
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
 }

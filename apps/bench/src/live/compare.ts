@@ -1,4 +1,5 @@
 import { loadTrace, type TraceRequest } from "../mooncake.js";
+import { Children, stopOnSignal } from "./children.js";
 import { startFleet, type EventPlane, type Fleet, type RouterMode } from "./fleet.js";
 import { scrape, summarise, type RunSummary } from "./metrics.js";
 import { conversationSlice, idealReuse, replaySlice, warmUp } from "./replay.js";
@@ -22,19 +23,6 @@ export interface LiveOptions {
   readonly note: (message: string) => void;
   readonly progress: (phase: string, done: number, total: number) => void;
 }
-
-/** Defaults of `npm run bench -- live` and `./run main`. */
-export const LIVE_DEFAULTS = {
-  model: "Qwen/Qwen3-0.6B",
-  workers: 4,
-  conversations: 8,
-  rate: 1.5,
-  speedupRatio: 4,
-  maxOutputTokens: 96,
-  eventPlane: "zmq" as EventPlane,
-  blockSize: 64,
-  gpuBlocks: 16_384,
-};
 
 /**
  * The offline simulator's figures for the same slice and settings, when a simulator is plugged in: `runLive` shows
@@ -62,51 +50,38 @@ export interface LiveComparison {
   readonly wallSeconds: number;
 }
 
-/** One run: fresh processes (cold caches), warm-up under one block, the slice at a fixed rate, metrics, stop. */
-async function runOnce(options: LiveOptions, slice: readonly TraceRequest[], mode: RouterMode, pids: number[]) {
+/** The slice through one fleet: warm-up under one block, the slice at a fixed rate, the servers' metrics. */
+async function measure(options: LiveOptions, slice: readonly TraceRequest[], mode: RouterMode, fleet: Fleet) {
   const label = mode === "kv" ? "KV-aware" : "round-robin";
-  const fleet: Fleet = await startFleet({
-    root: options.root,
+  const warmups = 2 * options.workers;
+  options.note(`${label}: warming up the path (${warmups} requests under one KV block)`);
+  await warmUp(fleet.gatewayUrl, options.model, warmups, 120_000);
+  const samples = await replaySlice(slice, {
+    baseUrl: fleet.gatewayUrl,
     model: options.model,
-    workers: options.workers,
-    mode,
-    eventPlane: options.eventPlane,
-    speedupRatio: options.speedupRatio,
-    blockSize: options.blockSize,
-    gpuBlocks: options.gpuBlocks,
-    startTimeoutMs: 120_000,
-    note: options.note,
+    rate: options.rate,
+    maxOutputTokens: options.maxOutputTokens,
+    timeoutMs: 120_000,
+    onProgress: (done, total) => options.progress(`${label} replay`, done, total),
   });
-  try {
-    pids.push(...fleet.pids());
-    options.note(`${label}: warming up the path (requests under one KV block)`);
-    await warmUp(fleet.gatewayUrl, options.model, 2 * options.workers, 60_000);
-    const samples = await replaySlice(slice, {
-      baseUrl: fleet.gatewayUrl,
-      model: options.model,
-      rate: options.rate,
-      maxOutputTokens: options.maxOutputTokens,
-      timeoutMs: 120_000,
-      onProgress: (done, total) => options.progress(`${label} replay`, done, total),
-    });
-    await new Promise((r) => setTimeout(r, 200)); // the last decision-log lines
-    const [eppMetrics, ...workerMetrics] = await Promise.all([
-      scrape(fleet.eppMetricsUrl),
-      ...fleet.workers.map((w) => scrape(`${w.engineUrl}/metrics`)),
-    ]);
-    const warmups = 2 * options.workers;
-    return summarise(samples, {
-      decisions: fleet.decisions().slice(warmups),
-      workerIds: fleet.workers.map((w) => String(w.id)),
-      workerMetrics,
-      eppMetrics: eppMetrics!,
-    });
-  } finally {
-    await fleet.stop();
-  }
+  await new Promise((r) => setTimeout(r, 200)); // the last decision-log lines
+  const [eppMetrics, ...workerMetrics] = await Promise.all([
+    scrape(fleet.eppMetricsUrl),
+    ...fleet.workers.map((w) => scrape(`${w.engineUrl}/metrics`)),
+  ]);
+  return summarise(samples, {
+    decisions: fleet.decisions().slice(warmups),
+    workerIds: fleet.workers.map((w) => String(w.id)),
+    workerMetrics,
+    eppMetrics: eppMetrics!,
+  });
 }
 
-/** The live comparison: the same trace slice through the endpoint picker in KV mode, then in round-robin mode. */
+/**
+ * The live comparison: the same trace slice through the endpoint picker in KV mode, then in round-robin mode, each
+ * on processes of its own (cold caches), started after the previous ones stopped (starting both sets at once starves
+ * them on a loaded 2-core machine). Everything is stopped on failure and on SIGINT / SIGTERM.
+ */
 export async function runLive(options: LiveOptions, simulator?: SimulatorReplay): Promise<LiveComparison> {
   const started = performance.now();
   const trace = loadTrace(options.root, options.trace);
@@ -114,19 +89,45 @@ export async function runLive(options: LiveOptions, simulator?: SimulatorReplay)
   options.note(
     `trace slice: ${slice.length} requests of ${options.conversations} conversations, ${options.workers} workers, ${options.rate} requests/s`,
   );
-  const pids: number[] = [];
-  const kv = await runOnce(options, slice, "kv", pids);
-  const roundRobin = await runOnce(options, slice, "round-robin", pids);
-  const simulated =
-    simulator === undefined
-      ? undefined
-      : { kv: await simulator(slice, options, "kv"), roundRobin: await simulator(slice, options, "round-robin") };
-  return {
-    slice: { requests: slice.length, conversations: options.conversations, idealReuse: idealReuse(slice) },
-    kv,
-    roundRobin,
-    ...(simulated !== undefined ? { simulated } : {}),
-    pids,
-    wallSeconds: (performance.now() - started) / 1000,
-  };
+  const groups = { kv: new Children(options.root), "round-robin": new Children(options.root) };
+  const stopAll = () => Promise.all([groups.kv.stopAll(), groups["round-robin"].stopAll()]).then(() => undefined);
+  const removeHandlers = stopOnSignal(stopAll);
+  try {
+    const fleetOptions = (mode: RouterMode) => ({
+      root: options.root,
+      model: options.model,
+      workers: options.workers,
+      mode,
+      eventPlane: options.eventPlane,
+      speedupRatio: options.speedupRatio,
+      blockSize: options.blockSize,
+      gpuBlocks: options.gpuBlocks,
+      startTimeoutMs: 240_000,
+      note: options.note,
+    });
+    const kv = await measure(options, slice, "kv", await startFleet(fleetOptions("kv"), groups.kv));
+    await groups.kv.stopAll();
+    const roundRobin = await measure(
+      options,
+      slice,
+      "round-robin",
+      await startFleet(fleetOptions("round-robin"), groups["round-robin"]),
+    );
+    await groups["round-robin"].stopAll();
+    const simulated =
+      simulator === undefined
+        ? undefined
+        : { kv: await simulator(slice, options, "kv"), roundRobin: await simulator(slice, options, "round-robin") };
+    return {
+      slice: { requests: slice.length, conversations: options.conversations, idealReuse: idealReuse(slice) },
+      kv,
+      roundRobin,
+      ...(simulated !== undefined ? { simulated } : {}),
+      pids: [...groups.kv.startedPids(), ...groups["round-robin"].startedPids()],
+      wallSeconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await stopAll();
+    removeHandlers();
+  }
 }

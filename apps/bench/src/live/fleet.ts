@@ -1,3 +1,4 @@
+import { createServer } from "node:net";
 import { KvEventBridge, connectEventPlane } from "@dynamo/kv-events";
 import { NatsServer, freePort, waitFor, type RunningProcess } from "@dynamo/testkit";
 import { Children } from "./children.js";
@@ -59,7 +60,7 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
-const MOCKER_LINE = /^mocker: worker (\S+) \(id (\d+)\) serving (http:\/\/\S+?)(?:,|$)/;
+const MOCKER_LINE = /^mocker: worker \S+ \(id \d+\) serving http:/;
 
 async function expectStart(child: RunningProcess, what: string, ready: () => boolean, timeoutMs: number) {
   let exited = false;
@@ -87,25 +88,55 @@ function decisionsOf(epp: RunningProcess): Decision[] {
     }));
 }
 
+/** `count` consecutive TCP ports free on 127.0.0.1 right now (the mocker's workers listen on base + w). */
+async function freePortRange(count: number): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await freePort();
+    if (base + count > 65535) continue;
+    let ok = true;
+    for (let p = base + 1; ok && p < base + count; p++) ok = await free(p);
+    if (ok) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports on 127.0.0.1`);
+}
+
 /**
- * Starts, on loopback: the mocker (N workers publishing vLLM KV events over ZeroMQ), a frontend sidecar per worker,
- * a NATS server and one ZeroMQ → NATS bridge per worker when the event plane is NATS, the endpoint picker over
- * static discovery, and the dev gateway. On any failure everything started so far is stopped.
+ * Starts, on loopback and all at once: the mocker (N workers publishing vLLM KV events over ZeroMQ), a frontend
+ * sidecar per worker, a NATS server and one ZeroMQ → NATS bridge per worker when the event plane is NATS, the
+ * endpoint picker over static discovery, and the dev gateway. On any failure everything started so far is stopped.
  */
-export async function startFleet(options: FleetOptions): Promise<Fleet> {
-  const children = new Children(options.root);
-  const stop = () => children.close();
+export async function startFleet(options: FleetOptions, children = new Children(options.root)): Promise<Fleet> {
+  const stop = () => children.stopAll();
   try {
-    const zmqPorts: number[] = [];
-    for (let i = 0; i < options.workers; i++) zmqPorts.push(await freePort());
-    options.note(`starting ${options.workers} simulated workers (speedup ×${options.speedupRatio})`);
-    const mocker = children.run("mocker", "apps/mocker/src/main.ts", [
+    const enginePort = await freePortRange(options.workers);
+    const workers: FleetWorker[] = [];
+    for (let i = 0; i < options.workers; i++)
+      workers.push({
+        // Ids the picker's static discovery and the sidecars agree on; the mocker's own names play no part.
+        id: BigInt(1001 + i),
+        name: `${options.mode}-worker-${i}`,
+        engineUrl: `http://127.0.0.1:${enginePort + i}`,
+        endpoint: `127.0.0.1:${await freePort()}`,
+        zmqEndpoint: `tcp://127.0.0.1:${await freePort()}`,
+      });
+    const [extProcPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    const label = options.mode === "kv" ? "KV-aware" : "round-robin";
+    options.note(
+      `${label}: starting ${options.workers} simulated workers (speedup ×${options.speedupRatio}), ${options.workers} frontend sidecars, the endpoint picker (DYN_ROUTER_MODE=${options.mode}, events over ${options.eventPlane}), the dev gateway`,
+    );
+    const mocker = children.run(`${options.mode} mocker`, "apps/mocker/src/main.ts", [
       "--model-path",
       options.model,
       "--host",
       "127.0.0.1",
       "--port",
-      "0",
+      String(enginePort),
       "--num-workers",
       String(options.workers),
       "--speedup-ratio",
@@ -115,47 +146,32 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       "--num-gpu-blocks-override",
       String(options.gpuBlocks),
       "--zmq-kv-events-ports",
-      zmqPorts.join(","),
+      workers.map((w) => w.zmqEndpoint.slice(w.zmqEndpoint.lastIndexOf(":") + 1)).join(","),
     ]);
-    const started = () => mocker.lines.filter((line) => MOCKER_LINE.test(line));
-    await expectStart(mocker, "the mocker", () => started().length === options.workers, options.startTimeoutMs);
-    const engines = started().map((line) => {
-      const [, name, id, url] = MOCKER_LINE.exec(line)!;
-      return { name: name!, id: BigInt(id!), url: url! };
-    });
-
-    const frontendPorts: number[] = [];
-    for (let i = 0; i < engines.length; i++) frontendPorts.push(await freePort());
-    options.note(`starting ${engines.length} frontend sidecars`);
-    const frontends = engines.map((engine, i) =>
-      children.run("frontend", "apps/frontend/src/main.ts", [
+    const frontends = workers.map((worker) =>
+      children.run(`${options.mode} frontend`, "apps/frontend/src/main.ts", [
         "--host",
         "127.0.0.1",
         "--port",
-        String(frontendPorts[i]),
+        worker.endpoint.slice(worker.endpoint.indexOf(":") + 1),
         "--engine-url",
-        engine.url,
+        worker.engineUrl,
         "--worker-id",
-        String(engine.id),
+        String(worker.id),
         "--tokenizer",
         "none",
         "--log-level",
         "warn",
       ]),
     );
-    const workers: FleetWorker[] = engines.map((engine, i) => ({
-      id: engine.id,
-      name: engine.name,
-      engineUrl: engine.url,
-      endpoint: `127.0.0.1:${frontendPorts[i]}`,
-      zmqEndpoint: `tcp://127.0.0.1:${zmqPorts[i]}`,
-    }));
 
     const eventEnv: Record<string, string> = { DYN_EVENT_PLANE: options.eventPlane };
     if (options.eventPlane === "nats") {
       const nats = await NatsServer.start({ jetstream: true });
       children.recordPid(nats.pid);
       children.onStop(() => nats.dispose());
+      Object.assign(eventEnv, { NATS_SERVER: nats.url, DYN_NAMESPACE: "dynamo", DYN_COMPONENT_NAME: "backend" });
+      // The bridges dial the mocker's publishers (ZeroMQ reconnects until they listen).
       for (const worker of workers) {
         const nc = await connectEventPlane(nats.url);
         children.onStop(() => nc.close());
@@ -168,18 +184,15 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         });
         children.onStop(() => bridge.close());
       }
-      Object.assign(eventEnv, { NATS_SERVER: nats.url, DYN_NAMESPACE: "dynamo", DYN_COMPONENT_NAME: "backend" });
     }
-
-    const [extProcPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
-    options.note(`starting the endpoint picker (DYN_ROUTER_MODE=${options.mode}, events over ${options.eventPlane})`);
-    const epp = children.run("epp", "apps/epp/src/main.ts", [], {
+    const epp = children.run(`${options.mode} epp`, "apps/epp/src/main.ts", [], {
       ...eventEnv,
       DYN_DISCOVERY_BACKEND: "static",
       DYN_DISCOVERY_WORKERS: JSON.stringify({
         defaults: { model: options.model, blockSize: options.blockSize },
         workers: workers.map((w) => ({
           name: w.name,
+          id: String(w.id),
           http: w.endpoint,
           ...(options.eventPlane === "zmq" ? { kvEvents: { endpoint: w.zmqEndpoint } } : {}),
         })),
@@ -195,7 +208,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "0",
       DYN_EPP_GRACEFUL_SHUTDOWN_DRAIN_SECS: "1",
     });
-    const gateway = children.run("dev-gateway", "apps/dev-gateway/src/main.ts", [
+    const gateway = children.run(`${options.mode} dev-gateway`, "apps/dev-gateway/src/main.ts", [
       "--port",
       "0",
       "--epp",
@@ -206,33 +219,36 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       workers.map((w) => w.endpoint).join(","),
     ]);
     const healthy = new Set<number>();
+    const answers = (i: number, url: string) => () => {
+      if (!healthy.has(i))
+        void fetch(url).then(
+          (r) => r.ok && healthy.add(i),
+          () => undefined,
+        );
+      return healthy.has(i);
+    };
+    const timeout = options.startTimeoutMs;
     await Promise.all([
+      expectStart(
+        mocker,
+        `${label} mocker`,
+        () => mocker.lines.filter((line) => MOCKER_LINE.test(line)).length === options.workers,
+        timeout,
+      ),
       ...frontends.map((frontend, i) =>
-        expectStart(
-          frontend,
-          `frontend ${i}`,
-          () => {
-            if (!healthy.has(i))
-              void fetch(`http://${workers[i]!.endpoint}/health`).then(
-                (r) => r.ok && healthy.add(i),
-                () => undefined,
-              );
-            return healthy.has(i);
-          },
-          options.startTimeoutMs,
-        ),
+        expectStart(frontend, `${label} frontend ${i}`, answers(i, `http://${workers[i]!.endpoint}/health`), timeout),
       ),
       expectStart(
         epp,
-        "the endpoint picker",
+        `${label} endpoint picker`,
         () => epp.json().some((l) => l["msg"] === "endpoint picker listening"),
-        options.startTimeoutMs,
+        timeout,
       ),
       expectStart(
         gateway,
-        "the dev gateway",
+        `${label} dev gateway`,
         () => gateway.lines.some((l) => l.includes("dev-gateway listening on")),
-        options.startTimeoutMs,
+        timeout,
       ),
     ]);
     const gatewayUrl = /listening on (http:\/\/\S+),/.exec(gateway.lines.find((l) => l.includes("listening on"))!)![1]!;
