@@ -9,7 +9,7 @@ export const LIVE_DEFAULTS = {
   workers: 4,
   conversations: 6,
   rate: 2,
-  speedupRatio: 4,
+  speedupRatio: 10,
   maxOutputTokens: 96,
   eventPlane: "zmq" as EventPlane,
   blockSize: 64,
