@@ -12,9 +12,14 @@ export function verdict(c: LiveComparison): string {
     return `Not every request succeeded (KV-aware ${kv.succeeded}/${kv.requests}, round-robin ${rr.succeeded}/${rr.requests}): see the errors above.`;
   const faster = rr.ttftP50Ms / kv.ttftP50Ms;
   const reuse = `${pct(kv.reuseRatio)} of prompt tokens came from cache with KV-aware routing against ${pct(rr.reuseRatio)} with round-robin`;
+  const busiest = Math.max(...kv.perWorker) / Math.max(1, kv.succeeded);
+  const herd =
+    busiest > 0.5
+      ? ` KV-aware routing sent ${pct(busiest)} of the requests to one worker (every conversation starts with the trace's common first block), so the cache it saved was spent queueing there.`
+      : "";
   return faster >= 1
-    ? `${reuse}, so the workers recomputed less and the first token came ${round(faster, 2)}× sooner at the median.`
-    : `${reuse}, yet the median first token came ${round(1 / faster, 2)}× later: at this load the cache savings did not outweigh queueing on the workers the prefixes pin requests to.`;
+    ? `${reuse}, so the workers recomputed less and the first token came ${round(faster, 2)}× sooner at the median.${herd}`
+    : `${reuse}, yet the median first token came ${round(1 / faster, 2)}× later.${herd || " At this load the cache savings did not outweigh queueing on the workers the prefixes pin requests to."}`;
 }
 
 /** The comparison as terminal lines. */
@@ -30,6 +35,7 @@ export function comparisonLines(c: LiveComparison): string[] {
     row("output tokens/s", kv.outputTokPerSec, rr.outputTokPerSec, ratio(kv.outputTokPerSec, rr.outputTokPerSec)),
     row("ITL mean (ms)", kv.itlMeanMs, rr.itlMeanMs, ratio(kv.itlMeanMs, rr.itlMeanMs)),
     row("e2e p50 (ms)", kv.e2eP50Ms, rr.e2eP50Ms, ratio(kv.e2eP50Ms, rr.e2eP50Ms)),
+    row("requests per worker", kv.perWorker.join("/"), rr.perWorker.join("/"), ""),
     row("succeeded", `${kv.succeeded}/${kv.requests}`, `${rr.succeeded}/${rr.requests}`, ""),
     row("picker decision p50 (ms)", kv.eppDecisionP50Ms, rr.eppDecisionP50Ms, ""),
   ];
