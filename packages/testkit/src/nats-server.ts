@@ -34,6 +34,11 @@ export class NatsServer {
     return server;
   }
 
+  /** Process id of the running server (undefined while stopped). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }

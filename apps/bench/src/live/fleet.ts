@@ -1,0 +1,267 @@
+import { createServer } from "node:net";
+import { KvEventBridge, connectEventPlane } from "@dynamo/kv-events";
+import { NatsServer, freePort, waitFor, type RunningProcess } from "@dynamo/testkit";
+import { Children } from "./children.js";
+
+export type RouterMode = "kv" | "round-robin";
+export type EventPlane = "zmq" | "nats";
+
+/** What one live run starts. */
+export interface FleetOptions {
+  readonly root: string;
+  readonly model: string;
+  /** Simulated workers (one mocker process hosting them, a frontend sidecar per worker). */
+  readonly workers: number;
+  /** The endpoint picker's `DYN_ROUTER_MODE`. */
+  readonly mode: RouterMode;
+  /** KV events straight from the mockers over ZeroMQ, or bridged onto a NATS server started for the run. */
+  readonly eventPlane: EventPlane;
+  /** The mocker's `--speedup-ratio` (divides every modelled duration). */
+  readonly speedupRatio: number;
+  readonly blockSize: number;
+  /** KV capacity of each worker in blocks (`--num-gpu-blocks-override`). */
+  readonly gpuBlocks: number;
+  /** Start-up deadline of each process. */
+  readonly startTimeoutMs: number;
+  readonly note: (message: string) => void;
+}
+
+/** A simulated worker and its sidecar. */
+export interface FleetWorker {
+  readonly id: bigint;
+  readonly name: string;
+  /** The mocker worker's own URL (its `/metrics`). */
+  readonly engineUrl: string;
+  /** `host:port` of the frontend sidecar: the endpoint the gateway sends to. */
+  readonly endpoint: string;
+  readonly zmqEndpoint: string;
+}
+
+/** One routing decision of the picker's decision log. */
+export interface Decision {
+  readonly requestId: string;
+  readonly worker: string;
+  readonly decisionMs: number;
+  readonly selectMs: number;
+  readonly tokenizeMs: number;
+  readonly overlapBlocks: number;
+}
+
+/** The running processes of one live run. */
+export interface Fleet {
+  readonly gatewayUrl: string;
+  readonly eppMetricsUrl: string;
+  readonly workers: readonly FleetWorker[];
+  /** The picker's decision log so far. */
+  decisions(): Decision[];
+  /** Process ids of everything started (the NATS server included). */
+  pids(): number[];
+  /** Stops every process of the run. */
+  stop(): Promise<void>;
+}
+
+const MOCKER_LINE = /^mocker: worker \S+ \(id \d+\) serving http:/;
+
+async function expectStart(child: RunningProcess, what: string, ready: () => boolean, timeoutMs: number) {
+  let exited = false;
+  void child.exited.then(() => (exited = true));
+  try {
+    await waitFor(() => exited || ready(), what, timeoutMs, 50);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; its last output:\n${Children.tail(child)}`);
+  }
+  if (exited && !ready()) throw new Error(`${what} exited at start; its last output:\n${Children.tail(child)}`);
+}
+
+/** Parses the JSON `request` lines of the picker's decision log. */
+function decisionsOf(epp: RunningProcess): Decision[] {
+  return epp
+    .json()
+    .filter((line) => line["msg"] === "request")
+    .map((line) => ({
+      requestId: String(line["requestId"]),
+      worker: String(line["worker"]),
+      decisionMs: Number(line["decisionMs"]),
+      selectMs: Number(line["selectMs"]),
+      tokenizeMs: Number(line["tokenizeMs"]),
+      overlapBlocks: Number(line["overlapBlocks"]),
+    }));
+}
+
+/** `count` consecutive TCP ports free on 127.0.0.1 right now (the mocker's workers listen on base + w). */
+async function freePortRange(count: number): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await freePort();
+    if (base + count > 65535) continue;
+    let ok = true;
+    for (let p = base + 1; ok && p < base + count; p++) ok = await free(p);
+    if (ok) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports on 127.0.0.1`);
+}
+
+/**
+ * Starts, on loopback and all at once: the mocker (N workers publishing vLLM KV events over ZeroMQ), a frontend
+ * sidecar per worker, a NATS server and one ZeroMQ → NATS bridge per worker when the event plane is NATS, the
+ * endpoint picker over static discovery, and the dev gateway. On any failure everything started so far is stopped.
+ */
+export async function startFleet(options: FleetOptions, children = new Children(options.root)): Promise<Fleet> {
+  const stop = () => children.stopAll();
+  try {
+    const enginePort = await freePortRange(options.workers);
+    const workers: FleetWorker[] = [];
+    for (let i = 0; i < options.workers; i++)
+      workers.push({
+        // Ids the picker's static discovery and the sidecars agree on; the mocker's own names play no part.
+        id: BigInt(1001 + i),
+        name: `${options.mode}-worker-${i}`,
+        engineUrl: `http://127.0.0.1:${enginePort + i}`,
+        endpoint: `127.0.0.1:${await freePort()}`,
+        zmqEndpoint: `tcp://127.0.0.1:${await freePort()}`,
+      });
+    const [extProcPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    const label = options.mode === "kv" ? "KV-aware" : "round-robin";
+    options.note(
+      `${label}: starting ${options.workers} simulated workers (speedup ×${options.speedupRatio}), ${options.workers} frontend sidecars, the endpoint picker (DYN_ROUTER_MODE=${options.mode}, events over ${options.eventPlane}), the dev gateway`,
+    );
+    const mocker = children.run(`${options.mode} mocker`, "apps/mocker/src/main.ts", [
+      "--model-path",
+      options.model,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(enginePort),
+      "--num-workers",
+      String(options.workers),
+      "--speedup-ratio",
+      String(options.speedupRatio),
+      "--block-size",
+      String(options.blockSize),
+      "--num-gpu-blocks-override",
+      String(options.gpuBlocks),
+      "--zmq-kv-events-ports",
+      workers.map((w) => w.zmqEndpoint.slice(w.zmqEndpoint.lastIndexOf(":") + 1)).join(","),
+    ]);
+    const frontends = workers.map((worker) =>
+      children.run(`${options.mode} frontend`, "apps/frontend/src/main.ts", [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        worker.endpoint.slice(worker.endpoint.indexOf(":") + 1),
+        "--engine-url",
+        worker.engineUrl,
+        "--worker-id",
+        String(worker.id),
+        "--tokenizer",
+        "none",
+        "--log-level",
+        "warn",
+      ]),
+    );
+
+    const eventEnv: Record<string, string> = { DYN_EVENT_PLANE: options.eventPlane };
+    if (options.eventPlane === "nats") {
+      const nats = await NatsServer.start({ jetstream: true });
+      children.recordPid(nats.pid);
+      children.onStop(() => nats.dispose());
+      Object.assign(eventEnv, { NATS_SERVER: nats.url, DYN_NAMESPACE: "dynamo", DYN_COMPONENT_NAME: "backend" });
+      // The bridges dial the mocker's publishers (ZeroMQ reconnects until they listen).
+      for (const worker of workers) {
+        const nc = await connectEventPlane(nats.url);
+        children.onStop(() => nc.close());
+        const bridge = await KvEventBridge.start({
+          nc,
+          namespace: "dynamo",
+          component: "backend",
+          blockSize: options.blockSize,
+          worker: { workerId: worker.id, endpoint: worker.zmqEndpoint },
+        });
+        children.onStop(() => bridge.close());
+      }
+    }
+    const epp = children.run(`${options.mode} epp`, "apps/epp/src/main.ts", [], {
+      ...eventEnv,
+      DYN_DISCOVERY_BACKEND: "static",
+      DYN_DISCOVERY_WORKERS: JSON.stringify({
+        defaults: { model: options.model, blockSize: options.blockSize },
+        workers: workers.map((w) => ({
+          name: w.name,
+          id: String(w.id),
+          http: w.endpoint,
+          ...(options.eventPlane === "zmq" ? { kvEvents: { endpoint: w.zmqEndpoint } } : {}),
+        })),
+      }),
+      DYN_ROUTER_MODE: options.mode,
+      DYN_KV_CACHE_BLOCK_SIZE: String(options.blockSize),
+      DYN_MODEL_NAME: options.model,
+      DYN_SECURE_SERVING: "false",
+      DYN_EPP_EXT_PROC_PORT: String(extProcPort),
+      DYN_EPP_HEALTH_PORT: String(healthPort),
+      DYN_EPP_METRICS_PORT: String(metricsPort),
+      DYN_EPP_TOKENIZER_THREADS: "1",
+      DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "0",
+      DYN_EPP_GRACEFUL_SHUTDOWN_DRAIN_SECS: "1",
+    });
+    const gateway = children.run(`${options.mode} dev-gateway`, "apps/dev-gateway/src/main.ts", [
+      "--port",
+      "0",
+      "--epp",
+      `127.0.0.1:${extProcPort}`,
+      "--epp-tls",
+      "off",
+      "--endpoints",
+      workers.map((w) => w.endpoint).join(","),
+    ]);
+    const healthy = new Set<number>();
+    const answers = (i: number, url: string) => () => {
+      if (!healthy.has(i))
+        void fetch(url).then(
+          (r) => r.ok && healthy.add(i),
+          () => undefined,
+        );
+      return healthy.has(i);
+    };
+    const timeout = options.startTimeoutMs;
+    await Promise.all([
+      expectStart(
+        mocker,
+        `${label} mocker`,
+        () => mocker.lines.filter((line) => MOCKER_LINE.test(line)).length === options.workers,
+        timeout,
+      ),
+      ...frontends.map((frontend, i) =>
+        expectStart(frontend, `${label} frontend ${i}`, answers(i, `http://${workers[i]!.endpoint}/health`), timeout),
+      ),
+      expectStart(
+        epp,
+        `${label} endpoint picker`,
+        () => epp.json().some((l) => l["msg"] === "endpoint picker listening"),
+        timeout,
+      ),
+      expectStart(
+        gateway,
+        `${label} dev gateway`,
+        () => gateway.lines.some((l) => l.includes("dev-gateway listening on")),
+        timeout,
+      ),
+    ]);
+    const gatewayUrl = /listening on (http:\/\/\S+),/.exec(gateway.lines.find((l) => l.includes("listening on"))!)![1]!;
+    return {
+      gatewayUrl,
+      eppMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+      workers,
+      decisions: () => decisionsOf(epp),
+      pids: () => children.startedPids(),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -1,0 +1,75 @@
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { runLive } from "../src/live/compare.js";
+import { conversationSlice, idealReuse } from "../src/live/replay.js";
+import { LIVE_DEFAULTS } from "../src/live/options.js";
+import { loadTrace, type TraceRequest } from "../src/mooncake.js";
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+
+const request = (hashIds: number[]): TraceRequest => ({
+  timestamp: 0,
+  inputLength: hashIds.length * 512,
+  outputLength: 8,
+  hashIds,
+});
+
+/** True while a process with this id exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+describe("live comparison", () => {
+  it("slices whole conversations in trace order and knows the best reuse they allow", () => {
+    const trace = [
+      request([0, 1]),
+      request([0, 2]),
+      request([0, 1, 3]),
+      request([0, 5]),
+      request([0, 1, 3, 4]),
+      request([0, 2, 6]),
+      request([0, 2, 6, 7]),
+    ];
+    // Conversations [0, 1…] and [0, 2…] have three turns each; [0, 5] one.
+    expect(conversationSlice(trace, 2, 3)).toEqual([trace[0], trace[1], trace[2], trace[4], trace[5], trace[6]]);
+    expect(conversationSlice(trace, 1, 3)).toEqual([trace[0], trace[2], trace[4]]);
+    // Blocks found: none, 0, 0 1, 0 1 3 → 6 of 2 + 2 + 3 + 4 = 11.
+    expect(idealReuse([trace[0]!, request([0, 2]), trace[2]!, trace[4]!])).toBeCloseTo(6 / 11);
+    const shipped = conversationSlice(loadTrace(ROOT), 4);
+    expect(shipped.length).toBeGreaterThanOrEqual(12);
+    expect(idealReuse(shipped)).toBeGreaterThan(0.2);
+  });
+
+  it("replays a dozen requests over 2 workers through the real processes: every request succeeds, KV-aware reuse ≥ round-robin's, no process left", async () => {
+    const notes: string[] = [];
+    const comparison = await runLive({
+      ...LIVE_DEFAULTS,
+      root: ROOT,
+      workers: 2,
+      conversations: 4,
+      rate: 2,
+      maxOutputTokens: 16,
+      note: (message) => notes.push(message),
+      progress: () => undefined,
+    });
+    for (const run of [comparison.kv, comparison.roundRobin]) {
+      expect(run.errors).toEqual({});
+      expect(run.succeeded).toBe(run.requests);
+      expect(run.requests).toBeGreaterThanOrEqual(12);
+      expect(run.perWorker.reduce((a, b) => a + b, 0)).toBe(run.requests);
+      expect(run.ttftP50Ms).toBeGreaterThan(0);
+    }
+    expect(comparison.kv.reuseRatio).toBeGreaterThan(0);
+    expect(comparison.kv.reuseRatio).toBeGreaterThanOrEqual(comparison.roundRobin.reuseRatio);
+    // The responses' cached tokens and the workers' own counters tell the same story.
+    expect(Math.abs(comparison.kv.reuseRatio - comparison.kv.workerReuseRatio)).toBeLessThan(0.05);
+    // mocker, 2 frontends, picker, gateway per run
+    expect(comparison.pids.length).toBe(10);
+    expect(comparison.pids.filter(alive)).toEqual([]);
+  }, 900_000);
+});
