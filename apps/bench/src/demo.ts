@@ -6,6 +6,7 @@ import { runLive } from "./live/compare.js";
 import { liveOptions } from "./live/options.js";
 import { comparisonLines, comparisonResult, verdict } from "./live/present.js";
 import { renderReport } from "./report.js";
+import { simulateSlice } from "./live/simulated.js";
 
 /**
  * `./run main`: the live comparison on its defaults (4 simulated workers, a short slice of the Mooncake conversation
@@ -20,7 +21,7 @@ async function main(args: readonly string[]): Promise<number> {
   progress.note(
     "KV-aware routing against round-robin, live: simulated vLLM workers, a frontend sidecar each, the endpoint picker and a gateway, all on this machine",
   );
-  const comparison = await runLive(options);
+  const comparison = await runLive(options, simulateSlice);
   const result = comparisonResult(comparison, options);
   const command = ["./run main", ...args].join(" ");
   const file = join(root, "reports", "live.html");

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { runLive } from "../src/live/compare.js";
+import { SIMULATOR_TOLERANCE, runLive } from "../src/live/compare.js";
+import { simulateSlice } from "../src/live/simulated.js";
 import { conversationSlice, idealReuse } from "../src/live/replay.js";
 import { LIVE_DEFAULTS } from "../src/live/options.js";
 import { loadTrace, type TraceRequest } from "../src/mooncake.js";
@@ -47,16 +48,19 @@ describe("live comparison", () => {
 
   it("replays a dozen requests over 2 workers through the real processes: every request succeeds, KV-aware reuse ≥ round-robin's, no process left", async () => {
     const notes: string[] = [];
-    const comparison = await runLive({
-      ...LIVE_DEFAULTS,
-      root: ROOT,
-      workers: 2,
-      conversations: 4,
-      rate: 2,
-      maxOutputTokens: 16,
-      note: (message) => notes.push(message),
-      progress: () => undefined,
-    });
+    const comparison = await runLive(
+      {
+        ...LIVE_DEFAULTS,
+        root: ROOT,
+        workers: 2,
+        conversations: 4,
+        rate: 2,
+        maxOutputTokens: 16,
+        note: (message) => notes.push(message),
+        progress: () => undefined,
+      },
+      simulateSlice,
+    );
     for (const run of [comparison.kv, comparison.roundRobin]) {
       expect(run.errors).toEqual({});
       expect(run.succeeded).toBe(run.requests);
@@ -68,6 +72,12 @@ describe("live comparison", () => {
     expect(comparison.kv.reuseRatio).toBeGreaterThanOrEqual(comparison.roundRobin.reuseRatio);
     // The responses' cached tokens and the workers' own counters tell the same story.
     expect(Math.abs(comparison.kv.reuseRatio - comparison.kv.workerReuseRatio)).toBeLessThan(0.05);
+    // The offline simulator on the same slice caches what the live engines cached (latencies differ: the live
+    // path adds HTTP, tokenization and a loaded machine, which the simulator leaves out).
+    for (const mode of ["kv", "roundRobin"] as const)
+      expect(Math.abs(comparison.simulated![mode].reuseRatio - comparison[mode].reuseRatio)).toBeLessThanOrEqual(
+        SIMULATOR_TOLERANCE.reuseAbsolute,
+      );
     // mocker, 2 frontends, picker, gateway per run
     expect(comparison.pids.length).toBe(10);
     expect(comparison.pids.filter(alive)).toEqual([]);
