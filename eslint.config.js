@@ -34,4 +34,18 @@ export default [
     files: ["**/tsup.config.ts"],
     rules: { "@nx/enforce-module-boundaries": "off" },
   },
+  {
+    // An app's tests may start the mocker app as the engine behind it (the frontend sidecar's tests do).
+    files: ["apps/*/test/**/*.ts"],
+    rules: {
+      "@nx/enforce-module-boundaries": [
+        "error",
+        {
+          enforceBuildableLibDependency: false,
+          allow: ["@dynamo/mocker"],
+          depConstraints: [{ sourceTag: "type:app", onlyDependOnLibsWithTags: ["type:package"] }],
+        },
+      ],
+    },
+  },
 ];

@@ -1,9 +1,12 @@
+import { parseCli } from "@dynamo/mocker";
 import { describe, expect, it } from "vitest";
 import { isBuildingBlock, renderAll, renderDir, renderServing } from "./support/catalogue.js";
 import { GATEWAY_CHECKS } from "./support/checks-gateway.js";
+import { REPLICA_CHECKS } from "./support/checks-replicas.js";
 import { SERVING_CHECKS } from "./support/checks-serving.js";
+import { SIDECAR_CHECKS } from "./support/checks-sidecars.js";
 import { workloadChecks, type Check } from "./support/checks-workloads.js";
-import { allContainers, find, flagValues, ofKind, type K8sObject } from "./support/objects.js";
+import { allContainers, expandedArgs, find, flagValues, ofKind, type K8sObject } from "./support/objects.js";
 import { workers } from "./support/serving.js";
 
 function runChecks(checks: Record<string, Check>, objects: readonly K8sObject[]): string[] {
@@ -29,8 +32,17 @@ describe("consistency of every rendered set", () => {
 
   it("model deployments: pool, EPP, route, block size, model, KV events, roles, GPUs, EPP environment", async () => {
     const serving = await renderServing();
-    expect(serving.length).toBeGreaterThanOrEqual(12);
-    const problems = serving.flatMap((set) => runChecks(SERVING_CHECKS, set.objects).map((p) => `${set.name}: ${p}`));
+    expect(serving.length).toBeGreaterThanOrEqual(11);
+    const problems = serving.flatMap((set) =>
+      runChecks({ ...SERVING_CHECKS, ...REPLICA_CHECKS }, set.objects).map((p) => `${set.name}: ${p}`),
+    );
+    expect(problems).toEqual([]);
+  });
+
+  it("worker side: every frontend sidecar accepts its flags and environment", async () => {
+    // Model deployments only: building blocks leave the ConfigMap their flags read to the overlays.
+    const sets = await renderServing();
+    const problems = sets.flatMap((set) => runChecks(SIDECAR_CHECKS, set.objects).map((p) => `${set.name}: ${p}`));
     expect(problems).toEqual([]);
   });
 
@@ -86,6 +98,24 @@ describe("what each overlay deploys", () => {
     }
     const modes = workers(await renderDir("overlays/mocker-disagg")).map((w) => w.facts.disaggregationMode);
     expect(modes.sort()).toEqual(["decode", "prefill"]);
+  });
+
+  it("mocker and mocker-disagg: the mocker's own parser accepts every rendered mocker command line", async () => {
+    let checked = 0;
+    for (const overlay of ["overlays/mocker", "overlays/mocker-disagg"]) {
+      for (const worker of workers(await renderDir(overlay)).filter((w) => w.facts.engine === "mocker")) {
+        const parsed = parseCli(expandedArgs(worker.engine, worker.engineEnv));
+        expect(parsed.help, worker.engine.where).toBe(false);
+        if (parsed.help) continue;
+        expect(parsed.options, worker.engine.where).toMatchObject({
+          disaggregationMode: worker.role === "agg" ? "agg" : worker.role,
+          blockSize: Number(worker.facts.blockSize),
+          zmqKvEventsPorts: [worker.facts.kvEventsPort],
+        });
+        checked++;
+      }
+    }
+    expect(checked).toBe(3);
   });
 
   it("istio: the agg deployment plus the EPP's DestinationRule and the proxy's AgentgatewayParameters", async () => {
@@ -243,6 +273,18 @@ describe("the checks catch what would break in a cluster", () => {
       /eppAcceptsEnvironment: the EPP refuses its environment: DYN_SECURE_SERVING: expected true or false/,
     );
     expect(problems).toMatch(/eppAcceptsEnvironment: DYN_KV_CACHE_BLOCKSIZE is set but the EPP does not read it/);
+  });
+
+  it("EPP replicas that would route on their own bookings, or that a drain could take all at once", async () => {
+    const objects = await agg();
+    const replicaProblems = (set: readonly K8sObject[]) => problemsOf(REPLICA_CHECKS, set);
+    expect(replicaProblems(objects)).toBe("");
+    const unsynced = mutated(objects, "ConfigMap", objectName(objects, "ConfigMap"), (c) => {
+      delete (c.data as Json).DYN_ROUTER_REPLICA_SYNC;
+    });
+    expect(replicaProblems(unsynced)).toMatch(/3 EPP replicas without DYN_ROUTER_REPLICA_SYNC=true/);
+    const unbudgeted = objects.filter((o) => o.kind !== "PodDisruptionBudget");
+    expect(replicaProblems(unbudgeted)).toMatch(/3 EPP replicas and no PodDisruptionBudget selecting them/);
   });
 
   it("RBAC that cannot watch pods, and a startup probe shorter than 30 minutes", async () => {

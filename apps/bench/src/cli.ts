@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Progress, machineDescription, type Bench, type Figure } from "./framework.js";
-import { renderReport, writeHtmlReport, writeMarkdownSection } from "./report.js";
+import { formatMarkdownFile, renderReport, writeHtmlReport, writeMarkdownSection } from "./report.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../../..");
@@ -62,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
       `## ${name}\n\n${bench.description}\n\nMeasured with \`${command}\` on ${machine}, ${new Date().toISOString().slice(0, 10)}. ` +
         `Plots: [reports/${name}.html](reports/${name}.html).\n\n${result.markdown}`,
     );
+    await formatMarkdownFile(root);
     const report = writeHtmlReport(root, name, renderReport(name, result, machine, command));
     progress.note(`wrote docs/benchmarks.md (section "${name}") and ${report.slice(root.length + 1)}`);
   } else {

@@ -12,6 +12,7 @@ export type Chart =
       xLabel: string;
       yLabel: string;
       logX?: boolean;
+      logY?: boolean;
       series: Array<{ name: string; points: Array<[number, number]> }>;
     };
 
@@ -39,7 +40,13 @@ export interface Bench {
   run(ctx: BenchContext): Promise<BenchResult>;
 }
 
-/** Progress on stderr: a rewritten line on a terminal, a line every few seconds otherwise. */
+/** A 20-cell text bar for `fraction` (0–1) of the work done. */
+export function progressBar(fraction: number, cells = 20): string {
+  const full = Math.round(Math.min(1, Math.max(0, fraction)) * cells);
+  return `[${"#".repeat(full)}${".".repeat(cells - full)}]`;
+}
+
+/** Progress on stderr: a rewritten line with a bar on a terminal, a line every few seconds otherwise. */
 export class Progress {
   private lastPrint = 0;
   private readonly tty = Boolean(process.stderr.isTTY);
@@ -52,8 +59,9 @@ export class Progress {
     const finished = done >= total;
     if (!finished && now - this.lastPrint < (this.tty ? 200 : 5000)) return;
     this.lastPrint = now;
-    const pct = total > 0 ? Math.min(100, (done / total) * 100).toFixed(0) : "100";
-    const line = `[${this.label}] ${phase}: ${done.toLocaleString("en-US")}/${total.toLocaleString("en-US")} (${pct}%)`;
+    const fraction = total > 0 ? Math.min(1, done / total) : 1;
+    const pct = (fraction * 100).toFixed(0);
+    const line = `[${this.label}] ${progressBar(fraction)} ${phase}: ${done.toLocaleString("en-US")}/${total.toLocaleString("en-US")} (${pct}%)`;
     if (this.tty) process.stderr.write(`\r\x1b[2K${line}${finished ? "\n" : ""}`);
     else process.stderr.write(`${line}\n`);
   }

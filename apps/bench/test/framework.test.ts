@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cdfPoints, markdownTable, numberOption, percentile, textOption } from "../src/framework.js";
+import { cdfPoints, markdownTable, numberOption, percentile, progressBar, textOption } from "../src/framework.js";
 import { blockTokens, requestTokens } from "../src/mooncake.js";
 import { renderReport, writeMarkdownSection } from "../src/report.js";
 
@@ -19,6 +19,12 @@ describe("bench framework", () => {
       [75, 0.75],
       [100, 1],
     ]);
+  });
+
+  it("draws a progress bar", () => {
+    expect(progressBar(0)).toBe(`[${".".repeat(20)}]`);
+    expect(progressBar(0.5, 4)).toBe("[##..]");
+    expect(progressBar(2, 4)).toBe("[####]");
   });
 
   it("replaces only its own markdown section", () => {

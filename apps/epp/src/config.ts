@@ -117,7 +117,7 @@ export function eppConfigFromEnv(env: Environment = process.env): EppConfig {
   if (backend === "static") attempt(problems, () => staticOptionsFromEnv(env as NodeJS.ProcessEnv));
   if (epp.peerService !== undefined) {
     notes.push(
-      "DYN_EPP_PEER_SERVICE: booking sync between replicas is not implemented; each replica routes on its own bookings (KV state comes from the events every replica consumes)",
+      "DYN_EPP_PEER_SERVICE is not used: replicas share bookings over NATS with DYN_ROUTER_REPLICA_SYNC=true (NATS_SERVER names the server)",
     );
   }
   if (given.selectionIndexerThreads !== undefined) {

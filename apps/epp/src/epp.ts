@@ -1,7 +1,14 @@
 import type { Server } from "node:http";
 import { KubernetesDiscovery, type WorkerRegistry } from "@dynamo/discovery";
 import { ExtProcServer, type StreamSummary, type TlsMaterial } from "@dynamo/ext-proc";
-import { RouterService, type RouterServiceOptions } from "@dynamo/router-service";
+import { ReplicaSync } from "@dynamo/replica-sync";
+import {
+  DEFAULT_SERVICE_SETTINGS,
+  RouterService,
+  connectNats,
+  type RouterServiceOptions,
+} from "@dynamo/router-service";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { pino, type Logger } from "pino";
 import type { EppConfig } from "./config.js";
 import { closeServer, listen, portOf, sendText } from "./http.js";
@@ -41,6 +48,9 @@ export class Epp {
     private readonly pools: WorkerRegistry | undefined,
     private readonly metricsServer: Server | undefined,
     private readonly probe: ProbeServer | undefined,
+    /** Booking sync with the other replicas (`DYN_ROUTER_REPLICA_SYNC=true`), on its own NATS connection. */
+    readonly replicas: ReplicaSync | undefined,
+    private readonly replicaNats: NatsConnection | undefined,
   ) {}
 
   static async start(options: EppOptions): Promise<Epp> {
@@ -66,7 +76,12 @@ export class Epp {
       source.kind === "pools"
         ? new PoolRegistry([new KubernetesDiscovery(source.decode), new KubernetesDiscovery(source.prefill)])
         : undefined;
+    // Replicas share bookings over NATS: this replica's changes go out, its peers' come in.
+    let replicas: ReplicaSync | undefined;
+    const serviceSettings = { ...DEFAULT_SERVICE_SETTINGS, ...config.service };
+    const replicaNats = config.router.replicaSync ? await connectNats(serviceSettings) : undefined;
     const service = await RouterService.fromEnv(config.env, {
+      ...(replicaNats !== undefined && { onBookingChange: (change) => replicas?.publish(change) }),
       settings: config.service,
       ...(pools !== undefined && { discovery: pools }),
       tokenizer:
@@ -82,8 +97,25 @@ export class Epp {
     let server: ExtProcServer | undefined;
     let metricsServer: Server | undefined;
     let probe: ProbeServer | undefined;
+    let warmJoined = replicaNats === undefined;
     try {
+      if (replicaNats !== undefined) {
+        replicas = await ReplicaSync.start(replicaNats, service, {
+          subjectPrefix: replicaSubjectPrefix(
+            serviceSettings.namespace,
+            settings.modelName,
+            settings.inferencePoolName,
+          ),
+          log: (line) => log.warn(line),
+        });
+        // Ready only once the peers' live bookings are in: the first requests route on the whole cluster's load.
+        void replicas.warmJoin().then((peers) => {
+          warmJoined = true;
+          log.info({ peers, replicaId: replicas!.replicaId }, "replica sync: joined");
+        });
+      }
       const metrics = new EppMetrics(settings.modelName, settings.inferencePoolName, {
+        replicas: () => replicas?.stats,
         streams: () => server?.activeStreams ?? 0,
         bookings: () => service.status().activeBookings,
         workers: () => service.status().workers,
@@ -105,7 +137,7 @@ export class Epp {
         maxRequestBodyBytes: settings.maxRequestBodyBytes,
         maxInflightRoutes: settings.maxInflightRequests,
         conformanceHooks: settings.conformanceHooks,
-        readiness: () => service.ready && service.registry?.ready !== false,
+        readiness: () => warmJoined && service.ready && service.registry?.ready !== false,
         logger: log,
         onStreamEnd: (summary) => {
           metrics.stream(summary);
@@ -136,7 +168,19 @@ export class Epp {
           maxBodyBytes: settings.maxRequestBodyBytes,
         });
       }
-      const epp = new Epp(config, service, picker, server, metrics, log, pools, metricsServer, probe);
+      const epp = new Epp(
+        config,
+        service,
+        picker,
+        server,
+        metrics,
+        log,
+        pools,
+        metricsServer,
+        probe,
+        replicas,
+        replicaNats,
+      );
       log.info(
         {
           extProcPort: server.port,
@@ -156,6 +200,8 @@ export class Epp {
       await server?.close();
       if (metricsServer) await closeServer(metricsServer);
       await probe?.close();
+      await replicas?.close();
+      await replicaNats?.close();
       await service.stop(0);
       await pools?.stop();
       throw error;
@@ -189,6 +235,9 @@ export class Epp {
   private async stop(propagationMs: number, drainMs: number): Promise<void> {
     this.log.info({ propagationMs, drainMs }, "shutting down: NOT_SERVING");
     await this.server.shutdown({ propagationMs, graceMs: drainMs });
+    // Drained: this replica's bookings are freed; the goodbye tells the peers at once.
+    await this.replicas?.close();
+    await this.replicaNats?.close().catch(() => undefined);
     await this.service.stop(0);
     await this.pools?.stop();
     await this.probe?.close();
@@ -196,6 +245,15 @@ export class Epp {
     this.log.info({ activeBookings: this.service.status().activeBookings }, "endpoint picker stopped");
     this.log.flush();
   }
+}
+
+/**
+ * The subject prefix the replicas of one deployment share: the Dynamo namespace and the pool (or model) they
+ * route for, so two EPP deployments on one NATS never mix their bookings.
+ */
+export function replicaSubjectPrefix(namespace: string, model: string | undefined, pool: string | undefined): string {
+  const token = (text: string) => text.replace(/[^A-Za-z0-9_-]/g, "_");
+  return `dynamo.${token(namespace)}.epp.${token(pool ?? model ?? "default")}.replicas`;
 }
 
 function logRejection(log: Logger, summary: StreamSummary): void {

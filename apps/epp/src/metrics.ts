@@ -1,3 +1,4 @@
+import type { ReplicaSyncStats } from "@dynamo/replica-sync";
 import type { RejectionReason, StreamSummary, Usage } from "@dynamo/ext-proc";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets } from "prom-client";
 
@@ -9,6 +10,8 @@ export interface MetricSources {
   bookings(): number;
   /** Workers known to discovery. */
   workers(): number;
+  /** Replica sync counters, when replicas share bookings. */
+  replicas?(): ReplicaSyncStats | undefined;
   /** KV-event counters per worker (id in decimal). */
   workerEvents?(): Iterable<{ workerId: string; applied: number; rejected: number; wrongBlockSize: number }>;
 }
@@ -88,6 +91,34 @@ export class EppMetrics {
       SECONDS_1MS_TO_64S,
     );
     gauge("dynamo_epp_streams_inflight", "ext_proc streams open", ["model"], () => [[this.model, sources.streams()]]);
+    const replica = (read: (stats: ReplicaSyncStats) => number) => (): [object, number][] => {
+      const stats = sources.replicas?.();
+      return stats === undefined ? [] : [[this.model, read(stats)]];
+    };
+    gauge(
+      "dynamo_epp_replica_peers",
+      "other EPP replicas alive (replica sync)",
+      ["model"],
+      replica((s) => s.peers),
+    );
+    gauge(
+      "dynamo_epp_replica_peer_bookings",
+      "bookings owned by other EPP replicas in this replica's load view",
+      ["model"],
+      replica((s) => s.peerBookings),
+    );
+    gauge(
+      "dynamo_epp_replica_expired_bookings",
+      "bookings dropped because their replica's lease ran out (cumulative)",
+      ["model"],
+      replica((s) => s.expiredBookings),
+    );
+    gauge(
+      "dynamo_epp_replica_malformed_messages",
+      "replica-sync messages that could not be decoded (cumulative)",
+      ["model"],
+      replica((s) => s.malformed),
+    );
     this.phases = histogram(
       "dynamo_epp_phase_duration_seconds",
       "time in each routing phase (render_tokenize, selection)",

@@ -130,7 +130,9 @@ describe("configuration from the environment", () => {
       prefill: { inferencePool: "prefill-pool", role: "prefill", maxNumBatchedTokens: 8192 },
     });
     expect(config.notes).toEqual([
-      expect.stringMatching(/DYN_EPP_PEER_SERVICE: booking sync between replicas is not implemented/),
+      expect.stringMatching(
+        /DYN_EPP_PEER_SERVICE is not used: replicas share bookings over NATS with DYN_ROUTER_REPLICA_SYNC=true/,
+      ),
       expect.stringMatching(/DYN_EPP_SELECTION_INDEXER_THREADS has no effect/),
     ]);
   });

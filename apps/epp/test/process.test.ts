@@ -1,7 +1,14 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { freePort, TestWorker, waitFor } from "@dynamo/testkit";
+import {
+  freePort,
+  stageAppBundle,
+  startProcess,
+  TestWorker,
+  waitFor,
+  type RunningProcess,
+  type StagedBundle,
+} from "@dynamo/testkit";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MODEL, SEED_PROMPT, checkHealth, healthClient } from "./support.js";
@@ -9,84 +16,56 @@ import { MODEL, SEED_PROMPT, checkHealth, healthClient } from "./support.js";
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const TSX = createRequire(import.meta.url).resolve("tsx");
 
-interface Proc {
-  child: ChildProcess;
-  out: string[];
-  exited: Promise<number | null>;
-}
-
 /** A TypeScript entry point run as its own Node process (sources through the `@dynamo/source` condition). */
-function run(entry: string, args: string[], env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ["--import", TSX, "--conditions=@dynamo/source", entry, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const out: string[] = [];
-  let partial = "";
-  const collect = (chunk: Buffer) => {
-    const lines = (partial + chunk.toString()).split("\n");
-    partial = lines.pop()!;
-    out.push(...lines);
-  };
-  child.stdout!.on("data", collect);
-  child.stderr!.on("data", collect);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { child, out, exited };
-}
+const runSource = (entry: string, args: string[], env: Record<string, string>): RunningProcess =>
+  startProcess(process.execPath, ["--import", TSX, "--conditions=@dynamo/source", entry, ...args], { cwd: ROOT, env });
 
-const json = (lines: string[]) =>
-  lines.flatMap((line) => {
-    try {
-      return [JSON.parse(line) as Record<string, unknown>];
-    } catch {
-      return [];
-    }
-  });
-
-describe("the endpoint picker process: dev gateway → EPP → workers with the openai client", () => {
+// The EPP runs as it ships: its bundle (`npm run build`), staged outside the workspace with only the dependencies
+// the bundle lists, started with plain `node`.
+describe("the endpoint picker process: dev gateway → EPP bundle → workers with the openai client", () => {
+  let bundle: StagedBundle;
   let workers: TestWorker[];
-  let epp: Proc;
-  let gateway: Proc;
+  let epp: RunningProcess;
+  let gateway: RunningProcess;
   let gatewayUrl: string;
   let ports: { extProc: number; health: number; metrics: number };
 
   beforeAll(async () => {
     workers = [await TestWorker.start("w1", "127.0.0.1"), await TestWorker.start("w2", "127.0.0.2")];
     ports = { extProc: await freePort(), health: await freePort(), metrics: await freePort() };
-    epp = run("apps/epp/src/main.ts", [], {
-      DYN_DISCOVERY_BACKEND: "static",
-      DYN_DISCOVERY_WORKERS: JSON.stringify({
-        defaults: { model: MODEL },
-        workers: workers.map((w) => ({ name: w.name, http: w.endpoint })),
-      }),
-      DYN_EVENT_PLANE: "none",
-      DYN_KV_CACHE_BLOCK_SIZE: "16",
-      DYN_MODEL_NAME: MODEL,
-      DYN_EPP_EXT_PROC_PORT: String(ports.extProc),
-      DYN_EPP_HEALTH_PORT: String(ports.health),
-      DYN_EPP_METRICS_PORT: String(ports.metrics),
-      DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "3",
-      DYN_EPP_TOKENIZER_THREADS: "1",
+    bundle = await stageAppBundle("epp");
+    epp = startProcess(process.execPath, [bundle.main], {
+      cwd: bundle.dir,
+      env: {
+        DYN_DISCOVERY_BACKEND: "static",
+        DYN_DISCOVERY_WORKERS: JSON.stringify({
+          defaults: { model: MODEL },
+          workers: workers.map((w) => ({ name: w.name, http: w.endpoint })),
+        }),
+        DYN_EVENT_PLANE: "none",
+        DYN_KV_CACHE_BLOCK_SIZE: "16",
+        DYN_MODEL_NAME: MODEL,
+        DYN_EPP_EXT_PROC_PORT: String(ports.extProc),
+        DYN_EPP_HEALTH_PORT: String(ports.health),
+        DYN_EPP_METRICS_PORT: String(ports.metrics),
+        DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "3",
+        DYN_EPP_TOKENIZER_THREADS: "1",
+      },
     });
-    await waitFor(() => json(epp.out).some((l) => l["msg"] === "endpoint picker listening"), "the EPP", 60_000);
-    gateway = run(
+    await waitFor(() => epp.json().some((l) => l["msg"] === "endpoint picker listening"), "the EPP", 60_000);
+    gateway = runSource(
       "apps/dev-gateway/src/main.ts",
       ["--port", "0", "--epp", `127.0.0.1:${ports.extProc}`, "--endpoints", workers.map((w) => w.endpoint).join(",")],
       {},
     );
-    await waitFor(() => gateway.out.some((l) => l.includes("dev-gateway listening on")), "the dev gateway", 60_000);
-    gatewayUrl = /listening on (http:\/\/\S+),/.exec(gateway.out.find((l) => l.includes("listening on"))!)![1]!;
+    await waitFor(() => gateway.lines.some((l) => l.includes("dev-gateway listening on")), "the dev gateway", 60_000);
+    gatewayUrl = /listening on (http:\/\/\S+),/.exec(gateway.lines.find((l) => l.includes("listening on"))!)![1]!;
   }, 120_000);
 
   afterAll(async () => {
-    for (const proc of [gateway, epp]) {
-      if (proc && proc.child.exitCode === null) {
-        proc.child.kill("SIGKILL");
-        await proc.exited;
-      }
-    }
+    for (const proc of [gateway, epp]) await proc?.stop(0);
     for (const worker of workers ?? []) await worker.close();
+    bundle?.remove();
   });
 
   it("answers the seed's sample chat request, the worker receiving the routing headers and 196 prompt token ids", async () => {
@@ -125,8 +104,8 @@ describe("the endpoint picker process: dev gateway → EPP → workers with the 
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
     expect(text).toMatch(/^Hello from w[12] \(worker id \d+\)$/);
-    await waitFor(() => json(epp.out).filter((l) => l["msg"] === "request").length >= 2, "the decision log", 10_000);
-    const line = json(epp.out).filter((l) => l["msg"] === "request")[1]!;
+    await waitFor(() => epp.json().filter((l) => l["msg"] === "request").length >= 2, "the decision log", 10_000);
+    const line = epp.json().filter((l) => l["msg"] === "request")[1]!;
     expect(line).toMatchObject({ outcome: "complete", status: 200, actualCachedTokens: 0, completionTokens: 8 });
     expect(typeof line["predictedCachedTokens"]).toBe("number");
     expect(typeof line["ttftMs"]).toBe("number");
@@ -147,12 +126,12 @@ describe("the endpoint picker process: dev gateway → EPP → workers with the 
     expect(status).toBe("NOT_SERVING");
     health.close();
     expect(await epp.exited).toBe(0);
-    expect(json(epp.out).some((l) => l["msg"] === "endpoint picker stopped")).toBe(true);
+    expect(epp.json().some((l) => l["msg"] === "endpoint picker stopped")).toBe(true);
   });
 
   it("refuses to start with a bad variable, naming it (exit 2)", async () => {
-    const bad = run("apps/epp/src/main.ts", [], { DYN_EPP_MODE: "sidecar", POD_NAMESPACE: "x" });
+    const bad = runSource("apps/epp/src/main.ts", [], { DYN_EPP_MODE: "sidecar", POD_NAMESPACE: "x" });
     expect(await bad.exited).toBe(2);
-    expect(bad.out.join("\n")).toMatch(/DYN_EPP_MODE: expected dynamo or standalone, got "sidecar"/);
+    expect(bad.lines.join("\n")).toMatch(/DYN_EPP_MODE: expected dynamo or standalone, got "sidecar"/);
   });
 });

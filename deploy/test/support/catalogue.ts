@@ -5,14 +5,13 @@ import { DEPLOY_DIR, kustomizationDirs, render, renderComposition } from "./rend
 import type { K8sObject } from "./objects.js";
 
 export interface RenderedSet {
-  /** `overlays/agg`, or `overlays/agg + components/nats` for a composition. */
+  /** `overlays/agg`, or `overlays/disagg + components/istio` for a composition. */
   name: string;
   objects: K8sObject[];
 }
 
 /** Compositions of an overlay with components, as docs/deploy.md shows them. */
 export const COMPOSITIONS: { resources: string[]; components: string[] }[] = [
-  { resources: ["overlays/agg"], components: ["components/nats"] },
   { resources: ["overlays/disagg"], components: ["components/istio"] },
 ];
 

@@ -11,6 +11,7 @@ import { DestinationRule } from "@kubernetes-models/istio/networking.istio.io/v1
 import { Gateway, HTTPRoute } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { Job } from "kubernetes-models/batch/v1";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import { ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount } from "kubernetes-models/v1";
 import { join } from "node:path";
@@ -34,6 +35,7 @@ const MODELS: Record<string, { model: ModelClass; strict?: string }> = {
   "v1 ServiceAccount": { model: ServiceAccount, strict: "V1ServiceAccount" },
   "apps/v1 Deployment": { model: Deployment, strict: "V1Deployment" },
   "batch/v1 Job": { model: Job, strict: "V1Job" },
+  "policy/v1 PodDisruptionBudget": { model: PodDisruptionBudget, strict: "V1PodDisruptionBudget" },
   "rbac.authorization.k8s.io/v1 Role": { model: Role, strict: "V1Role" },
   "rbac.authorization.k8s.io/v1 RoleBinding": { model: RoleBinding, strict: "V1RoleBinding" },
   "gateway.networking.k8s.io/v1 Gateway": { model: Gateway },

@@ -1,6 +1,8 @@
 export { Engine, type WakeListener } from "./engine.js";
 export { EngineWorker, type WorkerOptions, type WorkerRequest } from "./worker.js";
 export { VirtualLoop } from "./virtual-loop.js";
+export { playWorkload } from "./workload.js";
+export { EngineEventSource } from "./event-source.js";
 export { RealtimeDriver, type RealtimeDriverOptions, type Timers } from "./realtime-driver.js";
 export { VirtualClock, systemClock } from "./clock.js";
 export { ENGINE_DEFAULTS, EngineConfigError, resolveEngineConfig } from "./config.js";
@@ -28,6 +30,7 @@ export type {
   EngineOptions,
   EngineRequest,
   EngineStats,
+  EventSourceOptions,
   EvictionPolicy,
   FinishReason,
   KvEvent,
@@ -40,4 +43,6 @@ export type {
   TimeMs,
   TimingModel,
   TokenOutput,
+  WorkloadHooks,
+  WorkloadOp,
 } from "./types.js";

@@ -270,3 +270,40 @@ export interface KvEventBatch {
   readonly events: readonly KvEvent[];
   readonly dataParallelRank: number;
 }
+
+/** One operation of a workload played by `playWorkload`, `dt` ms after the previous one. */
+export type WorkloadOp =
+  | { kind: "arrive"; dt: number; tokens: readonly number[]; maxTokens: number; lora: string | null; stream?: boolean }
+  | { kind: "cancel"; dt: number; pick: number }
+  | { kind: "reset"; dt: number; rank: number };
+
+/** Callbacks of `playWorkload`. */
+export interface WorkloadHooks {
+  onFinish?: (result: RequestResult) => void;
+  /** Given to the requests of `stream` arrivals. */
+  onToken?: (token: TokenOutput) => void;
+  /** After each arrival (accepted or not), with the request id. */
+  afterArrival?: (id: string) => void;
+}
+
+/** Options of `EngineEventSource`. */
+export interface EventSourceOptions {
+  /** Tokens per block. */
+  readonly blockSize: number;
+  /** KV capacity in blocks (small, so that blocks get evicted). Default 256. */
+  readonly numGpuBlocks?: number;
+  /** PRNG seed of the workload and of the engine's hash seed. Default 1. */
+  readonly seed?: number;
+  /** Engine block hashes (spread over the whole u64 range either way). Default `sha256_cbor`. */
+  readonly blockHash?: BlockHashAlgorithm;
+  readonly dataParallelRank?: number;
+  /** LoRA adapter of every request (its blocks are salted and events carry its name). Default none. */
+  readonly loraName?: string | null;
+  readonly medium?: string;
+  /** Prefix families prompts share. Default 4. */
+  readonly prefixFamilies?: number;
+  /** Blocks of each prefix family. Default 8. */
+  readonly maxPromptBlocks?: number;
+  /** Mean requests arriving per engine event while fewer than 8 wait (more: larger batches). Default 2. */
+  readonly arrivalsPerStep?: number;
+}

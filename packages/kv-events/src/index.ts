@@ -1,4 +1,4 @@
-// vLLM's KV events: wire codec, translation into router events, the per-worker ingest, a synthetic engine stream.
+// vLLM's KV events: wire codec, translation into router events, the per-worker ingest.
 export {
   MAX_EVENTS_PER_BATCH,
   VllmDecodeError,
@@ -23,7 +23,6 @@ export {
   type VllmTranslatorOptions,
 } from "./vllm/translate.js";
 export { VllmEventIngest, type VllmEventIngestOptions, type VllmPublisherQuirks } from "./vllm/ingest.js";
-export { SyntheticVllmWorker, type SyntheticVllmWorkerOptions } from "./vllm/synthetic-worker.js";
 export { storedBatch } from "./vllm/stored-batch.js";
 
 // ZeroMQ: vLLM's transport (PUB + ROUTER replay).

@@ -17,14 +17,14 @@ it("durable mode: a router replica that joins late rebuilds its index from the s
   const worker = await SimulatedWorker.start(server, ns, 31n, 3, { durable: true });
   const { router, nc } = await startRouter(server, ns, "router-a");
   try {
-    await worker.publish(100);
+    await worker.publishEvents(400);
     await waitFor(
       () => worker.bridge.lastEventId(0) === worker.reference.lastEventId(31n),
       "the bridge to see every batch",
     );
     const late = await startRouter(server, ns, "router-b");
     try {
-      await worker.publish(5);
+      await worker.publishEvents(20);
       await converged(router, worker);
       await converged(late.router, worker);
       for (const r of [router, late.router]) {

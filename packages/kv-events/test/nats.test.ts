@@ -1,6 +1,7 @@
+import { EngineEventSource } from "@dynamo/engine-sim";
 import { NatsServer, waitFor } from "@dynamo/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { SyntheticVllmWorker, ZmqEventPublisher, kvEventSubject, workerQuerySubject } from "../src/index.js";
+import { ZmqEventPublisher, kvEventSubject, workerQuerySubject } from "../src/index.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
 import {
   BLOCK_SIZE,
@@ -64,7 +65,7 @@ describe("NATS event plane", () => {
     const ns = freshNamespace();
     const r = await router(ns);
     const w = await worker(ns, 11n);
-    await w.publish(200);
+    await w.publishEvents(800);
     await converged(r, w);
     expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
     expect(r.index.size).toBeGreaterThan(100);
@@ -74,18 +75,18 @@ describe("NATS event plane", () => {
   it("lets a late router recover from the bridge's buffer, and from its dump once the buffer rolled over", async () => {
     const ns = freshNamespace();
     const w = await worker(ns, 12n);
-    await w.publish(50); // about 200 events: still in the 1 024-event buffer
+    await w.publishEvents(200); // still in the 1 024-event buffer
     await bridgeCaughtUp(w);
     const early = await router(ns);
-    await w.publish(5);
+    await w.publishEvents(20);
     await converged(early, w);
     expect(early.stats.recoveredFromEvents).toBe(1);
     expect(canonicalState(early.index)).toEqual(canonicalState(w.reference.index));
 
-    await w.publish(400); // far beyond the buffer
+    await w.publishEvents(1600); // far beyond the buffer
     await bridgeCaughtUp(w);
     const late = await router(ns);
-    await w.publish(5);
+    await w.publishEvents(20);
     await converged(late, w);
     expect(late.stats.recoveredFromDump).toBe(1);
     expect(canonicalState(late.index)).toEqual(canonicalState(w.reference.index));
@@ -100,15 +101,15 @@ describe("NATS event plane", () => {
     let running = true;
     const stream = (async () => {
       while (running) {
-        await w.publish(2);
+        await w.publishEvents(8);
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     })();
-    await waitFor(() => w.published > 100 && r.stats.received > 200, "traffic before the restart");
+    await waitFor(() => w.publishedEvents > 400 && r.stats.received > 200, "traffic before the restart");
     await proxy.cut();
     await server.restart();
-    const afterRestart = w.published;
-    await waitFor(() => w.published > afterRestart + 100, "traffic after the restart", 20_000);
+    const afterRestart = w.publishedEvents;
+    await waitFor(() => w.publishedEvents > afterRestart + 400, "traffic after the restart", 20_000);
     running = false;
     await stream;
     await bridgeCaughtUp(w);
@@ -129,7 +130,7 @@ describe("NATS event plane", () => {
     const ns = freshNamespace();
     const { proxy, router: r, nc } = await routerBehindProxy(ns);
     const w = await worker(ns, 20n);
-    await w.publish(20);
+    await w.publishEvents(80);
     await converged(r, w);
     await nc.reconnect(); // nothing was lost
     await waitFor(
@@ -140,7 +141,7 @@ describe("NATS event plane", () => {
     expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
 
     await proxy.cut();
-    await w.publish(300); // 1 200 events: more than the bridge's buffer keeps
+    await w.publishEvents(1200); // 1 200 events: more than the bridge's buffer keeps
     await bridgeCaughtUp(w);
     await w.nc.flush();
     await proxy.restore();
@@ -159,12 +160,12 @@ describe("NATS event plane", () => {
     const ns = freshNamespace();
     const r = await router(ns);
     const w = await worker(ns, 14n);
-    await w.publish(30);
+    await w.publishEvents(120);
     await converged(r, w);
     const lastBeforeRestart = w.bridge.lastEventId(0)!;
     await w.zmq.close();
     w.zmq = await ZmqEventPublisher.open({ ...w.endpoints, bind: true });
-    const fresh = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: 256, eventsPerBatch: 4, seed: 99 });
+    const fresh = new EngineEventSource({ blockSize: BLOCK_SIZE, numGpuBlocks: 256, seed: 99 });
     const afterRestart = new ReferenceIndex();
     // Publish until the subscriber has reconnected and noticed the restart (earlier batches come back through replay).
     await waitFor(
@@ -192,12 +193,12 @@ describe("NATS event plane", () => {
     const ns = freshNamespace();
     const r = await router(ns);
     const w = await worker(ns, 18n);
-    await w.publish(40);
+    await w.publishEvents(160);
     await converged(r, w);
     const oldLast = w.bridge.lastEventId(0)!;
-    await w.restartBridge(() => w.publish(60)); // stores and evictions the router only learns through the new bridge
+    await w.restartBridge(() => w.publishEvents(240)); // stores and evictions the router only learns through the new bridge
     expect(w.bridge.firstEventId).toBeGreaterThan(oldLast);
-    await w.publish(5);
+    await w.publishEvents(20);
     await converged(r, w);
     expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
     expect(r.index.size).toBeGreaterThan(100);
@@ -208,11 +209,11 @@ describe("NATS event plane", () => {
     const ns = freshNamespace();
     const r = await router(ns);
     const w = await worker(ns, 19n);
-    await w.publish(40);
+    await w.publishEvents(160);
     await converged(r, w);
     const old = canonicalState(r.index);
     await w.restartWorker(77);
-    await w.publish(10);
+    await w.publishEvents(40);
     await converged(r, w);
     const now = canonicalState(r.index);
     expect(now).toEqual(canonicalState(w.reference.index));
@@ -224,14 +225,14 @@ describe("NATS event plane", () => {
     const ns = freshNamespace();
     const r = await router(ns);
     const w = await worker(ns, 22n);
-    await w.publish(30);
+    await w.publishEvents(120);
     await converged(r, w);
     expect(r.index.size).toBeGreaterThan(50);
     await w.publishBatch(w.source.clearCache(Date.now() / 1000));
     await converged(r, w);
     expect(canonicalState(r.index, 22n)).toEqual([]);
     expect(r.index.size).toBe(0);
-    await w.publish(10);
+    await w.publishEvents(40);
     await converged(r, w);
     expect(r.index.size).toBeGreaterThan(0);
     expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
@@ -241,10 +242,10 @@ describe("NATS event plane", () => {
     const ns = freshNamespace();
     const r = await router(ns);
     const w = await worker(ns, 15n);
-    await w.publish(10);
+    await w.publishEvents(40);
     await w.zmq.publishPayload(new Uint8Array([0xc1, 0x00]));
     await w.zmq.publishPayload(Buffer.from("not msgpack at all"));
-    await w.publish(10);
+    await w.publishEvents(40);
     await converged(r, w);
     expect(w.bridge.ingest.issueTotals().malformed_payload).toBe(2);
     expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
@@ -254,7 +255,7 @@ describe("NATS event plane", () => {
     w.nc.publish(workerQuerySubject(ns, "backend", 15n, 0), '{"start_event_id": "x"}', { reply: "_INBOX.ignored" });
     await w.nc.flush();
     await waitFor(() => r.stats.malformed === 2 && w.bridge.stats.badQueries === 1, "malformed messages to be counted");
-    await w.publish(5);
+    await w.publishEvents(20);
     await converged(r, w);
     expect(canonicalState(r.index)).toEqual(canonicalState(w.reference.index));
   });
@@ -267,11 +268,14 @@ describe("NATS event plane", () => {
     let running = true;
     const streams = [gone, stays].map(async (w) => {
       while (running) {
-        await w.publish(4);
+        await w.publishEvents(16);
         await new Promise((resolve) => setImmediate(resolve));
       }
     });
-    await waitFor(() => r.index.lastEventId(16n, 0) !== undefined && gone.published > 50, "traffic from both workers");
+    await waitFor(
+      () => r.index.lastEventId(16n, 0) !== undefined && gone.publishedEvents > 200,
+      "traffic from both workers",
+    );
     r.removeWorker(16n);
     const removedAt = r.stats.droppedFromRemovedWorkers;
     await waitFor(() => r.stats.droppedFromRemovedWorkers > removedAt + 20, "in-flight events of the removed worker");

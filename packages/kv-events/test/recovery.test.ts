@@ -1,3 +1,4 @@
+import { EngineEventSource } from "@dynamo/engine-sim";
 import { NatsServer, waitFor } from "@dynamo/testkit";
 import { RouterEvents, type RouterEvent } from "@dynamo/kv-indexer";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -6,7 +7,6 @@ import {
   KvEventBridge,
   KvEventPublisher,
   KvEventSubscriber,
-  SyntheticVllmWorker,
   ZmqEventPublisher,
   type RecoveryPolicy,
 } from "../src/index.js";
@@ -139,10 +139,9 @@ describe("multi-rank workers and discovery sync", () => {
     cleanups.push(() => bridge.close());
     const sources = [0, 1].map(
       (dpRank) =>
-        new SyntheticVllmWorker({
+        new EngineEventSource({
           blockSize: BLOCK_SIZE,
-          capacityBlocks: 128,
-          eventsPerBatch: 4,
+          numGpuBlocks: 128,
           seed: 10 + dpRank,
           dataParallelRank: dpRank,
         }),
@@ -172,7 +171,7 @@ it("a simulated worker's bridge answers queries for the rank it serves", async (
   const ns = freshNamespace();
   const w = await SimulatedWorker.start(server, ns, 42n);
   cleanups.push(() => w.close());
-  await w.publish(3);
+  await w.publishEvents(12);
   await waitFor(() => w.bridge.lastEventId(0) === w.reference.lastEventId(42n), "the bridge");
   const r = await subscriber(ns, { attemptTimeoutMs: 2_000 });
   await r.syncWorker(42n, 0);

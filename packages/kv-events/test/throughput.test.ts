@@ -1,6 +1,13 @@
 import { NatsServer, waitFor } from "@dynamo/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { SimulatedWorker, canonicalState, converged, freshNamespace, startRouter } from "./support/pipeline.js";
+import {
+  SimulatedWorker,
+  canonicalState,
+  converged,
+  freshNamespace,
+  startRouter,
+  type PreparedBatch,
+} from "./support/pipeline.js";
 
 let server: NatsServer;
 beforeAll(async () => {
@@ -10,18 +17,22 @@ afterAll(async () => {
   await server.dispose();
 });
 
-const EVENTS_PER_BATCH = 10;
-const EVENTS_PER_SECOND = 10_000;
+/**
+ * The rate this test drives: a tenth of what the path sustains on an idle machine (`npm run bench -- events`
+ * measures the rate itself), so a loaded CI machine still keeps to the schedule and the test checks that the
+ * router keeps up and converges, not how fast the machine is.
+ */
+const EVENTS_PER_SECOND = 2_000;
 const WINDOW_MS = 3_000;
-const WINDOW_BATCHES = (EVENTS_PER_SECOND * WINDOW_MS) / 1000 / EVENTS_PER_BATCH;
-const WARM_UP_BATCHES = 300;
+const WINDOW_EVENTS = (EVENTS_PER_SECOND * WINDOW_MS) / 1000;
+const WARM_UP_EVENTS = 3_000;
 /** The sender must have kept to at least this share of the schedule over the window. */
 const MIN_OFFERED_SHARE = 0.95;
 /**
- * Events the router may be behind the sender at any moment of the window: one second of traffic. An idle
- * machine measures 120-270; a router that does not keep up falls behind without bound, far past this.
+ * Events the router may be behind the sender at any moment of the window: two seconds of traffic. An idle
+ * machine measures a few hundred; a router that does not keep up falls behind without bound, far past this.
  */
-const MAX_LAG_EVENTS = 10_000;
+const MAX_LAG_EVENTS = 2 * EVENTS_PER_SECOND;
 /** Time the router may take to apply the last events once the sender stopped. */
 const SETTLE_MS = 2_000;
 /**
@@ -38,53 +49,54 @@ interface Window {
   ok: boolean;
 }
 
-/** Sends `payloads` at `EVENTS_PER_SECOND` (the batches due are sent every ~2 ms, catching up when behind). */
-async function sendOnSchedule(worker: SimulatedWorker, payloads: readonly Uint8Array[]): Promise<void> {
+/** Sends `batches` at `EVENTS_PER_SECOND` (the batches due are sent every ~2 ms, catching up when behind). */
+async function sendOnSchedule(worker: SimulatedWorker, batches: readonly PreparedBatch[]): Promise<void> {
   const started = performance.now();
   let done = 0;
-  while (done < payloads.length) {
-    const due = Math.min(
-      payloads.length,
-      Math.floor(((performance.now() - started) * EVENTS_PER_SECOND) / 1000 / EVENTS_PER_BATCH),
-    );
+  let doneEvents = 0;
+  while (done < batches.length) {
+    const dueEvents = ((performance.now() - started) * EVENTS_PER_SECOND) / 1000;
+    let due = done;
+    for (let events = doneEvents; due < batches.length && events + batches[due]!.events <= dueEvents; due++)
+      events += batches[due]!.events;
     if (due > done) {
-      await worker.send(payloads.slice(done, due));
+      const sending = batches.slice(done, due);
+      await worker.send(sending);
+      doneEvents += sending.reduce((n, b) => n + b.events, 0);
       done = due;
     }
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }
 
-it("sustains 10 000 events/s through ZeroMQ, the bridge and NATS: the router keeps up during the run and ends equal to a directly fed index", async () => {
+it("keeps up with a steady event stream through ZeroMQ, the bridge and NATS: the router keeps up during the run and ends equal to a directly fed index", async () => {
   const ns = freshNamespace();
   const { router, nc } = await startRouter(server, ns);
-  const worker = await SimulatedWorker.start(server, ns, 21n, 5, {
-    eventsPerBatch: EVENTS_PER_BATCH,
-    capacityBlocks: 2_048,
-  });
+  const worker = await SimulatedWorker.start(server, ns, 21n, 5, { capacityBlocks: 2_048 });
   try {
     const first = worker.bridge.firstEventId;
     await waitFor(() => router.index.lastEventId(21n, 0) === first, "the bridge's opening event at the router");
     const applied = () => Number(router.index.lastEventId(21n, 0)! - first);
-    const sent = () => worker.published * EVENTS_PER_BATCH;
+    const sent = () => worker.publishedEvents;
     const caughtUp = () => applied() === sent();
 
-    await sendOnSchedule(worker, worker.prepare(WARM_UP_BATCHES)); // let the JIT compile the whole path first
+    await sendOnSchedule(worker, worker.prepare(WARM_UP_EVENTS)); // let the JIT compile the whole path first
     await waitFor(caughtUp, "the warm-up events at the router", SETTLE_MS);
 
     const measure = async (): Promise<Window> => {
       // Generated, encoded and fed to the reference before the window: during it this process only sends, bridges and routes.
-      const payloads = worker.prepare(WINDOW_BATCHES);
+      const batches = worker.prepare(WINDOW_EVENTS);
+      const windowEvents = batches.reduce((n, b) => n + b.events, 0);
       let maxLagEvents = 0;
       const sampler = setInterval(() => (maxLagEvents = Math.max(maxLagEvents, sent() - applied())), 20);
       const started = performance.now();
       try {
-        await sendOnSchedule(worker, payloads);
+        await sendOnSchedule(worker, batches);
       } finally {
         clearInterval(sampler);
       }
       const stopped = performance.now();
-      const offeredPerSecond = (WINDOW_BATCHES * EVENTS_PER_BATCH) / ((stopped - started) / 1000);
+      const offeredPerSecond = windowEvents / ((stopped - started) / 1000);
       const settled = await waitFor(caughtUp, "the router", SETTLE_MS).then(
         () => true,
         () => false,

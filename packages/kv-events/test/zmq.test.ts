@@ -1,8 +1,8 @@
+import { EngineEventSource } from "@dynamo/engine-sim";
 import { freePort, waitFor } from "@dynamo/testkit";
 import { RadixIndex, type WorkerRank } from "@dynamo/kv-indexer";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  SyntheticVllmWorker,
   VllmEventIngest,
   VllmEventTranslator,
   ZmqEventPublisher,
@@ -394,22 +394,25 @@ async function directIngestion(workerId: bigint) {
 describe("direct ingestion (ZeroMQ → translation → index, no NATS)", () => {
   it("empties the rank on an AllBlocksCleared sent over ZeroMQ, and later stores re-warm it", async () => {
     const { p, index } = await directIngestion(6n);
-    const source = new SyntheticVllmWorker({ blockSize: 16, capacityBlocks: 64, eventsPerBatch: 4, seed: 8 });
+    const source = new EngineEventSource({ blockSize: 16, numGpuBlocks: 64, seed: 8 });
     const reference = new RadixIndex();
     const translator = new VllmEventTranslator({ workerId: 6n, dpRank: 0, blockSize: 16, log: quiet });
+    let sent = 0;
     const publish = async (batch: VllmEventBatch) => {
       for (const event of translator.translateBatch({ ...batch, unknownEvents: 0, invalidEvents: 0 }))
         reference.apply(event);
+      sent += batch.events.length;
       await p.publish(batch);
     };
+    const lastId = () => BigInt(sent - 1);
     for (let i = 0; i < 30; i++) await publish(source.nextBatch());
-    await waitFor(() => index.lastEventId(6n, 0) === 119n, "the first 30 batches");
+    await waitFor(() => index.lastEventId(6n, 0) === lastId(), "the first 30 batches");
     expect(index.size).toBeGreaterThan(30);
     await publish(source.clearCache());
-    await waitFor(() => index.lastEventId(6n, 0) === 120n, "the clear");
+    await waitFor(() => index.lastEventId(6n, 0) === lastId(), "the clear");
     expect(index.size).toBe(0);
     for (let i = 0; i < 10; i++) await publish(source.nextBatch());
-    await waitFor(() => index.lastEventId(6n, 0) === 160n, "the stores after the clear");
+    await waitFor(() => index.lastEventId(6n, 0) === lastId(), "the stores after the clear");
     expect(index.size).toBeGreaterThan(0);
     expect(index.dump()).toEqual(reference.dump());
     expect(index.errorCounts).toEqual(reference.errorCounts);
@@ -417,9 +420,14 @@ describe("direct ingestion (ZeroMQ → translation → index, no NATS)", () => {
 
   it("stops delivering a removed worker's batches, even those already queued, and forgets its event ids", async () => {
     const { p, index, ingest, sub } = await directIngestion(5n);
-    const source = new SyntheticVllmWorker({ blockSize: 16, eventsPerBatch: 4, seed: 3 });
-    for (let i = 0; i < 20; i++) await p.publish(source.nextBatch());
-    await waitFor(() => index.lastEventId(5n, 0) === 79n, "the first 20 batches");
+    const source = new EngineEventSource({ blockSize: 16, seed: 3 });
+    let published = 0;
+    for (let i = 0; i < 20; i++) {
+      const batch = source.nextBatch();
+      published += batch.events.length;
+      await p.publish(batch);
+    }
+    await waitFor(() => index.lastEventId(5n, 0) === BigInt(published - 1), "the first 20 batches");
     for (let i = 0; i < 200; i++) void p.publish(source.nextBatch()); // in flight while the worker goes away
     await sub.removeWorker(5n);
     ingest.forgetWorker(5n);

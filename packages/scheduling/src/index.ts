@@ -2,6 +2,8 @@
 export type {
   CandidateTable,
   Chosen,
+  EndpointMetrics,
+  EndpointSignals,
   Evaluation,
   Filter,
   Picker,
@@ -17,6 +19,7 @@ export type {
   ScoredCandidate,
   Scorer,
   TierOverlaps,
+  WeightedScorer,
   WorkerSpec,
 } from "./types.js";
 
@@ -38,6 +41,36 @@ export { BusyFilter } from "./filters.js";
 export { KvCostScorer } from "./scorers.js";
 export { KvCostPicker, LeastLoadedPicker, PowerOfTwoPicker, RandomPicker, RoundRobinPicker } from "./pickers.js";
 export { createPicker, pickerNames, registerPicker } from "./registry.js";
+
+// Baselines: GAIE's and llm-d's scorers, the max-score picker, GAIE's approximate prefix producer,
+// Dynamo's 2025 cost form.
+export {
+  LOAD_AWARE_THRESHOLD,
+  PRECISE_TIER_WEIGHTS,
+  kvUtilizationScore,
+  loadAwareScore,
+  precisePrefixScore,
+  prefixMatchScore,
+  queueScores,
+} from "./baselines/scores.js";
+export { MaxScorePicker } from "./baselines/max-score-picker.js";
+export {
+  kvUtilizationScorer,
+  loadAwareScorer,
+  precisePrefixScorer,
+  queueScorer,
+} from "./baselines/weighted-scorers.js";
+export {
+  AVERAGE_CHARACTERS_PER_TOKEN,
+  ApproxPrefixIndex,
+  approxPrefixHashes,
+  type ApproxPrefixOptions,
+  type PrefixMatch,
+} from "./baselines/approx-prefix.js";
+export { ApproxPrefixProducer, GAIE_DEFAULT_WEIGHTS, gaieDefaultPicker } from "./baselines/gaie.js";
+export { LLMD_PRECISE_WEIGHTS, llmdPrecisePicker } from "./baselines/llmd.js";
+export { DynamoClassicPicker } from "./baselines/dynamo-classic.js";
+export { BASELINE_PICKERS, registerBaselinePickers, type BaselineContext } from "./baselines/register.js";
 
 // The pure pieces behind them.
 export {

@@ -171,4 +171,28 @@ export interface Scorer {
   score(table: CandidateTable, i: number): number;
 }
 
+/** Load signals of one endpoint as a scraper of its `/metrics` sees them (possibly stale). */
+export interface EndpointMetrics {
+  /** `vllm:num_requests_waiting`. */
+  readonly waiting: number;
+  /** `vllm:kv_cache_usage_perc`, a fraction 0–1. */
+  readonly kvUsage: number;
+}
+
+/** Where scored baselines read endpoint metrics (GAIE and llm-d scrape them every 50 ms). */
+export interface EndpointSignals {
+  /** The last scraped metrics of a rank; undefined (never scraped) scores as idle. */
+  metrics(rankKey: string): EndpointMetrics | undefined;
+}
+
+/**
+ * One weighted scorer of a max-score policy (GAIE's Scorer): writes each candidate's score, in [0, 1]
+ * and higher is better, into `out` (at least as long as `candidates`).
+ */
+export interface WeightedScorer {
+  readonly name: string;
+  readonly weight: number;
+  scores(request: PolicyRequest, candidates: readonly ScoredCandidate[], out: Float64Array): void;
+}
+
 export type { Rng };

@@ -12,6 +12,7 @@ import {
   type Chart,
 } from "../framework.js";
 import { MOONCAKE_CONVERSATION_TRACE, loadTrace, requestTokens, type TraceRequest } from "../mooncake.js";
+import { TokenArena } from "../token-arena.js";
 
 /**
  * Simulated vLLM engines replaying the Mooncake conversation trace in virtual time: how fast the
@@ -68,23 +69,6 @@ function parseOptions(args: readonly string[]): Options {
     compareRounds: numberOption(args, "compare-rounds", 3),
     trace: textOption(args, "trace", MOONCAKE_CONVERSATION_TRACE),
   };
-}
-
-/** Prompt buffers carved out of large chunks (a request keeps its view; a full chunk is left to the collector). */
-class TokenArena {
-  private chunk = new Uint32Array(1 << 22);
-  private used = 0;
-
-  take(n: number): Uint32Array {
-    if (n > this.chunk.length) return new Uint32Array(n);
-    if (this.used + n > this.chunk.length) {
-      this.chunk = new Uint32Array(this.chunk.length);
-      this.used = 0;
-    }
-    const view = this.chunk.subarray(this.used, this.used + n);
-    this.used += n;
-    return view;
-  }
 }
 
 /**

@@ -86,12 +86,18 @@ interface EppProcess {
 }
 
 /** The endpoint picker as its own process over static discovery, KV events from the workers' ZeroMQ publishers. */
-async function startEpp(root: string, workers: object[], tls: boolean): Promise<EppProcess> {
+async function startEpp(root: string, workers: object[], tls: boolean, cpuProfileDir?: string): Promise<EppProcess> {
   const [port, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const tsx = createRequire(join(root, "package.json")).resolve("tsx");
   const child = spawn(
     process.execPath,
-    ["--import", tsx, "--conditions=@dynamo/source", join(root, "apps/epp/src/main.ts")],
+    [
+      ...(cpuProfileDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`] : []),
+      "--import",
+      tsx,
+      "--conditions=@dynamo/source",
+      join(root, "apps/epp/src/main.ts"),
+    ],
     {
       cwd: root,
       env: {
@@ -314,12 +320,13 @@ async function warmKvState(
 export const bench: Bench = {
   name: "epp",
   description:
-    "The endpoint picker as a process (`apps/epp`), driven over loopback by the project's ext_proc client (Envoy's full-duplex mode, streams closed gracefully): 10,000-character chat requests (a 6,000-character prefix shared by a family of requests, the rest never seen before) over 16 workers whose KV state arrives as vLLM events over ZeroMQ; then 240k-token prompts over 96 workers. Options: `--seconds 8 --concurrency 64 --tls on|off --long-requests 12`.",
+    "The endpoint picker as a process (`apps/epp`), driven over loopback by the project's ext_proc client (Envoy's full-duplex mode, streams closed gracefully): 10,000-character chat requests (a 6,000-character prefix shared by a family of requests, the rest never seen before) over 16 workers whose KV state arrives as vLLM events over ZeroMQ; then 240k-token prompts over 96 workers. Options: `--seconds 8 --concurrency 64 --tls on|off --long-requests 12 --cpu-prof <dir>` (V8 CPU profiles of the picker's threads, written when it stops).",
   async run(ctx) {
     const seconds = numberOption(ctx.args, "seconds", 8);
     const concurrency = numberOption(ctx.args, "concurrency", 64);
     const longRequests = numberOption(ctx.args, "long-requests", 12);
     const tls = textOption(ctx.args, "tls", "on") !== "off";
+    const cpuProfileDir = textOption(ctx.args, "cpu-prof", "") || undefined;
     const loadBefore = loadavg()[0]!;
     const tokenizers = new TokenizerRegistry({ threads: 1 });
     const prompts = new Prompts(FAMILIES, PREFIX_CHARS, REQUEST_CHARS);
@@ -327,7 +334,7 @@ export const bench: Bench = {
 
     // 16 workers, 10k-character requests.
     const fleet = await publishers(WORKERS);
-    const epp = await startEpp(ctx.root, fleet.workers, tls);
+    const epp = await startEpp(ctx.root, fleet.workers, tls, cpuProfileDir);
     const client = new ExtProcClient({ target: `127.0.0.1:${epp.port}`, tls, closeMode: "graceful" });
     let saturated: { perSec: number; samples: Sample[] };
     let half: Split;

@@ -1,9 +1,9 @@
+import { EngineEventSource } from "@dynamo/engine-sim";
 import { RadixIndex, type RouterEvent } from "@dynamo/kv-indexer";
 import {
   KvEventBridge,
   KvEventPublisher,
   KvEventSubscriber,
-  SyntheticVllmWorker,
   VllmEventIngest,
   VllmEventTranslator,
   ZmqEventPublisher,
@@ -17,7 +17,6 @@ import { NatsServer, freePort } from "@dynamo/testkit";
 import { markdownTable, round, type Bench, type BenchContext, type Chart } from "../framework.js";
 
 const BLOCK_SIZE = 16;
-const EVENTS_PER_BATCH = 8;
 const quiet = (): void => undefined;
 
 interface Workload {
@@ -26,14 +25,9 @@ interface Workload {
   readonly blocks: number;
 }
 
-/** Deterministic vLLM batches of one worker rank, pre-encoded. */
+/** Deterministic vLLM batches of one worker rank (a simulated engine under a random workload), pre-encoded. */
 function workload(batches: number, encoding: VllmEncodeOptions, seed = 7): Workload {
-  const source = new SyntheticVllmWorker({
-    blockSize: BLOCK_SIZE,
-    capacityBlocks: 16_384,
-    eventsPerBatch: EVENTS_PER_BATCH,
-    seed,
-  });
+  const source = new EngineEventSource({ blockSize: BLOCK_SIZE, numGpuBlocks: 4096, seed });
   const payloads: Uint8Array[] = [];
   let events = 0;
   let blocks = 0;
@@ -202,7 +196,7 @@ export const bench: Bench = {
   description:
     "vLLM KV-event ingestion: msgpack decode, translation into router events (router hashes recomputed from token ids) and " +
     "application to the radix index on one thread; then end to end through ZeroMQ on loopback, and through the NATS bridge " +
-    `(ZeroMQ → bridge → nats-server → router; \`natsEventsPerSec\`), and the NATS plane alone (router events published as JSON → router). Synthetic worker, block size ${BLOCK_SIZE}, ${EVENTS_PER_BATCH} events per batch.`,
+    `(ZeroMQ → bridge → nats-server → router; \`natsEventsPerSec\`), and the NATS plane alone (router events published as JSON → router). A simulated engine (\`@dynamo/engine-sim\`, 4,096 blocks, random prompts over shared prefixes) publishes the batches, one per scheduling step; block size ${BLOCK_SIZE}.`,
   async run(ctx) {
     const batches = Number(ctx.args.find((a) => a.startsWith("--batches="))?.slice("--batches=".length) ?? 25_000);
     ctx.progress.note(`encoding ${batches} batches in both encodings`);

@@ -1,3 +1,4 @@
+import { EngineEventSource } from "@dynamo/engine-sim";
 import { createServer } from "node:net";
 import { NatsServer, freePort, waitFor } from "@dynamo/testkit";
 import { RadixIndex, type StoredData } from "@dynamo/kv-indexer";
@@ -7,7 +8,6 @@ import {
   connectEventPlane,
   encodeVllmEventBatch,
   KvEventSubscriber,
-  SyntheticVllmWorker,
   VllmEventTranslator,
   ZmqEventPublisher,
   type VllmEventBatch,
@@ -84,15 +84,24 @@ export function freshNamespace(): string {
   return `test${process.pid}x${namespaces++}`;
 }
 
+/** An encoded batch ready to send, and how many events it holds. */
+export interface PreparedBatch {
+  readonly payload: Uint8Array;
+  readonly events: number;
+}
+
 /** A simulated vLLM worker (ZeroMQ publisher with replay) and its bridge onto NATS. */
 export class SimulatedWorker {
   reference!: ReferenceIndex;
+  /** Batches published. */
   published = 0;
+  /** Events in them. */
+  publishedEvents = 0;
   /** Every batch published, in order (what a bridge started now would read back from the replay socket). */
   readonly history: VllmEventBatch[] = [];
   private constructor(
     readonly workerId: bigint,
-    public source: SyntheticVllmWorker,
+    public source: EngineEventSource,
     public zmq: ZmqEventPublisher,
     public bridge: KvEventBridge,
     readonly nc: NatsConnection,
@@ -122,7 +131,7 @@ export class SimulatedWorker {
     await this.bridge.close();
     await this.zmq.close();
     this.history.length = 0;
-    this.source = new SyntheticVllmWorker({ blockSize: BLOCK_SIZE, capacityBlocks: 256, eventsPerBatch: 4, seed });
+    this.source = new EngineEventSource({ blockSize: BLOCK_SIZE, numGpuBlocks: 256, seed });
     this.zmq = await ZmqEventPublisher.open({ ...this.endpoints, bind: true });
     this.bridge = await startBridge(this.nc, this.namespace, this.workerId, this.endpoints, false);
     this.rebase();
@@ -133,7 +142,7 @@ export class SimulatedWorker {
     namespace: string,
     workerId: bigint,
     seed = 1,
-    shape: { eventsPerBatch?: number; capacityBlocks?: number; durable?: boolean } = {},
+    shape: { capacityBlocks?: number; durable?: boolean } = {},
   ): Promise<SimulatedWorker> {
     const endpoints = {
       endpoint: `tcp://127.0.0.1:${await freePort()}`,
@@ -142,18 +151,14 @@ export class SimulatedWorker {
     const zmq = await ZmqEventPublisher.open({ ...endpoints, bind: true });
     const nc = await connectNats(server);
     const bridge = await startBridge(nc, namespace, workerId, endpoints, shape.durable ?? false);
-    const source = new SyntheticVllmWorker({
-      blockSize: BLOCK_SIZE,
-      capacityBlocks: shape.capacityBlocks ?? 256,
-      eventsPerBatch: shape.eventsPerBatch ?? 4,
-      seed,
-    });
+    const source = new EngineEventSource({ blockSize: BLOCK_SIZE, numGpuBlocks: shape.capacityBlocks ?? 256, seed });
     return new SimulatedWorker(workerId, source, zmq, bridge, nc, endpoints, namespace);
   }
 
-  /** Publishes `n` batches and feeds them to the reference index too. */
-  async publish(n: number): Promise<void> {
-    for (let i = 0; i < n; i++) await this.publishBatch(this.source.nextBatch(Date.now() / 1000));
+  /** Publishes batches holding at least `n` events in all, and feeds them to the reference index too. */
+  async publishEvents(n: number): Promise<void> {
+    for (const target = this.publishedEvents + n; this.publishedEvents < target;)
+      await this.publishBatch(this.source.nextBatch(Date.now() / 1000));
   }
 
   /** Publishes one batch and feeds it to the reference index too. */
@@ -161,15 +166,19 @@ export class SimulatedWorker {
     this.record(batch);
     await this.zmq.publish(batch);
     this.published++;
+    this.publishedEvents += batch.events.length;
   }
 
-  /** Generates and encodes `n` batches (feeding the reference) without sending them. */
-  prepare(n: number): Uint8Array[] {
-    return Array.from({ length: n }, () => {
+  /** Generates and encodes batches holding at least `events` events (feeding the reference) without sending them. */
+  prepare(events: number): PreparedBatch[] {
+    const out: PreparedBatch[] = [];
+    for (let total = 0; total < events;) {
       const batch = this.source.nextBatch(Date.now() / 1000);
       this.record(batch);
-      return encodeVllmEventBatch({ ...batch, dataParallelRank: 0 });
-    });
+      out.push({ payload: encodeVllmEventBatch({ ...batch, dataParallelRank: 0 }), events: batch.events.length });
+      total += batch.events.length;
+    }
+    return out;
   }
 
   private record(batch: VllmEventBatch): void {
@@ -177,11 +186,12 @@ export class SimulatedWorker {
     this.reference.feed(this.workerId, batch);
   }
 
-  /** Sends prepared payloads. */
-  async send(payloads: readonly Uint8Array[]): Promise<void> {
-    for (const payload of payloads) {
+  /** Sends prepared batches. */
+  async send(batches: readonly PreparedBatch[]): Promise<void> {
+    for (const { payload, events } of batches) {
       await this.zmq.publishPayload(payload);
       this.published++;
+      this.publishedEvents += events;
     }
   }
 

@@ -1,9 +1,15 @@
-import { VllmEventTranslator, encodeVllmEventBatch, type VllmEventBatch } from "@dynamo/kv-events";
+import {
+  EngineWorker,
+  VirtualLoop,
+  playWorkload,
+  type Engine,
+  type KvEventBatch,
+  type WorkloadOp,
+} from "@dynamo/engine-sim";
 import { RadixIndex } from "@dynamo/kv-indexer";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { EngineWorker, VirtualLoop, type Engine, type KvEventBatch } from "../src/index.js";
-import { playWorkload, type WorkloadOp } from "./support.js";
+import { VllmEventTranslator, encodeVllmEventBatch, type VllmEventBatch } from "../src/index.js";
 
 const WORKER = 7n;
 
@@ -73,7 +79,7 @@ function poolBlocks(engine: Engine): Map<bigint, bigint | null> {
   return new Map([...engine.cachedBlocks()].map((b) => [b.hash, b.parentHash]));
 }
 
-describe("KV events replayed into the router's index", () => {
+describe("a simulated engine's KV events, through the vLLM codec and translator into the router's index", () => {
   it("always equal the engine's cached blocks", () => {
     const seen = { checks: 0, removed: 0, hits: 0, preemptions: 0, cleared: 0, cancelled: 0, loraBlocks: 0 };
     fc.assert(

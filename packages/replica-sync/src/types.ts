@@ -1,0 +1,58 @@
+import type { ActiveSequenceEvent } from "@dynamo/kv-router";
+
+/** A booking change as replicas exchange it (an `ActiveSequenceEvent` of the router). */
+export type BookingChange = ActiveSequenceEvent;
+
+/** What the sync applies peers' changes to: a `RouterService` (or a `KvRouter` through a small adapter). */
+export interface BookingTarget {
+  /** Applies one peer change; returns whether anything changed. */
+  applyBookingChange(change: BookingChange): boolean;
+}
+
+/** Wire messages on the replicas' subjects. */
+export type ReplicaMessage =
+  /** Booking changes of one replica, in the order it made them. */
+  | { readonly kind: "changes"; readonly replica: string; readonly changes: readonly BookingChange[] }
+  /** A replica is alive; `bookings` is how many live bookings it owns. */
+  | { readonly kind: "heartbeat"; readonly replica: string; readonly bookings: number }
+  /** A replica leaves (graceful stop): its bookings end with it. */
+  | { readonly kind: "goodbye"; readonly replica: string };
+
+export interface ReplicaSyncOptions {
+  /** Identifies this replica to its peers (default: a random id). Unique per process. */
+  readonly replicaId?: string;
+  /** Subject prefix shared by the replicas of one deployment (default `dynamo.router.replicas`). */
+  readonly subjectPrefix?: string;
+  /** A peer whose heartbeat has not been heard for this long is gone, with its bookings (default 10,000 ms). */
+  readonly leaseMs?: number;
+  /** Heartbeat period (default 1,000 ms; keep it well under the lease). */
+  readonly heartbeatMs?: number;
+  /** Changes are published at most this long after they were made (default 1 ms) … */
+  readonly batchDelayMs?: number;
+  /** … or as soon as this many are waiting (default 256). */
+  readonly batchSize?: number;
+  /** How long `warmJoin` waits for peers' snapshots (default 2,000 ms). */
+  readonly warmJoinMs?: number;
+  /** Where problems go (malformed messages, publish failures). Default `console.warn`. */
+  readonly log?: (message: string) => void;
+  /** Clock in milliseconds (default `Date.now`). */
+  readonly now?: () => number;
+}
+
+/** Counters of the sync, for metrics. */
+export interface ReplicaSyncStats {
+  /** Peers currently alive. */
+  readonly peers: number;
+  /** Live bookings this replica owns. */
+  readonly ownBookings: number;
+  /** Live bookings owned by peers, as this replica knows them. */
+  readonly peerBookings: number;
+  readonly changesPublished: number;
+  readonly changesApplied: number;
+  /** Peer messages that could not be decoded. */
+  readonly malformed: number;
+  /** Bookings dropped because their owner's lease ran out. */
+  readonly expiredBookings: number;
+  /** Peers whose lease ran out. */
+  readonly expiredPeers: number;
+}
