@@ -86,6 +86,7 @@ export class EventSources {
   /** Resolves once every initial synchronisation started so far has finished. */
   async settled(): Promise<void> {
     while (this.syncing.size > 0) await Promise.all([...this.syncing]);
+    await this.ingest.idle();
   }
 
   /** `BlockStored` events of another block size than the router's, per worker (vLLM ingest). */
