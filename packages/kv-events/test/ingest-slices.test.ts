@@ -82,7 +82,6 @@ describe("ingest work is sliced", () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     histogram.disable();
 
-    console.log("MAXDELAY", histogram.max / 1e6);
     expect(histogram.max / 1e6).toBeLessThan(50);
     expect(seen).toEqual(expected);
     expect(ingest.translator(RANK).issues.invalid_event).toBe(3 * MAX_EVENTS_PER_BATCH);
