@@ -20,6 +20,8 @@ export interface VllmEventIngestOptions {
   readonly blockSize: number;
   /** Quirks of a worker's publisher (default: none). */
   readonly quirks?: (workerId: bigint) => VllmPublisherQuirks;
+  /** Called for each `BlockStored` naming a LoRA adapter (the worker holds that adapter), before its events. */
+  readonly onAdapter?: (workerId: bigint, loraName: string) => void;
   /** Id of each rank's first router event. Default 0. */
   readonly firstEventId?: bigint;
   readonly log?: LogSink;
@@ -134,7 +136,7 @@ export class VllmEventIngest implements ZmqBatchHandler {
     }
     const out: RouterEvent[] = [];
     while (job.next < job.events.length && !job.cancelled) {
-      translator.translateEvent(job.events[job.next++]!, out);
+      this.translate(translator, job.events[job.next++]!, out);
       for (const event of out) this.sink(event, rank);
       out.length = 0;
       if (performance.now() - started >= INGEST_SLICE_MS) break;
@@ -161,7 +163,7 @@ export class VllmEventIngest implements ZmqBatchHandler {
         if (job.cancelled) return true;
         if (value.kind === "frame" && !translator.acceptsRank(value.dataParallelRank)) break;
         if (value.kind === "event") {
-          translator.translateEvent(value.event, out);
+          this.translate(translator, value.event, out);
           for (const event of out) this.sink(event, rank);
           out.length = 0;
         }
@@ -174,6 +176,11 @@ export class VllmEventIngest implements ZmqBatchHandler {
     job.payload = job.reading = undefined;
     this.reportWrongBlockSize(translator);
     return true;
+  }
+
+  private translate(translator: VllmEventTranslator, event: VllmKvEvent, out: RouterEvent[]): void {
+    if (event.type === "BlockStored" && event.loraName) this.options.onAdapter?.(translator.workerId, event.loraName);
+    translator.translateEvent(event, out);
   }
 
   /** Logs once per worker that its blocks are of another size than the router's (they never match). */
