@@ -419,15 +419,22 @@ export class RouterService {
           ? request.parsedBody
           : parseBody(text ?? request.body);
     const hints = bodyHints(body);
+    const requested = request.model ?? hints.model ?? "";
+    const adapter = request.loraName === undefined ? this.adapterNamed(requested) : undefined;
     if (request.tokens !== undefined) {
       const tokens = Uint32Array.from(request.tokens);
-      return { tokens, injectable: true, model: request.model ?? "", tokenizeMs: 0, hints };
+      return {
+        tokens,
+        injectable: true,
+        model: request.model ?? "",
+        tokenizeMs: 0,
+        hints,
+        ...(adapter && { loraName: adapter.name }),
+      };
     }
     if (body === undefined) throw new InvalidRequestError("request carries neither a body nor token ids");
     const kind = requestKind(body, request.kind);
     if (!this.tokenizers) throw new InvalidRequestError("this service routes token ids only (no tokenizer)");
-    const requested = request.model ?? hints.model ?? "";
-    const adapter = request.loraName === undefined ? this.adapterNamed(requested) : undefined;
     const model = adapter ? (adapter.base ?? requested) : requested;
     this.inFlight++;
     try {

@@ -41,6 +41,8 @@ describe("LoRA adapters named by the request's model", () => {
     expect(adapter).toMatchObject({ endpoint: "10.0.0.1:8000", overlapBlocks: blocks });
     expect(adapter.explain.decode.map((c) => c.workerId)).toEqual([1n]);
     expect([...adapter.tokens]).toEqual([...base.tokens]); // tokenized with the base model's tokenizer
+    // Ids tokenized elsewhere (a remote tokenizer) with the body: the body's model still names the adapter.
+    expect(await service.tokenize({ body: chat("a"), tokens: base.tokens })).toMatchObject({ loraName: "a" });
     await service.stop();
   });
 
