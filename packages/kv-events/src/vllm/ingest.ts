@@ -53,7 +53,7 @@ interface IngestJob {
  * `INGEST_SLICE_MS` (a batch, at most `MAX_EVENTS_PER_BATCH` events, is checked, then decoded and
  * translated one event at a time), yielding to the event loop between slices, so a burst of large or
  * hostile batches cannot stall the process; while nothing is queued, a batch that fits in one slice is
- * applied before `onBatch` returns. `idle()` resolves once everything received has been applied.
+ * applied before `onBatch` returns, and `onDecodedBatch` (in-process values) applies its whole batch. `idle()` resolves once everything received has been applied.
  */
 export class VllmEventIngest implements ZmqBatchHandler {
   private readonly translators = new Map<WorkerRankKey, VllmEventTranslator>();
@@ -75,7 +75,14 @@ export class VllmEventIngest implements ZmqBatchHandler {
 
   /** Translates a batch given as values (in-process delivery, no wire encoding). */
   onDecodedBatch(rank: WorkerRank, batch: VllmEventBatch): void {
-    this.enqueue({ translator: this.translator(rank), rank, batch, next: 0 });
+    const job: IngestJob = { translator: this.translator(rank), rank, batch, next: 0 };
+    if (this.queue.length > 0 || this.draining) {
+      this.enqueue(job);
+      return;
+    }
+    // Values handed over in-process (a simulator's engines) apply whole before this returns, however
+    // large: their caller routes on them next, and a decision must not depend on the wall clock.
+    this.step(job, Number.POSITIVE_INFINITY);
   }
 
   onReset(rank: WorkerRank, _reason?: ZmqResetReason): void {
