@@ -2,8 +2,6 @@
 export {
   MAX_EVENTS_PER_BATCH,
   VllmDecodeError,
-  declaredEventCount,
-  decodeVllmEventBatch,
   encodeVllmEventBatch,
   normaliseBlockHash,
   type DecodedVllmBatch,
@@ -16,13 +14,26 @@ export {
   type VllmKvEvent,
 } from "./vllm/codec.js";
 export {
+  MAX_UNFRAMED_PAYLOAD_BYTES,
+  declaredEventCount,
+  decodeVllmEventBatch,
+  readVllmEventBatch,
+  type BatchOmissions,
+  type BatchStep,
+} from "./vllm/batch-steps.js";
+export {
   TRANSLATION_ISSUES,
   VllmEventTranslator,
   storageTierFromMedium,
   type TranslationIssue,
   type VllmTranslatorOptions,
 } from "./vllm/translate.js";
-export { VllmEventIngest, type VllmEventIngestOptions, type VllmPublisherQuirks } from "./vllm/ingest.js";
+export {
+  INGEST_SLICE_MS,
+  VllmEventIngest,
+  type VllmEventIngestOptions,
+  type VllmPublisherQuirks,
+} from "./vllm/ingest.js";
 export { storedBatch } from "./vllm/stored-batch.js";
 
 // ZeroMQ: vLLM's transport (PUB + ROUTER replay).

@@ -73,6 +73,12 @@ export interface KvRouterSettings {
   conditionalDisagg: boolean;
   minInitialWorkers: number;
   overlapRefreshAfterSecs: number;
+  /** Adapters a worker holds at once (vLLM `--max-loras`): the most recently seen ones count as loaded. */
+  loraMaxPerWorker: number;
+  /** When no worker holds a request's adapter: route to one that must load it (else refuse). */
+  loraAllowLoad: boolean;
+  /** Cost added to a worker that must load the adapter, in prompt tokens of prefill work. */
+  loraLoadPenaltyTokens: number;
 }
 
 type Key = keyof KvRouterSettings;
@@ -125,6 +131,9 @@ export const SETTINGS: readonly Setting<Key>[] = [
   s("queuePolicy", "DYN_ROUTER_QUEUE_POLICY", "enum", oneOf(["fcfs", "wspt", "lcfs"]), "fcfs, wspt or lcfs"),
   s("queueMaxDepth", "DYN_ROUTER_QUEUE_MAX_DEPTH", "int", intAtLeast(1), "an integer ≥ 1"),
   s("queueTimeoutSecs", "DYN_ROUTER_QUEUE_TIMEOUT_SECS", "number", positive(), POS),
+  s("loraMaxPerWorker", "DYN_ROUTER_LORA_MAX_PER_WORKER", "int", intAtLeast(1), "an integer ≥ 1"),
+  s("loraAllowLoad", "DYN_ROUTER_LORA_ALLOW_LOAD", "bool", z.boolean(), BOOL),
+  s("loraLoadPenaltyTokens", "DYN_ROUTER_LORA_LOAD_PENALTY_TOKENS", "number", nonNegative(), "a number ≥ 0"),
   s("policyConfig", "DYN_ROUTER_POLICY_CONFIG", "string", z.string(), "a path"),
   s("useRemoteIndexer", "DYN_USE_REMOTE_INDEXER", "bool", z.boolean(), BOOL),
   s("sharedCacheType", "DYN_SHARED_CACHE_TYPE", "string", z.string(), "none"),
@@ -179,6 +188,9 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   queuePolicy: "fcfs",
   queueMaxDepth: 1024,
   queueTimeoutSecs: 30,
+  loraMaxPerWorker: 4,
+  loraAllowLoad: true,
+  loraLoadPenaltyTokens: 4096,
   policyConfig: undefined,
   useRemoteIndexer: false,
   sharedCacheType: "none",

@@ -33,7 +33,7 @@ export function explainOf(evaluation: Evaluation | undefined, chosen: Evaluation
       prefillBlocks: c.breakdown.prefillBlocks,
       decodeBlocks: c.breakdown.decodeBlocks,
       activeRequests: c.load.activeRequests,
-      cost: c.breakdown.cost,
+      cost: c.cost, // what the policy compared (the cost function plus any LoRA load penalty)
       busy: c.busyReason !== null,
       chosen: isChosen,
       reason: isChosen

@@ -27,6 +27,7 @@ import { resolveSettings, settingsFromEnv, type KvRouterSettings } from "./confi
 import { explainOf, rankOf, withLazyExplain } from "./explain.js";
 import { applyReplicaChange, replicaEventOf } from "./replica-sync.js";
 import { RouterQueue, type QueueOutcome } from "./router-queue.js";
+import { LoraAdapters } from "./lora-adapters.js";
 import { SessionAffinity } from "./session-affinity.js";
 import { RouterConfigError, type Environment } from "./settings-table.js";
 import type {
@@ -106,6 +107,8 @@ export class KvRouter {
   private readonly planner: DisaggPlanner;
   private readonly bookings = new Map<string, Booking>();
   private readonly registered = new Set<bigint>();
+  /** LoRA adapters each worker holds (from discovery, its KV events, and the adapter requests sent to it). */
+  private readonly adapters: LoraAdapters;
   private warnedRequestWeight = false;
   private readonly trackingKey: bigint | undefined;
   private readonly sessions: SessionAffinity | undefined;
@@ -180,6 +183,7 @@ export class KvRouter {
             : undefined,
       });
     this.planner = new DisaggPlanner({ prefill: pool(true), decode: pool(false), enforceDisagg: st.enforceDisagg });
+    this.adapters = new LoraAdapters(st.loraMaxPerWorker);
     this.isReady = st.minInitialWorkers === 0;
     if (st.queueThreshold !== undefined)
       this.queue = new RouterQueue(st.queuePolicy, st.queueMaxDepth, st.queueTimeoutSecs * 1000, now);
@@ -203,9 +207,28 @@ export class KvRouter {
     this.releaseQueued();
   }
 
+  /**
+   * The worker holds LoRA adapter `name` now (e.g. its KV events carry blocks of it); the least recently
+   * seen of its adapters beyond `DYN_ROUTER_LORA_MAX_PER_WORKER` count as unloaded.
+   */
+  noteAdapter(workerId: bigint, name: string): void {
+    if (name !== "") this.adapters.seen(workerId, name);
+  }
+
+  /** The worker holds no LoRA adapter any more (its cache was reset or it restarted). */
+  forgetAdapters(workerId: bigint): void {
+    this.adapters.forget(workerId);
+  }
+
+  /** LoRA adapters the worker is known to hold, least recently seen first. */
+  adaptersOf(workerId: bigint): readonly string[] {
+    return this.adapters.adaptersOf(workerId);
+  }
+
   /** Forgets a worker: its ranks, its cached blocks in every index, its bookings. */
   removeWorker(workerId: bigint): void {
     this.registered.delete(workerId);
+    this.adapters.forget(workerId);
     this.dropBookings(this.planner.prefill.removeWorker(workerId));
     this.dropBookings(this.planner.decode.removeWorker(workerId));
     this.index?.removeWorker(workerId);
@@ -332,11 +355,28 @@ export class KvRouter {
     if (this.bookings.has(requestId))
       return this.reject("duplicate_request", `request id ${requestId} is already booked`);
 
+    let allowedWorkers = request.allowedWorkers ? new Set(request.allowedWorkers) : undefined;
+    let extraCost: Map<bigint, number> | undefined;
+    const lora = request.loraName;
+    if (lora && !request.pinned) {
+      const workers =
+        allowedWorkers ?? [...this.planner.decode.ranks(), ...this.planner.prefill.ranks()].map((r) => r.workerId);
+      const penalty = st.loraLoadPenaltyTokens / st.blockSize;
+      const adapter = this.adapters.candidates(lora, workers, st.loraAllowLoad, penalty);
+      if (adapter.kind === "none")
+        return this.reject(
+          "no_candidates",
+          `no worker holds LoRA adapter ${lora} and loading it elsewhere is off (DYN_ROUTER_LORA_ALLOW_LOAD)`,
+        );
+      allowedWorkers = new Set(adapter.workers);
+      if (adapter.kind === "load") extraCost = new Map([...adapter.workers].map((w) => [w, adapter.penalty]));
+    }
     const planRequest: PlanRequest = {
       isl,
       sequenceHashes: computeSequenceHashes(local, this.trackingKey),
       overlaps: this.overlaps(local),
-      allowedWorkers: request.allowedWorkers ? new Set(request.allowedWorkers) : undefined,
+      allowedWorkers,
+      extraCost,
       pinned: request.pinned,
       pinnedPrefill: request.pinnedPrefill,
       expectedOutputTokens: request.expectedOutputTokens,
@@ -352,7 +392,14 @@ export class KvRouter {
     )
       plan = this.planner.plan(planRequest);
     const booked = plan.kind !== "rejected" && !request.queryOnly && this.planner.book(requestId, plan, planRequest);
-    if (booked && plan.kind !== "rejected") this.sessions?.remember(request.sessionId, rankOf(plan.decode.chosen));
+    if (booked && plan.kind !== "rejected") {
+      this.sessions?.remember(request.sessionId, rankOf(plan.decode.chosen));
+      // The engine loads the adapter for this request: from now on that worker holds it.
+      if (lora) {
+        this.adapters.seen(plan.decode.chosen.rank.workerId, lora);
+        if (plan.kind === "disaggregated") this.adapters.seen(plan.prefill.chosen.rank.workerId, lora);
+      }
+    }
     return this.decide(plan, booked, requestId, isl, local, request);
   }
 

@@ -23,6 +23,8 @@ export interface EventSourceOptions {
   readonly durableConsumer?: string;
   readonly recovery?: Partial<RecoveryPolicy>;
   readonly log: LogSink;
+  /** A worker's vLLM events carry blocks of this LoRA adapter. */
+  readonly onAdapter?: (workerId: bigint, loraName: string) => void;
 }
 
 interface Plane {
@@ -45,8 +47,13 @@ export class EventSources {
   private readonly syncing = new Set<Promise<void>>();
 
   constructor(private readonly options: EventSourceOptions) {
-    this.ingest = new VllmEventIngest({ blockSize: options.blockSize, log: options.log }, (event) =>
-      options.index.apply(event),
+    this.ingest = new VllmEventIngest(
+      {
+        blockSize: options.blockSize,
+        log: options.log,
+        ...(options.onAdapter && { onAdapter: options.onAdapter }),
+      },
+      (event) => options.index.apply(event),
     );
   }
 
@@ -86,6 +93,7 @@ export class EventSources {
   /** Resolves once every initial synchronisation started so far has finished. */
   async settled(): Promise<void> {
     while (this.syncing.size > 0) await Promise.all([...this.syncing]);
+    await this.ingest.idle();
   }
 
   /** `BlockStored` events of another block size than the router's, per worker (vLLM ingest). */

@@ -76,6 +76,8 @@ export class RouterService {
   private readonly workers = new Map<bigint, WorkerInfo>();
   private readonly pendingWorkers = new Map<bigint, WorkerInfo>();
   private readonly modelCards = new Map<string, Promise<void>>();
+  /** LoRA adapters seen in workers' events, with the base model of the worker that served each (if known). */
+  private readonly adapterBases = new Map<string, string | undefined>();
   private readonly tokenizers: TokenizerRegistry | undefined;
   private readonly ownsTokenizers: boolean;
   private readonly log: LogSink;
@@ -217,6 +219,7 @@ export class RouterService {
         namespace: this.settings.namespace,
         component: this.settings.component,
         log: this.log,
+        onAdapter: (workerId, name) => this.noteAdapter(workerId, name),
         ...(this.options.recovery && { recovery: this.options.recovery }),
         ...(this.settings.durableKvEvents && { durableConsumer: `router-${randomBytes(6).toString("hex")}` }),
       });
@@ -371,6 +374,23 @@ export class RouterService {
     this.modelCards.set(model, task);
   }
 
+  /** A worker's KV events carry blocks of LoRA adapter `name`: it holds the adapter now. */
+  private noteAdapter(workerId: bigint, name: string): void {
+    this.kv?.noteAdapter(workerId, name);
+    const base = this.workers.get(workerId)?.modelName;
+    if (!this.adapterBases.has(name) || (base !== undefined && this.adapterBases.get(name) === undefined))
+      this.adapterBases.set(name, base);
+  }
+
+  /**
+   * The LoRA adapter a request's `model` names (as vLLM serves adapters, by name), with its base model:
+   * a name seen as `lora_name` in some worker's events (it stays known after workers drop the adapter).
+   */
+  private adapterNamed(model: string): { name: string; base: string | undefined } | undefined {
+    if (model === "" || !this.adapterBases.has(model)) return undefined;
+    return { name: model, base: this.adapterBases.get(model) };
+  }
+
   /** Applies a router event to the router's index (in-process event delivery). */
   applyEvent(event: RouterEvent): ApplyOutcome | "ignored" {
     return this.kv?.applyEvent(event) ?? "ignored";
@@ -399,14 +419,23 @@ export class RouterService {
           ? request.parsedBody
           : parseBody(text ?? request.body);
     const hints = bodyHints(body);
+    const requested = request.model ?? hints.model ?? "";
+    const adapter = request.loraName === undefined ? this.adapterNamed(requested) : undefined;
     if (request.tokens !== undefined) {
       const tokens = Uint32Array.from(request.tokens);
-      return { tokens, injectable: true, model: request.model ?? "", tokenizeMs: 0, hints };
+      return {
+        tokens,
+        injectable: true,
+        model: request.model ?? "",
+        tokenizeMs: 0,
+        hints,
+        ...(adapter && { loraName: adapter.name }),
+      };
     }
     if (body === undefined) throw new InvalidRequestError("request carries neither a body nor token ids");
     const kind = requestKind(body, request.kind);
     if (!this.tokenizers) throw new InvalidRequestError("this service routes token ids only (no tokenizer)");
-    const model = request.model ?? hints.model ?? "";
+    const model = adapter ? (adapter.base ?? requested) : requested;
     this.inFlight++;
     try {
       await this.modelCards.get(model); // a card of this model still being fetched registers its tokenizer first
@@ -420,6 +449,7 @@ export class RouterService {
         model: tokenizer.model,
         tokenizeMs: performance.now() - started,
         hints,
+        ...(adapter && { loraName: adapter.name }),
       };
     } catch (error) {
       if (error instanceof InvalidRequest) throw new InvalidRequestError(error.message);
@@ -474,7 +504,7 @@ export class RouterService {
       ...(request.pinned !== undefined && { pinned: request.pinned }),
       ...(request.pinnedPrefill !== undefined && { pinnedPrefill: request.pinnedPrefill }),
       ...(request.sessionId !== undefined && { sessionId: request.sessionId }),
-      ...(request.loraName !== undefined && { loraName: request.loraName }),
+      ...optional("loraName", request.loraName ?? tokenized.loraName),
       ...(request.overrides !== undefined && { overrides: request.overrides }),
       ...(request.queryOnly !== undefined && { queryOnly: request.queryOnly }),
       ...optional("cacheSalt", request.cacheSalt ?? hints.cacheSalt),

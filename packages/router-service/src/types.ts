@@ -53,6 +53,8 @@ export interface TokenizedRequest {
   readonly tokenizeMs: number;
   /** Routing hints read from the body (`nvext.cache_salt` / `cache_salt`, `nvext.agent_hints`); the request's own fields win. */
   readonly hints?: BodyHints;
+  /** The LoRA adapter the request's `model` names (tokenized with its base model's tokenizer). */
+  readonly loraName?: string;
 }
 
 /** A routed (and, unless query-only, booked) request. */

@@ -176,7 +176,9 @@ export class WorkerPool {
     let eligible: readonly number[] = ranks.map((_, i) => i);
     for (const filter of this.filters) eligible = filter.filter(table, eligible);
     this.prepareScoring(table, eligible, request);
-    for (let i = 0; i < ranks.length; i++) table.set(COST, i, this.scorer.score(table, i));
+    const extra = request.extraCost;
+    for (let i = 0; i < ranks.length; i++)
+      table.set(COST, i, this.scorer.score(table, i) + (extra?.get(ranks[i]!.workerId) ?? 0));
     if (eligible.length === 0)
       return this.reject(
         pinned ? "pinned_overloaded" : "overloaded",

@@ -50,6 +50,8 @@ export interface PoolRequest {
   readonly pinned?: { readonly workerId: bigint; readonly dpRank?: number };
   readonly expectedOutputTokens?: number;
   readonly overrides?: RequestOverrides;
+  /** Cost added to every rank of these workers (e.g. a LoRA adapter they must load first), in cost units (blocks). */
+  readonly extraCost?: ReadonlyMap<bigint, number>;
 }
 
 export type RejectReason = "no_candidates" | "overloaded" | "pinned_unavailable" | "pinned_overloaded";

@@ -1,4 +1,4 @@
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { Encoder } from "@msgpack/msgpack";
 
 /**
  * vLLM `KVEventBatch` msgpack codec. Decodes both encodings at both levels: legacy positional arrays
@@ -110,7 +110,6 @@ const REMOVED_FIELDS = [
 ] as const;
 const REMOVED_REQUIRED = 2;
 
-const decoder = new Decoder({ useBigInt64: true });
 const encoder = new Encoder({ useBigInt64: true, ignoreUndefined: true });
 
 /** Most events a batch may carry; a payload declaring more is refused before it is decoded. */
@@ -128,87 +127,7 @@ function invalid(what: string): never {
   throw new InvalidField(what);
 }
 
-/**
- * The number of events a batch declares, read from the msgpack headers without decoding anything:
- * the array form `[ts, events, …]`, or the map form with `events` after scalar entries (`ts`,
- * `data_parallel_rank`). Undefined for other shapes (decoded normally).
- */
-export function declaredEventCount(payload: Uint8Array): number | undefined {
-  const b0 = payload[0];
-  if (b0 === undefined) return undefined;
-  const header = containerHeader(payload, 0, 0x90, 0xdc);
-  if (header) {
-    const afterTs = skipScalar(payload, header.at);
-    return afterTs === undefined ? undefined : containerHeader(payload, afterTs, 0x90, 0xdc)?.count;
-  }
-  const map = containerHeader(payload, 0, 0x80, 0xde);
-  if (!map) return undefined;
-  let at = map.at;
-  for (let entry = 0; entry < map.count; entry++) {
-    const key = stringAt(payload, at);
-    if (!key) return undefined;
-    at = key.end;
-    if (key.value === "events") return containerHeader(payload, at, 0x90, 0xdc)?.count;
-    const next = skipScalar(payload, at);
-    if (next === undefined) return undefined;
-    at = next;
-  }
-  return undefined;
-}
-
-/** A fixarray/array16/array32 (or fixmap/map16/map32) header at `at`: its count and where its items start. */
-function containerHeader(
-  p: Uint8Array,
-  at: number,
-  fix: number,
-  wide16: number,
-): { count: number; at: number } | undefined {
-  const b = p[at];
-  if (b === undefined) return undefined;
-  if (b >= fix && b <= fix + 0x0f) return { count: b - fix, at: at + 1 };
-  if (b === wide16 && at + 2 < p.length) return { count: (p[at + 1]! << 8) | p[at + 2]!, at: at + 3 };
-  if (b === wide16 + 1 && at + 4 < p.length)
-    return { count: ((p[at + 1]! << 24) | (p[at + 2]! << 16) | (p[at + 3]! << 8) | p[at + 4]!) >>> 0, at: at + 5 };
-  return undefined;
-}
-
-/** Skips a nil, boolean, integer or float at `at`; undefined for anything else. */
-function skipScalar(p: Uint8Array, at: number): number | undefined {
-  const t = p[at];
-  if (t === undefined) return undefined;
-  if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) return at + 1;
-  const width: Record<number, number> = {
-    0xca: 4,
-    0xcb: 8,
-    0xcc: 1,
-    0xcd: 2,
-    0xce: 4,
-    0xcf: 8,
-    0xd0: 1,
-    0xd1: 2,
-    0xd2: 4,
-    0xd3: 8,
-  };
-  const w = width[t];
-  return w === undefined ? undefined : at + 1 + w;
-}
-
-/** A short string (fixstr or str8) at `at`. */
-function stringAt(p: Uint8Array, at: number): { value: string; end: number } | undefined {
-  const t = p[at];
-  if (t === undefined) return undefined;
-  let start = at + 1;
-  let length: number;
-  if (t >= 0xa0 && t <= 0xbf) length = t - 0xa0;
-  else if (t === 0xd9 && at + 1 < p.length) {
-    length = p[at + 1]!;
-    start = at + 2;
-  } else return undefined;
-  if (start + length > p.length) return undefined;
-  return { value: Buffer.from(p.buffer, p.byteOffset + start, length).toString("latin1"), end: start + length };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
 }
 
@@ -230,7 +149,7 @@ export function normaliseBlockHash(value: unknown): bigint {
   return invalid(`block hash of unexpected type ${describe(value)}`);
 }
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === null) return "nil";
   if (Array.isArray(value)) return "array";
   if (value instanceof Uint8Array) return "bytes";
@@ -363,68 +282,30 @@ function decodeEvent(raw: unknown): VllmKvEvent | "unknown" {
   }
 }
 
-/**
- * Decodes one `KVEventBatch` payload. Throws `VllmDecodeError` when the payload is not a batch;
- * individual bad events are skipped and counted in the result.
- */
-export function decodeVllmEventBatch(payload: Uint8Array): DecodedVllmBatch {
-  const declared = declaredEventCount(payload);
-  if (declared !== undefined && declared > MAX_EVENTS_PER_BATCH)
-    throw new VllmDecodeError(`batch of ${declared} events: at most ${MAX_EVENTS_PER_BATCH} are accepted`);
-  let root: unknown;
+/** The outcome of decoding one raw event value: the event, an unknown tag, or why it is invalid. */
+export type EventDecoding = VllmKvEvent | "unknown" | { readonly invalid: string };
+
+/** Decodes one raw (msgpack-decoded) event value, without throwing. */
+export function decodeEventValue(raw: unknown): EventDecoding {
+  // The cheap rejection first: no exception for what is not even an event.
+  if (!Array.isArray(raw) && !isRecord(raw))
+    return { invalid: `event: expected an array or a map, got ${describe(raw)}` };
   try {
-    root = decoder.decode(payload);
+    return decodeEvent(raw);
   } catch (err) {
-    throw new VllmDecodeError(`not msgpack: ${(err as Error).message}`);
+    if (!(err instanceof InvalidField)) throw err;
+    return { invalid: err.message };
   }
-  let ts: unknown;
-  let rawEvents: unknown;
-  let rank: unknown;
-  if (Array.isArray(root)) [ts, rawEvents, rank] = root;
-  else if (isRecord(root)) [ts, rawEvents, rank] = [root["ts"], root["events"], root["data_parallel_rank"]];
-  else throw new VllmDecodeError(`batch: expected an array or a map, got ${describe(root)}`);
-  if (!Array.isArray(rawEvents))
-    throw new VllmDecodeError(`batch events: expected an array, got ${describe(rawEvents)}`);
-  let dataParallelRank: number | null;
+}
+
+/** Reads an optional data-parallel rank, for the batch decoder. */
+export function batchRank(value: unknown): number | null | { readonly invalid: string } {
   try {
-    dataParallelRank = optionalNumber(rank, "data_parallel_rank");
+    return optionalNumber(value, "data_parallel_rank");
   } catch (err) {
-    throw new VllmDecodeError((err as Error).message);
+    if (!(err instanceof InvalidField)) throw err;
+    return { invalid: err.message };
   }
-  const events: VllmKvEvent[] = [];
-  let unknownEvents = 0;
-  let invalidEvents = 0;
-  let firstInvalidReason: string | undefined;
-  if (rawEvents.length > MAX_EVENTS_PER_BATCH) {
-    invalidEvents = rawEvents.length - MAX_EVENTS_PER_BATCH;
-    firstInvalidReason = `batch of ${rawEvents.length} events: the ${invalidEvents} beyond ${MAX_EVENTS_PER_BATCH} are dropped`;
-  }
-  for (let i = 0; i < Math.min(rawEvents.length, MAX_EVENTS_PER_BATCH); i++) {
-    const raw: unknown = rawEvents[i];
-    // The cheap rejections first: no exception for what is not even an event.
-    if (!Array.isArray(raw) && !isRecord(raw)) {
-      invalidEvents++;
-      firstInvalidReason ??= `event: expected an array or a map, got ${describe(raw)}`;
-      continue;
-    }
-    try {
-      const event = decodeEvent(raw);
-      if (event === "unknown") unknownEvents++;
-      else events.push(event);
-    } catch (err) {
-      if (!(err instanceof InvalidField)) throw err;
-      invalidEvents++;
-      firstInvalidReason ??= err.message;
-    }
-  }
-  return {
-    ts: typeof ts === "number" ? ts : typeof ts === "bigint" ? Number(ts) : 0,
-    events,
-    dataParallelRank,
-    unknownEvents,
-    invalidEvents,
-    ...(firstInvalidReason === undefined ? {} : { firstInvalidReason }),
-  };
 }
 
 function encodeHash(hash: bigint, how: NonNullable<VllmEncodeOptions["hashEncoding"]>): bigint | number | Uint8Array {

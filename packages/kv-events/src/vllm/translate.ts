@@ -1,13 +1,8 @@
 import { computeBlockHashes, type RouterEvent, type StorageTier } from "@dynamo/kv-indexer";
 import { EngineBlocks } from "./engine-blocks.js";
 import { RateLimitedLog, type LogSink } from "../log.js";
-import {
-  decodeVllmEventBatch,
-  VllmDecodeError,
-  type DecodedVllmBatch,
-  type VllmBlockStored,
-  type VllmKvEvent,
-} from "./codec.js";
+import { decodeVllmEventBatch, type BatchOmissions } from "./batch-steps.js";
+import { VllmDecodeError, type DecodedVllmBatch, type VllmBlockStored, type VllmKvEvent } from "./codec.js";
 
 /** Why (part of) a vLLM batch or event was not turned into router events. */
 export type TranslationIssue =
@@ -117,22 +112,45 @@ export class VllmEventTranslator {
 
   /** Decodes and translates one ZMQ payload. A malformed payload yields no events (counted, logged). */
   translatePayload(payload: Uint8Array): RouterEvent[] {
-    let batch: DecodedVllmBatch;
+    const batch = this.decodePayload(payload);
+    return batch === null ? [] : this.translateBatch(batch);
+  }
+
+  /** Decodes one ZMQ payload; null (counted, logged) when it is malformed. */
+  decodePayload(payload: Uint8Array): DecodedVllmBatch | null {
     try {
-      batch = decodeVllmEventBatch(payload);
+      return decodeVllmEventBatch(payload);
     } catch (err) {
       if (!(err instanceof VllmDecodeError)) throw err;
-      this.report(
-        "malformed_payload",
-        `dropped a malformed KV-event payload (${payload.byteLength} bytes): ${err.message}`,
-      );
-      return [];
+      this.reportMalformed(payload.byteLength, err);
+      return null;
     }
-    return this.translateBatch(batch);
+  }
+
+  /** Counts and logs a payload dropped as malformed. */
+  reportMalformed(byteLength: number, err: VllmDecodeError): void {
+    this.report("malformed_payload", `dropped a malformed KV-event payload (${byteLength} bytes): ${err.message}`);
   }
 
   /** Translates one decoded batch into router events (possibly none). */
   translateBatch(batch: DecodedVllmBatch): RouterEvent[] {
+    const out: RouterEvent[] = [];
+    for (const event of this.acceptBatch(batch)) this.translateEvent(event, out);
+    return out;
+  }
+
+  /**
+   * Counts what the decoder left out of a batch and checks its rank: the events to translate, in order
+   * (none when the batch belongs to another rank). Translate them with `translateEvent`, possibly a few
+   * at a time.
+   */
+  acceptBatch(batch: DecodedVllmBatch): readonly VllmKvEvent[] {
+    this.reportOmissions(batch);
+    return this.acceptsRank(batch.dataParallelRank) ? batch.events : [];
+  }
+
+  /** Counts and logs the events a batch left out. */
+  reportOmissions(batch: BatchOmissions): void {
     if (batch.unknownEvents > 0)
       this.report("unknown_event", `skipped ${batch.unknownEvents} event(s) of unknown type`, batch.unknownEvents);
     if (batch.invalidEvents > 0) {
@@ -142,13 +160,13 @@ export class VllmEventTranslator {
         batch.invalidEvents,
       );
     }
-    if (batch.dataParallelRank !== null && batch.dataParallelRank !== this.dpRank) {
-      this.report("rank_mismatch", `dropped a batch of data_parallel_rank ${batch.dataParallelRank}`);
-      return [];
-    }
-    const out: RouterEvent[] = [];
-    for (const event of batch.events) this.translateEvent(event, out);
-    return out;
+  }
+
+  /** Whether a batch of this data-parallel rank (null: unsaid) is this translator's; counted when not. */
+  acceptsRank(dataParallelRank: number | null): boolean {
+    if (dataParallelRank === null || dataParallelRank === this.dpRank) return true;
+    this.report("rank_mismatch", `dropped a batch of data_parallel_rank ${dataParallelRank}`);
+    return false;
   }
 
   /** A `cleared` event for this rank with the next id (publisher restart, unrecoverable gap). */
@@ -162,7 +180,8 @@ export class VllmEventTranslator {
     return this.known?.size ?? 0;
   }
 
-  private translateEvent(event: VllmKvEvent, out: RouterEvent[]): void {
+  /** Translates one event of an accepted batch, appending its router events (if any) to `out`. */
+  translateEvent(event: VllmKvEvent, out: RouterEvent[]): void {
     if (event.type === "AllBlocksCleared") {
       out.push(this.cleared());
       return;
