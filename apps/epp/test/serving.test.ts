@@ -37,11 +37,10 @@ async function withEpp(options: Parameters<typeof startEpp>[0], run: (t: TestEpp
 describe("limits and errors (epp-protocol §8)", () => {
   it("DYN_EPP_MAX_INFLIGHT_REQUESTS: a pick beyond the limit is refused with 503", async () => {
     await withEpp({ workers: [W1], tls: false, env: { DYN_EPP_MAX_INFLIGHT_REQUESTS: "1" } }, async (t) => {
+      // 300,000 distinct words: the first pick tokenizes for far longer than the second request takes to arrive.
       const first = t.client.open();
-      const pending = first.processRequest({
-        headers: postHeaders(),
-        body: Buffer.from(JSON.stringify(chat("slow ".repeat(80_000)))),
-      });
+      const words = Array.from({ length: 300_000 }, (_, i) => `s${i.toString(36)}`).join(" ");
+      const pending = first.processRequest({ headers: postHeaders(), body: Buffer.from(JSON.stringify(chat(words))) });
       await waitFor(() => t.epp.server.inflightRoutes === 1, "the first pick to start");
       const second = await send(t.client, chat("second"));
       expect(second.result).toMatchObject({ type: "immediate", status: 503 });
@@ -56,11 +55,11 @@ describe("limits and errors (epp-protocol §8)", () => {
   it("a full tokenization queue sheds with 429 and retry-after (DYN_EPP_SHED_RETRY_AFTER_SECS)", async () => {
     const env = { DYN_EPP_MAX_TOKENIZATION_BACKLOG_BYTES: "100000", DYN_EPP_SHED_RETRY_AFTER_SECS: "3" };
     await withEpp({ workers: [W1], tls: false, env }, async (t) => {
+      // A first prompt of 300,000 distinct words (2.5 MB) keeps the tokenizer busy for far longer than the second
+      // request takes to arrive, however fast the machine.
       const first = t.client.open();
-      const pending = first.processRequest({
-        headers: postHeaders(),
-        body: Buffer.from(JSON.stringify(chat("queued ".repeat(60_000)))),
-      });
+      const words = Array.from({ length: 300_000 }, (_, i) => `q${i.toString(36)}`).join(" ");
+      const pending = first.processRequest({ headers: postHeaders(), body: Buffer.from(JSON.stringify(chat(words))) });
       await waitFor(() => t.epp.picker.tokenizationBacklogBytes > 0, "the first prompt to queue");
       const second = await send(t.client, chat("x ".repeat(50_000)));
       expect(second.result).toMatchObject({ type: "immediate", status: 429 });
