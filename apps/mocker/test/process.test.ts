@@ -1,6 +1,6 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, type ChildProcess } from "node:child_process";
 import { promisify } from "node:util";
-import { stageAppBundle, waitFor, type StagedBundle } from "@dynamo/testkit";
+import { stageAppBundle, startProcess, waitFor, type StagedBundle } from "@dynamo/testkit";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCli } from "../src/index.js";
@@ -20,16 +20,13 @@ afterAll(() => {
 });
 
 /** Starts `node main.js ...args` on the staged bundle and resolves with the URL of each worker it prints. */
-async function startProcess(args: string[], workers: number): Promise<{ child: ChildProcess; urls: string[] }> {
-  const child = spawn(process.execPath, [bundle.main, ...args], { cwd: bundle.dir, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(child);
-  let out = "";
-  child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  const urls = () => [...out.matchAll(/serving (http:\/\/\S+)/g)].map((m) => m[1]!);
-  await waitFor(() => urls().length === workers || child.exitCode !== null, "the workers to listen", 60_000);
-  if (urls().length !== workers) throw new Error(`mocker exited early: ${out}`);
-  return { child, urls: urls() };
+async function startMocker(args: string[], workers: number): Promise<{ child: ChildProcess; urls: string[] }> {
+  const proc = startProcess(process.execPath, [bundle.main, ...args], { cwd: bundle.dir });
+  children.push(proc.child);
+  const urls = () => proc.lines.flatMap((line) => [...line.matchAll(/serving (http:\/\/\S+)/g)].map((m) => m[1]!));
+  await waitFor(() => urls().length === workers || proc.child.exitCode !== null, "the workers to listen", 60_000);
+  if (urls().length !== workers) throw new Error(`mocker exited early: ${proc.lines.join("\n")}`);
+  return { child: proc.child, urls: urls() };
 }
 
 describe("the mocker process (plain node on the built bundle)", () => {
@@ -58,7 +55,7 @@ describe("the mocker process (plain node on the built bundle)", () => {
   });
 
   it("runs four workers that answer a chat request with the openai client, and stops on SIGTERM", async () => {
-    const { child, urls } = await startProcess(["--num-workers", "4", "--port", "0", "--host", "127.0.0.1"], 4);
+    const { child, urls } = await startMocker(["--num-workers", "4", "--port", "0", "--host", "127.0.0.1"], 4);
     expect(new Set(urls).size).toBe(4);
     for (const url of urls) expect((await fetch(`${url}/health`)).status).toBe(200);
     const client = new OpenAI({ baseURL: `${urls[2]}/v1`, apiKey: "unused", maxRetries: 0 });

@@ -191,14 +191,13 @@ export class ReplicaSync {
   /** Asks one peer for its live bookings; the answer comes back as a changes message. */
   private askSnapshot(replica: string): void {
     const inbox = createInbox();
-    const sub = this.nc.subscribe(inbox, {
+    this.nc.subscribe(inbox, {
       max: 1,
       timeout: this.settings.leaseMs,
       callback: (error, msg) => {
         if (!error) this.onMessage(msg);
       },
     });
-    void sub;
     this.nc.publish(this.subject("snapshot", replica), new Uint8Array(0), { reply: inbox });
   }
 
