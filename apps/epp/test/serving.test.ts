@@ -187,12 +187,16 @@ describe("conformance hooks", () => {
 
   it("are off by default: the selection header steers nothing", async () => {
     await withEpp({ workers: [W1, W2], tls: false }, async (t) => {
+      // The requests stay in flight together, so each one's booking sends the next to the other worker (load,
+      // not a random tie-break, decides): a header that steered would put them all on 127.0.0.2:8002.
       const targets = new Set<string>();
+      const open = [];
       for (let i = 0; i < 6; i++) {
         const { exchange, result } = await send(t.client, chat(`conformance ${i}`), { headers: [selection] });
         if (result.type === "continue") targets.add(result.headers.get(DESTINATION_ENDPOINT_KEY)!);
-        await respond(exchange);
+        open.push(exchange);
       }
+      for (const exchange of open) await respond(exchange);
       expect(targets).toEqual(new Set(["127.0.0.1:8001", "127.0.0.2:8002"]));
     });
   });
