@@ -81,7 +81,10 @@ export class Epp {
     const serviceSettings = { ...DEFAULT_SERVICE_SETTINGS, ...config.service };
     const replicaNats = config.router.replicaSync ? await connectNats(serviceSettings) : undefined;
     const service = await RouterService.fromEnv(config.env, {
-      ...(replicaNats !== undefined && { onBookingChange: (change) => replicas?.publish(change) }),
+      ...(replicaNats !== undefined && {
+        onBookingChange: (change) => replicas?.publish(change),
+        onDecisionAudit: (audit) => replicas?.audit(audit),
+      }),
       settings: config.service,
       ...(pools !== undefined && { discovery: pools }),
       tokenizer:

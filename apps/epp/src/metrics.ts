@@ -82,6 +82,18 @@ export class EppMetrics {
           for (const [labels, value] of read()) this.set(labels, value);
         },
       });
+    // A counter whose value is read at scrape time from a cumulative figure kept elsewhere.
+    const cumulative = (name: string, help: string, labelNames: string[], read: () => [object, number][]) =>
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const [labels, value] of read()) this.inc(labels, value);
+        },
+      });
 
     this.requests = counter("dynamo_epp_requests_total", "ext_proc streams by outcome", ["model", "outcome"]);
     this.duration = histogram(
@@ -112,6 +124,24 @@ export class EppMetrics {
       "bookings dropped because their replica's lease ran out (cumulative)",
       ["model"],
       replica((s) => s.expiredBookings),
+    );
+    cumulative(
+      "dynamo_epp_replica_decisions_rechecked_total",
+      "audited routing decisions re-scored once every peer replica had seen them",
+      ["model"],
+      replica((s) => s.decisionsRechecked),
+    );
+    cumulative(
+      "dynamo_epp_replica_decision_conflicts_total",
+      "re-scored decisions that would have chosen another worker had they known peers' concurrent bookings",
+      ["model"],
+      replica((s) => s.decisionConflicts),
+    );
+    cumulative(
+      "dynamo_epp_replica_concurrent_bookings_total",
+      "peer bookings made concurrently with an audited decision (neither replica knew the other's)",
+      ["model"],
+      replica((s) => s.concurrentBookings),
     );
     gauge(
       "dynamo_epp_replica_malformed_messages",

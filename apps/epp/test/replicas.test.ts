@@ -14,7 +14,12 @@ describe("several EPP replicas sharing bookings over NATS (DYN_ROUTER_REPLICA_SY
 
   beforeAll(async () => {
     nats = await NatsServer.start({ jetstream: false });
-    const env = { DYN_ROUTER_REPLICA_SYNC: "true", NATS_SERVER: nats.url, DYN_SECURE_SERVING: "false" };
+    const env = {
+      DYN_ROUTER_REPLICA_SYNC: "true",
+      DYN_ROUTER_REPLICA_AUDIT_EVERY: "1",
+      NATS_SERVER: nats.url,
+      DYN_SECURE_SERVING: "false",
+    };
     a = await startEpp({ workers: WORKERS, env, tls: false });
     b = await startEpp({ workers: WORKERS, env, tls: false });
   }, 60_000);
@@ -47,5 +52,15 @@ describe("several EPP replicas sharing bookings over NATS (DYN_ROUTER_REPLICA_SY
     await respond(exchange);
     await respond(second);
     await waitFor(() => WORKERS.every((w) => load(a, w.name) === 0 && load(b, w.name) === 0), "both frees everywhere");
+
+    // Each decision was audited and, made after the other replica's booking had arrived, changed by nothing.
+    const scrape = async (t: TestEpp) => (await fetch(`http://127.0.0.1:${t.epp.metricsPort}/metrics`)).text();
+    for (const t of [a, b])
+      await waitFor(
+        async () => /^dynamo_epp_replica_decisions_rechecked_total\{model="[^"]+"\} 1$/m.test(await scrape(t)),
+        "the decision re-scored",
+      );
+    for (const t of [a, b])
+      expect(await scrape(t)).toMatch(/^dynamo_epp_replica_decision_conflicts_total\{model="[^"]+"\} 0$/m);
   });
 });

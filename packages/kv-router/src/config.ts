@@ -38,6 +38,8 @@ export interface KvRouterSettings {
   predictedTtlSecs: number | undefined;
   maxApproxEntries: number;
   replicaSync: boolean;
+  /** With `replicaSync`: every this many booked decisions one is re-scored once peers' bookings arrive (0: none). */
+  replicaAuditEvery: number;
   trackActiveBlocks: boolean;
   trackOutputBlocks: boolean;
   assumeKvReuse: boolean;
@@ -111,6 +113,7 @@ export const SETTINGS: readonly Setting<Key>[] = [
   s("predictedTtlSecs", "DYN_ROUTER_PREDICTED_TTL_SECS", "number", positive(), POS),
   s("maxApproxEntries", [], "int", intAtLeast(1), "an integer ≥ 1"),
   s("replicaSync", ["DYN_ROUTER_REPLICA_SYNC", "DYNAMO_ROUTER_REPLICA_SYNC"], "bool", z.boolean(), BOOL),
+  s("replicaAuditEvery", "DYN_ROUTER_REPLICA_AUDIT_EVERY", "int", intAtLeast(0), "an integer ≥ 0"),
   s("trackActiveBlocks", "DYN_ROUTER_TRACK_ACTIVE_BLOCKS", "bool", z.boolean(), BOOL),
   s("trackOutputBlocks", "DYN_ROUTER_TRACK_OUTPUT_BLOCKS", "bool", z.boolean(), BOOL),
   s("assumeKvReuse", "DYN_ROUTER_ASSUME_KV_REUSE", "bool", z.boolean(), BOOL),
@@ -174,6 +177,7 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   predictedTtlSecs: undefined,
   maxApproxEntries: 2 ** 20,
   replicaSync: false,
+  replicaAuditEvery: 8,
   trackActiveBlocks: true,
   trackOutputBlocks: false,
   assumeKvReuse: true,

@@ -1,4 +1,6 @@
 export { KvRouter } from "./router.js";
+export { auditKey, type DecisionAudit } from "./decision-audit.js";
+export type { LoadDelta } from "@dynamo/scheduling";
 export type {
   ActiveSequenceEvent,
   CandidateExplain,

@@ -25,7 +25,9 @@ export function replicaEventOf(
           prefillTokens: change.spec.prefillTokens,
           expectedOutputTokens: change.spec.expectedOutputTokens,
         }
-      : { type: change.type === "free" ? "free" : "mark_prefill_completed" };
+      : change.type === "output"
+        ? { type: "output", generatedTokens: change.generated }
+        : { type: change.type === "free" ? "free" : "mark_prefill_completed" };
   return { requestId: change.requestId, worker: { workerId, dpRank }, pool, routerId, data };
 }
 
@@ -34,6 +36,11 @@ export function applyReplicaChange(sequences: ActiveSequences, event: ActiveSequ
   const d = event.data;
   if (d.type === "free") return sequences.free(event.requestId);
   if (d.type === "mark_prefill_completed") return sequences.markPrefillCompleted(event.requestId);
+  if (d.type === "output") {
+    if (!sequences.has(event.requestId)) return false;
+    sequences.observeOutput(event.requestId, d.generatedTokens);
+    return true;
+  }
   return sequences.addRequest(event.requestId, workerRankKey(event.worker.workerId, event.worker.dpRank), {
     sequenceHashes: d.tokenSequence,
     privateBlocks: d.privateBlocks,

@@ -8,6 +8,7 @@ import {
   computeSequenceHashes,
   requiredBlocks,
   xxh3Hash,
+  workerRankKey,
   type ApplyError,
   type ApplyOutcome,
   type OverlapSource,
@@ -18,6 +19,7 @@ import {
   DisaggPlanner,
   WorkerPool,
   createPicker,
+  type LoadDelta,
   type Plan,
   type PlanRequest,
   type SequenceChange,
@@ -25,6 +27,7 @@ import {
 } from "@dynamo/scheduling";
 import { resolveSettings, settingsFromEnv, type KvRouterSettings } from "./config.js";
 import { explainOf, rankOf, withLazyExplain } from "./explain.js";
+import { auditKey, auditOf } from "./decision-audit.js";
 import { applyReplicaChange, replicaEventOf } from "./replica-sync.js";
 import { RouterQueue, type QueueOutcome } from "./router-queue.js";
 import { LoraAdapters } from "./lora-adapters.js";
@@ -116,6 +119,7 @@ export class KvRouter {
   /** Random id of this router, carried by its replica-sync events. */
   readonly routerId: bigint = randomBytes(8).readBigUInt64LE();
   private applyingReplicaEvent = false;
+  private bookedSinceAudit = 0;
   /** Requests waiting for load to free (`DYN_ROUTER_QUEUE_THRESHOLD`); absent when the queue is off. */
   private readonly queue: RouterQueue<RouteRequest> | undefined;
   private nextBooking = 1;
@@ -128,8 +132,9 @@ export class KvRouter {
   }
 
   constructor(options: KvRouterOptions = {}) {
-    const { rng, now, picker, onWarning, onError, onGap, onActiveSequenceEvent, ...settings } = options;
-    this.hooks = { rng, now, picker, onWarning, onError, onGap, onActiveSequenceEvent };
+    const { rng, now, picker, onWarning, onError, onGap, onActiveSequenceEvent, onDecisionAudit, ...settings } =
+      options;
+    this.hooks = { rng, now, picker, onWarning, onError, onGap, onActiveSequenceEvent, onDecisionAudit };
     const st = resolveSettings(settings, onWarning);
     this.settings = Object.freeze(st);
     const indexOn = st.overlapScoreCredit > 0;
@@ -469,6 +474,12 @@ export class KvRouter {
       priority: request.priority,
       booked,
     };
+    if (booked && this.settings.replicaSync && this.settings.replicaAuditEvery > 0) {
+      if (this.hooks.onDecisionAudit && ++this.bookedSinceAudit >= this.settings.replicaAuditEvery) {
+        this.bookedSinceAudit = 0;
+        this.hooks.onDecisionAudit(auditOf(plan, this.planner));
+      }
+    }
     return withLazyExplain(decision, () => ({
       policy,
       decode: explainOf(plan.decode, plan.decode),
@@ -539,12 +550,23 @@ export class KvRouter {
    * Applies another replica's booking change (best effort: unknown workers or ids are reported and
    * skipped). Events carrying this router's own id are dropped. Returns whether anything changed.
    */
-  applyReplicaEvent(event: ActiveSequenceEvent): boolean {
+  applyReplicaEvent(event: ActiveSequenceEvent, onLoadDelta?: (key: string, delta: LoadDelta) => void): boolean {
     if (event.routerId === this.routerId) return false;
     const sequences = (event.pool === "prefill" ? this.planner.prefill : this.planner.decode).sequences;
     this.applyingReplicaEvent = true;
     try {
-      return applyReplicaChange(sequences, event);
+      if (onLoadDelta === undefined) return applyReplicaChange(sequences, event);
+      const rankKey = workerRankKey(event.worker.workerId, event.worker.dpRank);
+      const before = sequences.load(rankKey);
+      const applied = applyReplicaChange(sequences, event);
+      const after = sequences.load(rankKey);
+      if (applied)
+        onLoadDelta(auditKey(event.pool, event.worker), {
+          prefillTokens: (after?.activePrefillTokens ?? 0) - (before?.activePrefillTokens ?? 0),
+          blocks: (after?.activeBlocks ?? 0) - (before?.activeBlocks ?? 0),
+          requests: (after?.activeRequests ?? 0) - (before?.activeRequests ?? 0),
+        });
+      return applied;
     } finally {
       this.applyingReplicaEvent = false;
       this.releaseQueued();

@@ -1,6 +1,7 @@
 import type { EventGap, WorkerRank } from "@dynamo/kv-indexer";
 import type { RejectReason, Rng, Picker } from "@dynamo/scheduling";
 import type { KvRouterSettings } from "./config.js";
+import type { DecisionAudit } from "./decision-audit.js";
 
 /** A bookkeeping change exchanged between router replicas (Dynamo's `ActiveSequenceEvent`). */
 export interface ActiveSequenceEvent {
@@ -22,6 +23,8 @@ export interface ActiveSequenceEvent {
         readonly expectedOutputTokens?: number;
       }
     | { readonly type: "mark_prefill_completed" }
+    /** Output grew past a block boundary (an extension of Dynamo's event: peers count output growth too). */
+    | { readonly type: "output"; readonly generatedTokens: number }
     | { readonly type: "free" };
 }
 
@@ -42,6 +45,11 @@ export interface KvRouterHooks {
   readonly onGap?: (gap: EventGap) => void;
   /** With `replicaSync`: every local booking change, to publish to the other replicas. */
   readonly onActiveSequenceEvent?: (event: ActiveSequenceEvent) => void;
+  /**
+   * With `replicaSync`: every `replicaAuditEvery`-th booked decision, right after its booking was published,
+   * kept for re-scoring once peers' concurrent bookings arrive (`ReplicaSync.audit`).
+   */
+  readonly onDecisionAudit?: (audit: DecisionAudit) => void;
 }
 
 export type KvRouterOptions = Partial<KvRouterSettings> & KvRouterHooks;

@@ -3,7 +3,15 @@ import { seededRng } from "@dynamo/primitives";
 import type { Picker } from "@dynamo/scheduling";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
-import { KvRouter, type ActiveSequenceEvent, type KvRouterOptions, type RouteResult } from "../src/index.js";
+import {
+  KvRouter,
+  auditKey,
+  type ActiveSequenceEvent,
+  type DecisionAudit,
+  type KvRouterOptions,
+  type LoadDelta,
+  type RouteResult,
+} from "../src/index.js";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -189,6 +197,62 @@ describe("KvRouter", () => {
     off.addWorker({ workerId: 1n });
     routed(off.route({ tokens: prompt(2, 1, 1) }));
     expect(quiet).toEqual([]);
+  });
+
+  it("shares output growth between replicas, so a peer counts the output blocks too", () => {
+    const toB: ActiveSequenceEvent[] = [];
+    const options = { replicaSync: true, trackOutputBlocks: true } as const;
+    const a = router({ ...options, onActiveSequenceEvent: (e) => toB.push(e) });
+    const b = router(options);
+    for (const r of [a, b]) r.addWorker({ workerId: 1n });
+    const d = routed(a.route({ tokens: prompt(4, 1, 1), requestId: "x" }));
+    a.markPrefillComplete("x");
+    for (let generated = 1; generated <= 40; generated++) a.observeOutput("x", generated);
+    // One output change per block of output: 64 prompt tokens + 40 generated = 7 blocks, 3 of them output.
+    expect(toB.filter((e) => e.data.type === "output").map((e) => e.data)).toEqual([
+      { type: "output", generatedTokens: 1 },
+      { type: "output", generatedTokens: 17 },
+      { type: "output", generatedTokens: 33 },
+    ]);
+    for (const e of toB.splice(0)) b.applyReplicaEvent(e);
+    expect(b.load(d.worker)).toEqual(a.load(d.worker));
+    expect(b.load(d.worker)!.activeBlocks).toBe(4 + 3);
+  });
+
+  it("hands every Nth booked decision to onDecisionAudit, which re-scores it against peers' concurrent load", () => {
+    const audits: DecisionAudit[] = [];
+    const a = router({ replicaSync: true, replicaAuditEvery: 2, onDecisionAudit: (x) => audits.push(x) });
+    const b = router({ replicaSync: true });
+    for (const r of [a, b]) for (let w = 1; w <= 2; w++) r.addWorker({ workerId: BigInt(w) });
+    a.applyEvent(storedEvent(1n, 0, 0n, prompt(3, 1, 0)));
+    routed(a.route({ tokens: prompt(4, 9, 9), requestId: "first" }));
+    expect(audits).toHaveLength(0);
+    a.free("first");
+    const d = routed(a.route({ tokens: prompt(4, 1, 0), requestId: "second" }));
+    expect(d.worker.workerId).toBe(1n); // the cached prefix wins
+    expect(audits).toHaveLength(1);
+    const audit = audits[0]!;
+    // A peer booked a long prompt on worker 1 at the same instant: measured as the load it added there.
+    const deltas = new Map<string, LoadDelta>();
+    const peer: ActiveSequenceEvent[] = [];
+    const c = router({ replicaSync: true, onActiveSequenceEvent: (e) => peer.push(e) });
+    c.addWorker({ workerId: 1n });
+    routed(c.route({ tokens: prompt(40, 5, 5), requestId: "peer" }));
+    for (const e of peer) b.applyReplicaEvent(e, (key, delta) => deltas.set(key, delta));
+    expect(deltas).toEqual(
+      new Map([[auditKey("decode", { workerId: 1n, dpRank: 0 }), { prefillTokens: 40 * BS, blocks: 40, requests: 1 }]]),
+    );
+    expect(audit.wouldChange(deltas)).toBe(true);
+    expect(audit.wouldChange(new Map())).toBe(false);
+    // The same load on worker 2 only makes worker 1 the better choice.
+    const elsewhere = new Map([[auditKey("decode", { workerId: 2n, dpRank: 0 }), [...deltas.values()][0]!]]);
+    expect(audit.wouldChange(elsewhere)).toBe(false);
+    // Without replica sync no audits are made.
+    const single: DecisionAudit[] = [];
+    const off = router({ replicaAuditEvery: 1, onDecisionAudit: (x) => single.push(x) });
+    off.addWorker({ workerId: 1n });
+    routed(off.route({ tokens: prompt(2, 1, 1) }));
+    expect(single).toEqual([]);
   });
 
   it("keeps a session on its worker while the affinity lasts and the worker can take it", () => {

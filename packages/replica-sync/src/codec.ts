@@ -1,4 +1,4 @@
-import type { BookingChange, ReplicaMessage } from "./types.js";
+import type { BookingChange, ReplicaMessage, SeenVector } from "./types.js";
 
 /**
  * JSON wire format of the replicas' messages. 64-bit values travel as decimal strings, a prompt's sequence
@@ -13,12 +13,13 @@ type WireChange = {
   r: number;
   p: "decode" | "prefill";
   o: string;
-  t: "add" | "prefill" | "free";
+  t: "add" | "prefill" | "output" | "free";
   h?: string | null;
   pb?: number;
   isl?: number;
   pt?: number;
   eo?: number;
+  g?: number;
 };
 
 /** Messages larger than this are refused unread (a batch of 256 adds of 240k-token prompts is ~31 MB). */
@@ -48,6 +49,7 @@ function encodeChange(change: BookingChange): WireChange {
   const d = change.data;
   if (d.type === "free") return { ...base, t: "free" };
   if (d.type === "mark_prefill_completed") return { ...base, t: "prefill" };
+  if (d.type === "output") return { ...base, t: "output", g: d.generatedTokens };
   return {
     ...base,
     t: "add",
@@ -79,7 +81,11 @@ function decodeChange(raw: unknown): BookingChange | string {
   const base = { requestId: c.id, worker: { workerId: BigInt(c.w), dpRank: c.r }, pool: c.p, routerId: BigInt(c.o) };
   if (c.t === "free") return { ...base, data: { type: "free" } };
   if (c.t === "prefill") return { ...base, data: { type: "mark_prefill_completed" } };
-  if (c.t !== "add") return `${c.id}: t (type) must be add, prefill or free`;
+  if (c.t === "output") {
+    if (!isCount(c.g)) return `${c.id}: g (generated tokens) must be a non-negative integer`;
+    return { ...base, data: { type: "output", generatedTokens: c.g } };
+  }
+  if (c.t !== "add") return `${c.id}: t (type) must be add, prefill, output or free`;
   if (!isCount(c.pb) || !isCount(c.isl) || !isCount(c.pt))
     return `${c.id}: pb, isl and pt must be non-negative integers`;
   if (c.eo !== undefined && !isCount(c.eo)) return `${c.id}: eo must be a non-negative integer`;
@@ -114,21 +120,49 @@ export function decodeMessage(bytes: Uint8Array): { message: ReplicaMessage } | 
     return { error: `not JSON: ${(error as Error).message}` };
   }
   if (typeof raw !== "object" || raw === null) return { error: "not an object" };
-  const m = raw as { kind?: unknown; replica?: unknown; changes?: unknown; bookings?: unknown };
+  const m = raw as {
+    kind?: unknown;
+    replica?: unknown;
+    changes?: unknown;
+    bookings?: unknown;
+    seq?: unknown;
+    seen?: unknown;
+  };
   if (typeof m.replica !== "string" || m.replica === "" || m.replica.length > 256)
     return { error: "replica: a non-empty string of at most 256 characters" };
+  const seen = decodeSeen(m.seen);
+  if (typeof seen === "string") return { error: seen };
+  const withSeen = seen !== undefined ? { seen } : {};
   if (m.kind === "heartbeat") {
     if (!isCount(m.bookings)) return { error: "heartbeat.bookings must be a non-negative integer" };
-    return { message: { kind: "heartbeat", replica: m.replica, bookings: m.bookings } };
+    return { message: { kind: "heartbeat", replica: m.replica, bookings: m.bookings, ...withSeen } };
   }
   if (m.kind === "goodbye") return { message: { kind: "goodbye", replica: m.replica } };
   if (m.kind !== "changes") return { error: "kind must be changes, heartbeat or goodbye" };
   if (!Array.isArray(m.changes)) return { error: "changes must be an array" };
+  if (m.seq !== undefined && !isCount(m.seq)) return { error: "seq must be a non-negative integer" };
   const changes: BookingChange[] = [];
   for (const raw of m.changes) {
     const change = decodeChange(raw);
     if (typeof change === "string") return { error: change };
     changes.push(change);
   }
-  return { message: { kind: "changes", replica: m.replica, changes } };
+  const seq = m.seq !== undefined ? { seq: m.seq } : {};
+  return { message: { kind: "changes", replica: m.replica, changes, ...seq, ...withSeen } };
+}
+
+/** Replicas a `seen` vector may name (far more than any deployment runs). */
+export const MAX_SEEN_REPLICAS = 1024;
+
+function decodeSeen(raw: unknown): SeenVector | undefined | string {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return "seen must be an object";
+  const entries = Object.entries(raw);
+  if (entries.length > MAX_SEEN_REPLICAS) return `seen names more than ${MAX_SEEN_REPLICAS} replicas`;
+  const out: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const [replica, seq] of entries) {
+    if (replica.length > 256 || !isCount(seq)) return "seen maps replica ids to non-negative integers";
+    out[replica] = seq;
+  }
+  return out;
 }

@@ -34,6 +34,11 @@ export class PeerLedger {
     return this.bookingCount;
   }
 
+  /** The live peers' ids. */
+  replicas(): IterableIterator<string> {
+    return this.peers.keys();
+  }
+
   has(replica: string): boolean {
     return this.peers.has(replica);
   }
@@ -67,6 +72,7 @@ export class PeerLedger {
         }
         return { apply: known, newPeer };
       case "mark_prefill_completed":
+      case "output":
         return { apply: known, newPeer };
     }
   }

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
+import type { DecisionAudit, LoadDelta } from "@dynamo/kv-router";
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { DecisionAudits } from "./audits.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
 import { OwnBookings } from "./own-bookings.js";
 import { PeerLedger } from "./peers.js";
@@ -12,6 +14,8 @@ const DEFAULTS = {
   batchDelayMs: 1,
   batchSize: 256,
   warmJoinMs: 2_000,
+  auditTimeoutMs: 5_000,
+  maxOpenAudits: 4_096,
 };
 
 /**
@@ -30,6 +34,11 @@ export class ReplicaSync {
   private readonly settings: typeof DEFAULTS;
   private readonly ledger: PeerLedger;
   private readonly own = new OwnBookings();
+  private readonly audits: DecisionAudits;
+  /** Number of the last batch of changes this replica sent. */
+  private seq = 0;
+  /** For each peer, the highest batch of its changes applied here (sent to peers as `seen`). */
+  private readonly applied = new Map<string, number>();
   private readonly subscriptions: Subscription[] = [];
   private pending: BookingChange[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
@@ -52,12 +61,15 @@ export class ReplicaSync {
       batchDelayMs: options.batchDelayMs ?? DEFAULTS.batchDelayMs,
       batchSize: options.batchSize ?? DEFAULTS.batchSize,
       warmJoinMs: options.warmJoinMs ?? DEFAULTS.warmJoinMs,
+      auditTimeoutMs: options.auditTimeoutMs ?? DEFAULTS.auditTimeoutMs,
+      maxOpenAudits: options.maxOpenAudits ?? DEFAULTS.maxOpenAudits,
     };
     if (this.settings.heartbeatMs * 2 > this.settings.leaseMs)
       throw new RangeError(
         `heartbeatMs (${this.settings.heartbeatMs}) must be at most half of leaseMs (${this.settings.leaseMs})`,
       );
     this.ledger = new PeerLedger(this.settings.leaseMs);
+    this.audits = new DecisionAudits(this.settings.auditTimeoutMs, this.settings.maxOpenAudits);
     this.log = options.log ?? ((message) => console.warn(message));
     this.now = options.now ?? Date.now;
   }
@@ -114,6 +126,16 @@ export class ReplicaSync {
     else this.flushTimer ??= setTimeout(() => this.flush(), this.settings.batchDelayMs);
   };
 
+  /**
+   * Hook for the router service's `onDecisionAudit`: a decision just booked (its booking already handed to
+   * `publish`), re-scored once every peer has seen it, against the bookings peers made without seeing it.
+   */
+  readonly audit = (audit: DecisionAudit): void => {
+    if (this.closed) return;
+    // Its booking is waiting for the next batch, or went out in the last one (a full batch is sent at once).
+    this.audits.add(audit, this.pending.length > 0 ? this.seq + 1 : this.seq, this.now());
+  };
+
   /** Publishes the waiting changes now. */
   flush(): void {
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
@@ -121,8 +143,19 @@ export class ReplicaSync {
     if (this.pending.length === 0) return;
     const changes = this.pending;
     this.pending = [];
-    this.send(this.subject("changes", this.replicaId), { kind: "changes", replica: this.replicaId, changes });
+    this.seq++;
+    this.send(this.subject("changes", this.replicaId), {
+      kind: "changes",
+      replica: this.replicaId,
+      changes,
+      seq: this.seq,
+      seen: this.seen(),
+    });
     this.counters.changesPublished += changes.length;
+  }
+
+  private seen(): Record<string, number> {
+    return Object.fromEntries(this.applied);
   }
 
   private send(subject: string, message: ReplicaMessage, reply?: string): void {
@@ -139,14 +172,17 @@ export class ReplicaSync {
       kind: "heartbeat",
       replica: this.replicaId,
       bookings: this.own.size,
+      seen: this.seen(),
     });
     this.expirePeers();
+    this.audits.settle(this.ledger.replicas(), this.now());
   }
 
   /** Drops the bookings of peers whose lease ran out; returns how many peers went. */
   expirePeers(): number {
     const gone = this.ledger.expire(this.now());
     for (const { replica, frees } of gone) {
+      this.forgetPeer(replica);
       for (const free of frees) this.target.applyBookingChange(free);
       this.counters.expiredBookings += frees.length;
       this.counters.expiredPeers++;
@@ -167,24 +203,44 @@ export class ReplicaSync {
     this.applyMessage(decoded.message);
   }
 
+  private forgetPeer(replica: string): void {
+    this.applied.delete(replica);
+    this.audits.forget(replica);
+  }
+
   private applyMessage(message: ReplicaMessage): void {
     if (message.replica === this.replicaId) return;
     const now = this.now();
     if (message.kind === "goodbye") {
+      this.forgetPeer(message.replica);
       const frees = this.ledger.remove(message.replica);
       for (const free of frees) this.target.applyBookingChange(free);
+      this.audits.settle(this.ledger.replicas(), now);
       return;
     }
+    const seenOfUs = message.seen?.[this.replicaId];
     if (message.kind === "heartbeat") {
       if (this.ledger.heard(message.replica, now)) this.askSnapshot(message.replica);
+      this.audits.peerMessage(message.replica, seenOfUs, []);
+      this.audits.settle(this.ledger.replicas(), now);
       return;
     }
+    // Changes made here so far go out with the `seen` they were made under, before this batch is applied.
+    this.flush();
     let newPeer = false;
+    const deltas: [string, LoadDelta][] = [];
+    const collect = (key: string, delta: LoadDelta) => deltas.push([key, delta]);
     for (const change of message.changes) {
       const recorded = this.ledger.record(message.replica, change, now);
       newPeer ||= recorded.newPeer;
-      if (recorded.apply && this.target.applyBookingChange(change)) this.counters.changesApplied++;
+      if (!recorded.apply) continue;
+      const measure = change.data.type === "add_request" ? collect : undefined;
+      if (this.target.applyBookingChange(change, measure)) this.counters.changesApplied++;
     }
+    if (message.seq !== undefined)
+      this.applied.set(message.replica, Math.max(this.applied.get(message.replica) ?? 0, message.seq));
+    this.audits.peerMessage(message.replica, seenOfUs, deltas);
+    this.audits.settle(this.ledger.replicas(), now);
     if (newPeer) this.askSnapshot(message.replica);
   }
 
@@ -204,7 +260,13 @@ export class ReplicaSync {
   private answerSnapshot(msg: Msg): void {
     if (msg.reply === undefined || this.closed) return;
     this.flush(); // changes made before the question reach the asker before the answer
-    this.send(msg.reply, { kind: "changes", replica: this.replicaId, changes: this.own.snapshot() });
+    this.send(msg.reply, {
+      kind: "changes",
+      replica: this.replicaId,
+      changes: this.own.snapshot(),
+      seq: this.seq,
+      seen: this.seen(),
+    });
   }
 
   /**
@@ -250,6 +312,9 @@ export class ReplicaSync {
       ownBookings: this.own.size,
       peerBookings: this.ledger.bookings,
       ...this.counters,
+      decisionsRechecked: this.audits.stats.rechecked,
+      decisionConflicts: this.audits.stats.conflicts,
+      concurrentBookings: this.audits.stats.concurrent,
     };
   }
 

@@ -1,20 +1,36 @@
-import type { ActiveSequenceEvent } from "@dynamo/kv-router";
+import type { ActiveSequenceEvent, LoadDelta } from "@dynamo/kv-router";
 
 /** A booking change as replicas exchange it (an `ActiveSequenceEvent` of the router). */
 export type BookingChange = ActiveSequenceEvent;
 
 /** What the sync applies peers' changes to: a `RouterService` (or a `KvRouter` through a small adapter). */
 export interface BookingTarget {
-  /** Applies one peer change; returns whether anything changed. */
-  applyBookingChange(change: BookingChange): boolean;
+  /**
+   * Applies one peer change; returns whether anything changed. When `onLoadDelta` is given, it is told the
+   * load the change added to its rank (key as `auditKey`), for re-scoring audited decisions.
+   */
+  applyBookingChange(change: BookingChange, onLoadDelta?: (key: string, delta: LoadDelta) => void): boolean;
 }
+
+/** For each replica, the highest batch sequence number of its changes the sender had applied. */
+export type SeenVector = Readonly<Record<string, number>>;
 
 /** Wire messages on the replicas' subjects. */
 export type ReplicaMessage =
-  /** Booking changes of one replica, in the order it made them. */
-  | { readonly kind: "changes"; readonly replica: string; readonly changes: readonly BookingChange[] }
-  /** A replica is alive; `bookings` is how many live bookings it owns. */
-  | { readonly kind: "heartbeat"; readonly replica: string; readonly bookings: number }
+  /**
+   * Booking changes of one replica, in the order it made them. `seq` numbers the sender's batches (a
+   * snapshot answer repeats the last one); `seen` says which of its peers' batches the sender had applied
+   * when it made these changes, so a receiver knows which of its own decisions they were made without.
+   */
+  | {
+      readonly kind: "changes";
+      readonly replica: string;
+      readonly changes: readonly BookingChange[];
+      readonly seq?: number;
+      readonly seen?: SeenVector;
+    }
+  /** A replica is alive; `bookings` is how many live bookings it owns; `seen` as in `changes`. */
+  | { readonly kind: "heartbeat"; readonly replica: string; readonly bookings: number; readonly seen?: SeenVector }
   /** A replica leaves (graceful stop): its bookings end with it. */
   | { readonly kind: "goodbye"; readonly replica: string };
 
@@ -31,6 +47,10 @@ export interface ReplicaSyncOptions {
   readonly batchDelayMs?: number;
   /** … or as soon as this many are waiting (default 256). */
   readonly batchSize?: number;
+  /** An audited decision is re-scored at the latest this long after it was made (default 5,000 ms). */
+  readonly auditTimeoutMs?: number;
+  /** At most this many audited decisions wait for their peers (default 4,096; older ones are re-scored early). */
+  readonly maxOpenAudits?: number;
   /** How long `warmJoin` waits for peers' snapshots (default 2,000 ms). */
   readonly warmJoinMs?: number;
   /** Where problems go (malformed messages, publish failures). Default `console.warn`. */
@@ -55,4 +75,10 @@ export interface ReplicaSyncStats {
   readonly expiredBookings: number;
   /** Peers whose lease ran out. */
   readonly expiredPeers: number;
+  /** Audited decisions re-scored once every peer had seen them (or after the audit timeout). */
+  readonly decisionsRechecked: number;
+  /** Re-scored decisions that would have chosen another worker had they known peers' concurrent bookings. */
+  readonly decisionConflicts: number;
+  /** Peer bookings made concurrently with an audited decision (neither replica knew the other's). */
+  readonly concurrentBookings: number;
 }

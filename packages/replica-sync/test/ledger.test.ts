@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { OwnBookings, PeerLedger, decodeMessage, encodeMessage, type BookingChange } from "../src/index.js";
+import type { DecisionAudit, LoadDelta } from "@dynamo/kv-router";
+import {
+  DecisionAudits,
+  OwnBookings,
+  PeerLedger,
+  decodeMessage,
+  encodeMessage,
+  type BookingChange,
+} from "../src/index.js";
 
 const add = (requestId: string, hashes: bigint[] | null = [1n, 2n ** 64n - 1n]): BookingChange => ({
   requestId,
@@ -17,12 +25,18 @@ const add = (requestId: string, hashes: bigint[] | null = [1n, 2n ** 64n - 1n]):
 });
 const free = (c: BookingChange): BookingChange => ({ ...c, data: { type: "free" } });
 const prefillDone = (c: BookingChange): BookingChange => ({ ...c, data: { type: "mark_prefill_completed" } });
+const output = (c: BookingChange, generatedTokens: number): BookingChange => ({
+  ...c,
+  data: { type: "output", generatedTokens },
+});
 
 describe("wire format", () => {
   it("round-trips every change kind with 64-bit ids and hashes intact", () => {
-    const changes = [add("a"), add("b", null), prefillDone(add("a")), free(add("a"))];
-    const decoded = decodeMessage(encodeMessage({ kind: "changes", replica: "r1", changes }));
-    expect(decoded).toEqual({ message: { kind: "changes", replica: "r1", changes } });
+    const changes = [add("a"), add("b", null), prefillDone(add("a")), output(add("a"), 17), free(add("a"))];
+    const message = { kind: "changes" as const, replica: "r1", changes, seq: 7, seen: { r2: 3, r3: 0 } };
+    expect(decodeMessage(encodeMessage(message))).toEqual({ message });
+    const heartbeat = { kind: "heartbeat" as const, replica: "r1", bookings: 2, seen: { r2: 4 } };
+    expect(decodeMessage(encodeMessage(heartbeat))).toEqual({ message: heartbeat });
   });
 
   it("refuses malformed messages with the reason, without throwing", () => {
@@ -39,6 +53,20 @@ describe("wire format", () => {
       error: "r: h is not a whole number of 8-byte hashes",
     });
     expect(bad('{"kind":"vote","replica":"x"}')).toEqual({ error: "kind must be changes, heartbeat or goodbye" });
+    const out = { id: "r", w: "1", r: 0, p: "decode", o: "1", t: "output", g: -3 };
+    expect(bad(JSON.stringify({ kind: "changes", replica: "x", changes: [out] }))).toEqual({
+      error: "r: g (generated tokens) must be a non-negative integer",
+    });
+    expect(bad('{"kind":"changes","replica":"x","changes":[],"seq":1.5}')).toEqual({
+      error: "seq must be a non-negative integer",
+    });
+    expect(bad('{"kind":"heartbeat","replica":"x","bookings":0,"seen":{"y":"1"}}')).toEqual({
+      error: "seen maps replica ids to non-negative integers",
+    });
+    const huge = Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`r${i}`, 1]));
+    expect(bad(JSON.stringify({ kind: "heartbeat", replica: "x", bookings: 0, seen: huge }))).toEqual({
+      error: "seen names more than 1024 replicas",
+    });
   });
 });
 
@@ -80,10 +108,54 @@ describe("OwnBookings", () => {
     own.track(add("a"));
     own.track(add("b"));
     own.track(prefillDone(add("a")));
+    own.track(output(add("a"), 16));
+    own.track(output(add("a"), 32));
     own.track(free(add("b")));
-    expect(own.snapshot().map((c) => [c.requestId, c.data.type])).toEqual([
-      ["a", "add_request"],
-      ["a", "mark_prefill_completed"],
-    ]);
+    expect(own.snapshot()).toEqual([add("a"), prefillDone(add("a")), output(add("a"), 32)]);
+  });
+});
+
+describe("DecisionAudits", () => {
+  /** An audit whose choice changes once its rank "w1" carries at least `limit` more blocks. */
+  const auditOn = (limit: number): DecisionAudit & { asked: number } => ({
+    asked: 0,
+    wouldChange(deltas) {
+      this.asked++;
+      return (deltas.get("w1")?.blocks ?? 0) >= limit;
+    },
+  });
+  const blocks = (n: number): [string, LoadDelta] => ["w1", { prefillTokens: 16 * n, blocks: n, requests: 1 }];
+
+  it("counts peer bookings made without seeing a decision, and re-scores it once every peer has seen it", () => {
+    const audits = new DecisionAudits(5_000, 100);
+    const conflicting = auditOn(3);
+    const safe = auditOn(100);
+    audits.add(conflicting, 1, 0); // went out in our batch 1
+    audits.add(safe, 2, 0); // batch 2
+    // Peer p had seen none of our batches when it booked 2 + 2 blocks on w1: concurrent with both.
+    audits.peerMessage("p", 0, [blocks(2)]);
+    audits.peerMessage("p", 0, [blocks(2)]);
+    // Peer q saw batch 1 before booking: concurrent with the second decision only.
+    audits.peerMessage("q", 1, [blocks(50)]);
+    expect(audits.settle(["p", "q"], 10)).toBe(0); // p has not seen either decision yet
+    audits.peerMessage("p", 2, []); // a heartbeat: p has applied both batches
+    expect(audits.settle(["p", "q"], 20)).toBe(1); // q has seen batch 1 only
+    expect(conflicting.asked).toBe(1);
+    audits.forget("q"); // q left: nobody else holds batch 2 open
+    expect(audits.settle(["p"], 30)).toBe(1);
+    expect(audits.stats).toEqual({ rechecked: 2, conflicts: 1, concurrent: 3 });
+    expect(audits.openCount).toBe(0);
+  });
+
+  it("re-scores at the timeout a decision some peer never acknowledges, and bounds how many stay open", () => {
+    const audits = new DecisionAudits(1_000, 2);
+    audits.add(auditOn(1), 1, 0);
+    audits.peerMessage("p", undefined, [blocks(1)]); // a peer that sends no seen vector
+    expect(audits.settle(["p"], 999)).toBe(0);
+    expect(audits.settle(["p"], 1_000)).toBe(1);
+    expect(audits.stats).toMatchObject({ rechecked: 1, conflicts: 1 });
+    for (let seq = 2; seq <= 4; seq++) audits.add(auditOn(1), seq, 2_000);
+    expect(audits.openCount).toBe(2); // the oldest was re-scored early, with no concurrent load
+    expect(audits.stats).toMatchObject({ rechecked: 2, conflicts: 1 });
   });
 });

@@ -28,9 +28,10 @@ async function replica(prefix: string, options: ReplicaSyncOptions = {}): Promis
   // The service publishes through the sync, which needs the service: bound once both exist.
   const link: { sync?: ReplicaSync } = {};
   const service = await RouterService.start({
-    router: { blockSize: 16 },
+    router: { blockSize: 16, trackOutputBlocks: true, replicaAuditEvery: 1 },
     tokenizer: false,
     onBookingChange: (change) => link.sync?.publish(change),
+    onDecisionAudit: (audit) => link.sync?.audit(audit),
   });
   for (const id of WORKERS) service.addWorker({ id, httpEndpoint: `10.0.0.${id}:8000` });
   const sync = await ReplicaSync.start(nc, service, { ...TIMING, subjectPrefix: prefix, ...options });
@@ -42,7 +43,7 @@ async function replica(prefix: string, options: ReplicaSyncOptions = {}): Promis
 
 const activeOn = (r: Replica, workerId: bigint) => r.service.router!.load({ workerId, dpRank: 0 })?.activeRequests ?? 0;
 const totalActive = (r: Replica) => WORKERS.reduce((sum, id) => sum + activeOn(r, id), 0);
-const tokens = (seed: number) => Array.from({ length: 64 }, (_, i) => seed * 1000 + i);
+const tokens = (seed: number, length = 64) => Array.from({ length }, (_, i) => seed * 1000 + i);
 
 afterEach(async () => {
   for (const r of running.splice(0)) {
@@ -64,6 +65,44 @@ describe("replicas sharing bookings over NATS", () => {
     a.service.free("r1");
     await waitFor(() => activeOn(b, d.worker.workerId) === 0, "A's free at B");
     expect(b.sync.stats).toMatchObject({ peers: 1, peerBookings: 0, malformed: 0 });
+  });
+
+  it("output growth reaches the peers: B counts A's output blocks as A does", async () => {
+    const a = await replica("t7");
+    const b = await replica("t7");
+    const d = await a.service.route({ tokens: tokens(3), requestId: "long" });
+    a.service.markPrefillComplete("long");
+    for (let generated = 1; generated <= 100; generated++) a.service.observeOutput("long", generated);
+    const rank = { workerId: d.worker.workerId, dpRank: 0 };
+    expect(a.service.router!.load(rank)!.activeBlocks).toBe(4 + 7); // 64 prompt + 100 output tokens: 11 blocks
+    await waitFor(
+      () => JSON.stringify(b.service.router!.load(rank)) === JSON.stringify(a.service.router!.load(rank)),
+      "A's output blocks at B",
+    );
+  });
+
+  it("measures the race: decisions made at the same instant on the same worker are counted as conflicts", async () => {
+    const a = await replica("t8");
+    const b = await replica("t8");
+    await waitFor(() => a.sync.stats.peers === 1 && b.sync.stats.peers === 1, "the replicas to meet");
+    // Two bookings made one after the other, each seen by the peer before the next: no conflict.
+    await a.service.route({ tokens: tokens(60, 32), requestId: "p1" });
+    await waitFor(() => totalActive(b) === 1, "p1 at B");
+    await b.service.route({ tokens: tokens(61, 32), requestId: "p2" });
+    await waitFor(() => totalActive(a) === 2, "p2 at A");
+    await waitFor(() => a.sync.stats.decisionsRechecked === 1 && b.sync.stats.decisionsRechecked === 1, "audits");
+    expect(a.sync.stats).toMatchObject({ decisionConflicts: 0, concurrentBookings: 0 });
+    expect(b.sync.stats).toMatchObject({ decisionConflicts: 0, concurrentBookings: 0 });
+    // One worker is idle: both replicas pick it at the same instant, neither seeing the other's booking (which,
+    // twice the size of p1 and p2, would have made either loaded worker cheaper).
+    const [x, y] = await Promise.all([
+      a.service.route({ tokens: tokens(62), requestId: "x" }),
+      b.service.route({ tokens: tokens(63), requestId: "y" }),
+    ]);
+    expect(x.worker.workerId).toBe(y.worker.workerId);
+    await waitFor(() => a.sync.stats.decisionsRechecked === 2 && b.sync.stats.decisionsRechecked === 2, "re-scores");
+    // Each would have chosen another worker had it known the other's booking.
+    for (const r of [a, b]) expect(r.sync.stats).toMatchObject({ decisionConflicts: 1, concurrentBookings: 1 });
   });
 
   it("a replica that dies without a goodbye loses its bookings at every peer within the lease", async () => {

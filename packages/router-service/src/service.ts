@@ -16,6 +16,7 @@ import {
   KvRouter,
   settingsFromEnv,
   type ActiveSequenceEvent,
+  type LoadDelta,
   type Environment,
   type KvRouterOptions,
   type RouteRequest,
@@ -123,6 +124,7 @@ export class RouterService {
     const service = new RouterService(options, {
       ...options.router,
       ...(options.onBookingChange && { replicaSync: true, onActiveSequenceEvent: options.onBookingChange }),
+      ...(options.onDecisionAudit && { onDecisionAudit: options.onDecisionAudit }),
     });
     try {
       await service.open();
@@ -557,8 +559,8 @@ export class RouterService {
   }
 
   /** Replica sync: applies another replica's booking change. */
-  applyBookingChange(event: ActiveSequenceEvent): boolean {
-    return this.kv?.applyReplicaEvent(event) ?? false;
+  applyBookingChange(event: ActiveSequenceEvent, onLoadDelta?: (key: string, delta: LoadDelta) => void): boolean {
+    return this.kv?.applyReplicaEvent(event, onLoadDelta) ?? false;
   }
 
   /**

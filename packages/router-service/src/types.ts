@@ -1,7 +1,13 @@
 import type { WorkerInfo, WorkerRegistry } from "@dynamo/discovery";
 import type { LogSink, RecoveryPolicy } from "@dynamo/kv-events";
 import type { WorkerRank } from "@dynamo/kv-indexer";
-import type { ActiveSequenceEvent, Environment, KvRouterOptions, RouteDecision } from "@dynamo/kv-router";
+import type {
+  ActiveSequenceEvent,
+  DecisionAudit,
+  Environment,
+  KvRouterOptions,
+  RouteDecision,
+} from "@dynamo/kv-router";
 import type { TokenizerRegistry, TokenizerRegistryOptions } from "@dynamo/tokenizer";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ServiceSettings } from "./config.js";
@@ -32,6 +38,8 @@ export interface RouterServiceOptions {
   readonly recovery?: Partial<RecoveryPolicy>;
   /** Replica sync: every booking change of this service, to publish to the other replicas. */
   readonly onBookingChange?: (event: ActiveSequenceEvent) => void;
+  /** Replica sync: every few booked decisions, kept for re-scoring against peers' concurrent bookings. */
+  readonly onDecisionAudit?: (audit: DecisionAudit) => void;
   /** Where warnings go (rate-limited where they can repeat). Default `console.warn`. */
   readonly log?: LogSink;
 }

@@ -25,6 +25,7 @@ export type {
 
 // The pool of worker ranks and its pipeline; disaggregated planning over two pools.
 export { WorkerPool, type WorkerPoolOptions } from "./pool.js";
+export type { LoadDelta } from "./score-table.js";
 export {
   DISAGG_DECODE_OVERRIDES,
   DisaggPlanner,

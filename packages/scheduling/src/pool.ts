@@ -19,6 +19,7 @@ import {
   REQUESTS,
   ScoreTable,
   withLazyCandidates,
+  type LoadDelta,
 } from "./score-table.js";
 import type {
   Chosen,
@@ -324,5 +325,34 @@ export class WorkerPool {
       prefillTokens: trackPrefill ? this.uncachedPromptTokens(request.isl, chosen) : 0,
       expectedOutputTokens: request.expectedOutputTokens,
     });
+  }
+
+  /**
+   * Scores a past choice again as if its ranks had carried `deltas` more load (bookings it did not know of),
+   * with the same scorer, context and extra costs, and says which eligible rank would then cost least.
+   * `changed` is false when the chosen rank is still among the cheapest (ties keep the choice) or was pinned.
+   */
+  rescore(evaluation: Chosen, deltas: ReadonlyMap<string, LoadDelta>): { changed: boolean; best: RankInfo } {
+    const chosen = evaluation.chosen;
+    if (!(chosen instanceof Candidate) || evaluation.reason.startsWith("pinned"))
+      return { changed: false, best: chosen.rank };
+    const before = chosen.table;
+    const after = before.withLoadDeltas(deltas);
+    const chosenIndex = before.ranks.indexOf(chosen.rank);
+    const costOf = (i: number) =>
+      // The extra cost (LoRA penalty) the evaluation added on top of the scorer's, kept as it was.
+      this.scorer.score(after, i) + (before.get(COST, i) - this.scorer.score(before, i));
+    const chosenCost = costOf(chosenIndex);
+    let best = chosenIndex;
+    let bestCost = chosenCost;
+    for (let i = 0; i < before.ranks.length; i++) {
+      if (i === chosenIndex || before.excluded?.[i] === true) continue;
+      const cost = costOf(i);
+      if (cost < bestCost - 1e-9) {
+        best = i;
+        bestCost = cost;
+      }
+    }
+    return { changed: best !== chosenIndex, best: before.ranks[best]! };
   }
 }

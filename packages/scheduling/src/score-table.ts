@@ -78,6 +78,34 @@ export class ScoreTable implements CandidateTable {
   all(): Candidate[] {
     return this.ranks.map((_, i) => this.candidate(i));
   }
+
+  /**
+   * A copy of this table whose ranks carry extra load (`deltas` by rank key: prefill tokens, active blocks
+   * and requests added, e.g. by bookings this evaluation did not know of). Costs are copied, not recomputed.
+   */
+  withLoadDeltas(deltas: ReadonlyMap<string, LoadDelta>): ScoreTable {
+    const copy = new ScoreTable(this.ranks, this.trackingKeys, this.keysFrom);
+    copy.values.set(this.values);
+    copy.excluded = this.excluded;
+    copy.context = this.context;
+    copy.busyReasons = this.busyReasons;
+    copy.busyWorkers = this.busyWorkers;
+    for (let i = 0; i < this.ranks.length; i++) {
+      const delta = deltas.get(this.ranks[i]!.key);
+      if (delta === undefined) continue;
+      copy.set(PREFILL, i, Math.max(0, copy.get(PREFILL, i) + delta.prefillTokens));
+      copy.set(BLOCKS, i, Math.max(0, copy.get(BLOCKS, i) + delta.blocks));
+      copy.set(REQUESTS, i, Math.max(0, copy.get(REQUESTS, i) + delta.requests));
+    }
+    return copy;
+  }
+}
+
+/** Load added to one rank (negative: removed). */
+export interface LoadDelta {
+  readonly prefillTokens: number;
+  readonly blocks: number;
+  readonly requests: number;
 }
 
 /** A scored rank backed by its table row (also the cost function's input, for the breakdown). */

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ActiveSequences } from "../src/index.js";
+import { ActiveSequences, type SequenceChange } from "../src/index.js";
 
 const hashes = (...values: number[]) => BigUint64Array.from(values.map(BigInt));
 const RANK = "1/0";
@@ -56,6 +56,21 @@ describe("ActiveSequences", () => {
     off.addRequest("a", RANK, { isl: 40, prefillTokens: 0 });
     expect(off.observeOutput("a", 100)).toBe(0);
     expect(off.addOutputBlock("a")).toBe(false);
+  });
+
+  it("reports output growth once per block boundary, whether or not output blocks are tracked", () => {
+    for (const trackOutputBlocks of [true, false]) {
+      const changes: SequenceChange[] = [];
+      const { seq } = tracker({ trackOutputBlocks, onChange: (c) => changes.push(c) });
+      seq.addRequest("a", RANK, { isl: 40, prefillTokens: 0 });
+      for (let generated = 1; generated <= 40; generated++) seq.observeOutput("a", generated);
+      seq.observeOutput("a", 30); // going back is ignored
+      // 40 prompt tokens fill 3 blocks; boundaries are crossed at 49 and 65 tokens (generated 9 and 25).
+      expect(changes.filter((c) => c.type === "output")).toEqual([
+        { type: "output", requestId: "a", rankKey: RANK, generated: 9 },
+        { type: "output", requestId: "a", rankKey: RANK, generated: 25 },
+      ]);
+    }
   });
 
   it("decays a request's exclusive blocks by 1 − generated / osl", () => {

@@ -232,4 +232,27 @@ describe("WorkerPool", () => {
     const e = pool.evaluate(request(4, { overlaps: { device: new Map([[key(1), 4]]) } }));
     expect(chosenKey(e)).toBe(key(2));
   });
+
+  it("rescore: the choice changes only when other bookings make another rank strictly cheaper", () => {
+    const pool = new WorkerPool({ blockSize: BS, rng: seededRng(3) });
+    for (let w = 1; w <= 3; w++) pool.addWorker({ workerId: BigInt(w) });
+    // Worker 1 holds the prompt's first 3 blocks: the clear choice for a 4-block prompt.
+    const e = pool.evaluate(request(4, { overlaps: { device: new Map([[key(1), 3]]) } }));
+    expect(chosenKey(e)).toBe(key(1));
+    if (e.kind !== "chosen") return;
+    const delta = (prefillTokens: number, blocks: number) => ({ prefillTokens, blocks, requests: 1 });
+    // A small booking on the chosen rank does not outweigh three cached blocks …
+    expect(pool.rescore(e, new Map([[key(1), delta(BS, 1)]]))).toEqual({ changed: false, best: e.chosen.rank });
+    // … a large one does, and the rescore names the rank that would have won.
+    const heavy = pool.rescore(e, new Map([[key(1), delta(20 * BS, 20)]]));
+    expect(heavy.changed).toBe(true);
+    expect([key(2), key(3)]).toContain(heavy.best.key);
+    // Load on the other ranks only makes the choice safer; no deltas, no change.
+    expect(pool.rescore(e, new Map([[key(2), delta(20 * BS, 20)]])).changed).toBe(false);
+    expect(pool.rescore(e, new Map()).changed).toBe(false);
+    // The evaluation itself is untouched: the rescore works on a copy.
+    expect(e.chosen.cost).toBe(
+      pool.evaluate(request(4, { overlaps: { device: new Map([[key(1), 3]]) } })).candidates[0]!.cost,
+    );
+  });
 });

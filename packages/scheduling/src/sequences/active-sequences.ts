@@ -34,6 +34,8 @@ export interface ActiveSequencesOptions {
 export type SequenceChange =
   | { readonly type: "add"; readonly requestId: string; readonly rankKey: string; readonly spec: AddRequestSpec }
   | { readonly type: "prefill_completed"; readonly requestId: string; readonly rankKey: string }
+  /** Output grew past a block boundary: `generated` tokens so far (also renews the booking's lease). */
+  | { readonly type: "output"; readonly requestId: string; readonly rankKey: string; readonly generated: number }
   | { readonly type: "free"; readonly requestId: string; readonly rankKey: string };
 
 export const DEFAULT_ACTIVE_REQUEST_EXPIRY_SECS = 300;
@@ -401,14 +403,21 @@ export class ActiveSequences {
     const r = this.requests.get(requestId);
     if (!r) return 0;
     r.leaseFrom = this.now();
-    if (!this.trackOutputBlocks || !(generatedTokens >= 0)) return 0;
-    r.generated = Math.max(r.generated, generatedTokens);
-    const target = Math.ceil((r.isl + r.generated) / this.blockSize) - Math.ceil(r.isl / this.blockSize);
+    if (!(generatedTokens > r.generated)) return 0;
+    const blocksBefore = Math.ceil((r.isl + r.generated) / this.blockSize);
+    r.generated = generatedTokens;
+    const blocksAfter = Math.ceil((r.isl + r.generated) / this.blockSize);
     let added = 0;
-    while (r.outputBlocks < target) {
-      this.addOutputBlock(requestId);
-      added++;
+    if (this.trackOutputBlocks) {
+      const target = blocksAfter - Math.ceil(r.isl / this.blockSize);
+      while (r.outputBlocks < target) {
+        this.addOutputBlock(requestId);
+        added++;
+      }
     }
+    // Shared once per block of output: enough for peers' output blocks and decay, and it renews their lease.
+    if (blocksAfter > blocksBefore)
+      this.notify({ type: "output", requestId, rankKey: r.rankKey, generated: r.generated });
     return added;
   }
 
