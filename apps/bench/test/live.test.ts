@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { SIMULATOR_TOLERANCE, runLive } from "../src/live/compare.js";
 import { simulateSlice } from "../src/live/simulated.js";
 import { conversationSlice, idealReuse } from "../src/live/replay.js";
-import { LIVE_DEFAULTS } from "../src/live/options.js";
+import { LIVE_DEFAULTS, liveOptions } from "../src/live/options.js";
+import { Progress } from "../src/framework.js";
 import { loadTrace, type TraceRequest } from "../src/mooncake.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
@@ -26,6 +27,17 @@ function alive(pid: number): boolean {
 }
 
 describe("live comparison", () => {
+  it("kills one of several replicas half-way by default, never the only one", () => {
+    const parse = (args: string[]) => liveOptions(args, ROOT, new Progress("test"));
+    expect(parse([])).toMatchObject({ eppReplicas: 1, killReplicaAt: undefined });
+    expect(parse(["--epp-replicas", "3"])).toMatchObject({ eppReplicas: 3, killReplicaAt: 0.5 });
+    expect(parse(["--epp-replicas", "3", "--kill-replica-at", "0.25"])).toMatchObject({ killReplicaAt: 0.25 });
+    expect(parse(["--epp-replicas", "3", "--kill-replica-at", "off"])).toMatchObject({ killReplicaAt: undefined });
+    expect(() => parse(["--epp-replicas", "3", "--kill-replica-at", "1.5"])).toThrow(/--kill-replica-at/);
+    expect(() => parse(["--kill-replica-at", "0.5"])).toThrow(/--epp-replicas 2 or more/);
+    expect(() => parse(["--epp-replicas", "2.5"])).toThrow(/whole number/);
+  });
+
   it("slices whole conversations in trace order and knows the best reuse they allow", () => {
     const trace = [
       request([0, 1]),
