@@ -153,7 +153,10 @@ export class DevGateway {
   ): Promise<void> {
     const via = this.pickers.pickers.length > 1 ? ` via ${picker.target}` : "";
     if (answer.type === "immediate") return replyWith(res, answer.status, answer.headers, answer.body);
-    if (answer.type === "error") return reply(res, 500, `ext_proc error: ${answer.message}`);
+    if (answer.type === "error") {
+      this.options.log?.(`${req.method} ${req.url}: ext_proc failed${via}: ${answer.message}`);
+      return reply(res, 500, `ext_proc error: ${answer.message}`);
+    }
     const destination = answer.headers.get(DESTINATION_ENDPOINT_KEY);
     const candidates = (destination ?? "")
       .split(",")
@@ -177,7 +180,10 @@ export class DevGateway {
       filterMetadata: { [LB_NAMESPACE]: { [SERVED_ENDPOINT_KEY]: endpoint } },
     });
     if (head.type === "immediate") return replyWith(res, head.status, head.headers, head.body);
-    if (head.type === "error") return reply(res, 500, `ext_proc error: ${head.message}`);
+    if (head.type === "error") {
+      this.options.log?.(`${req.method} ${req.url}: ext_proc failed${via}: ${head.message}`);
+      return reply(res, 500, `ext_proc error: ${head.message}`);
+    }
     res.writeHead(Number(head.headers.get(":status") ?? status), outgoingHeaders(head.headers));
     this.options.log?.(`${req.method} ${req.url} -> ${endpoint} ${status}${via}`);
     if (noBody) {

@@ -59,11 +59,11 @@ function killRows(c: ReplicaComparison): Array<Array<string | number>> {
   const k = c.kill!;
   const gone = k.bookingsGoneMs === null ? "not within 60 s" : `${round(k.bookingsGoneMs / 1000, 2)} s`;
   return [
-    ["killed (SIGKILL) after", `${pct(k.atFraction)} of the replay`],
+    ["killed (SIGKILL) after", `${pct(k.atFraction)} of the replay, while it carried a stream`],
     ["requests", k.requests],
     ["failed", k.failed],
     ["streams open on the killed replica at the kill", k.inflightOnKilled],
-    ["responses the gateway reset (their replica died)", k.abortedOnKilled],
+    ["responses the gateway reset or failed (their replica died)", k.abortedOnKilled],
     ["requests re-sent to a survivor (stream failed before an answer)", k.resent],
     ["failures beyond those in flight on it", Math.max(0, k.failed - k.inflightOnKilled)],
     ["peer bookings in the survivors' views at the kill", k.peerBookingsAtKill.join(" / ")],
@@ -117,7 +117,7 @@ export function replicaResult(c: ReplicaComparison, options: LiveOptions): Bench
     k === undefined
       ? "No replica was killed (`--kill-replica-at off`)."
       : [
-          `A third run starts ${c.replicas} fresh replicas and sends SIGKILL to one of them after ${pct(k.atFraction)} of the replay; the gateway health-checks each replica every 200 ms.`,
+          `A third run starts ${c.replicas} fresh replicas and sends SIGKILL to one of them after ${pct(k.atFraction)} of the replay (at the first moment after it that the replica carries a stream, within 2 s); the gateway health-checks each replica every 200 ms.`,
           "",
           markdownTable(["killed replica", ""], killRows(c)),
           "",

@@ -22,7 +22,7 @@ export interface KillFigures {
   readonly errors: Record<string, number>;
   /** ext_proc streams open on the killed replica just before the kill (`dynamo_epp_streams_inflight`). */
   readonly inflightOnKilled: number;
-  /** Responses the gateway reset because the killed replica carried them. */
+  /** Responses the gateway reset or answered 500 because the killed replica carried them. */
   readonly abortedOnKilled: number;
   /** Requests whose stream to the killed replica failed before it answered, sent again to a survivor. */
   readonly resent: number;
@@ -62,7 +62,8 @@ async function conflictsOf(fleet: Fleet): Promise<ConflictFigures> {
 }
 
 /**
- * The slice through several replicas while the last one is SIGKILLed after `atFraction` of the sending time; the
+ * The slice through several replicas while the last one is SIGKILLed after `atFraction` of the sending time (at
+ * the first moment after it that the replica carries a stream, within 2 s); the
  * survivors' `/metrics` polled every 100 ms until the killed replica's lease ran out in each.
  */
 async function killRun(
@@ -86,8 +87,16 @@ async function killRun(
   let expiredBookings: number[] = [];
   const kill = (async () => {
     await sleep(killAfterMs);
-    const [victimMetrics, ...before] = await Promise.all([victim, ...survivors].map((r) => scrape(r.metricsUrl)));
-    inflightOnKilled = sumOf(victimMetrics!, "dynamo_epp_streams_inflight");
+    // The kill lands while the replica carries a stream when one comes within 2 s (a kill between requests
+    // would show nothing of what a crash costs).
+    const carrying = performance.now() + 2_000;
+    let victimMetrics = await scrape(victim.metricsUrl);
+    while (sumOf(victimMetrics, "dynamo_epp_streams_inflight") === 0 && performance.now() < carrying) {
+      await sleep(10);
+      victimMetrics = await scrape(victim.metricsUrl);
+    }
+    const before = await Promise.all(survivors.map((r) => scrape(r.metricsUrl)));
+    inflightOnKilled = sumOf(victimMetrics, "dynamo_epp_streams_inflight");
     peerBookingsAtKill = before.map((m) => sumOf(m, "dynamo_epp_replica_peer_bookings"));
     expiredBefore = before.map((m) => sumOf(m, "dynamo_epp_replica_expired_bookings"));
     victim.process.child.kill("SIGKILL");
@@ -132,7 +141,9 @@ async function killRun(
     failed: summary.requests - summary.succeeded,
     errors: summary.errors,
     inflightOnKilled,
-    abortedOnKilled: lines.filter((l) => l.includes(`response aborted via ${victim.target}`)).length,
+    abortedOnKilled: lines.filter(
+      (l) => l.includes(`response aborted via ${victim.target}`) || l.includes(`ext_proc failed via ${victim.target}`),
+    ).length,
     resent: lines.filter((l) => l.includes(`endpoint picker ${victim.target} failed before answering`)).length,
     peerBookingsAtKill,
     bookingsGoneMs,
