@@ -122,7 +122,7 @@ export function replicaResult(c: ReplicaComparison, options: LiveOptions): Bench
           markdownTable(["killed replica", ""], killRows(c)),
           "",
           k.failed <= k.inflightOnKilled
-            ? `Zero failures beyond the requests in flight on the killed replica (${k.failed} failed, ${k.inflightOnKilled} streams open on it).`
+            ? `Zero failures beyond the requests in flight on the killed replica (failed: ${k.failed}; streams open on it: ${k.inflightOnKilled}).`
             : `${k.failed - k.inflightOnKilled} failures beyond the ${k.inflightOnKilled} requests in flight on the killed replica.`,
         ].join("\n");
   const markdown = [
@@ -137,7 +137,7 @@ export function replicaResult(c: ReplicaComparison, options: LiveOptions): Bench
     killMarkdown,
     "",
     "- **In flight on the killed replica**: its open ext_proc streams (`dynamo_epp_streams_inflight`) read just before the kill. The gateway resets a response whose picker dies (ext_proc fails closed); a request whose stream fails before the picker answered reached no worker and is re-sent to a survivor.",
-    "- **Bookings gone**: from the kill until every survivor's `dynamo_epp_replica_peers` dropped the killed replica (its bookings leave with it), polling the survivors' `/metrics` every 100 ms.",
+    "- **Bookings gone**: from the kill until every survivor's `dynamo_epp_replica_peers` dropped the killed replica (its bookings leave with it), polling the survivors' `/metrics` every 100 ms. A survivor checks its peers' leases at each of its 1 s heartbeats, so a replica last heard just before its death goes between 10 and 11 s later.",
   ].join("\n");
   const charts: Chart[] = [
     {
