@@ -56,15 +56,19 @@ async function main(argv: string[]): Promise<number> {
   if (writeDocs) {
     const machine = machineDescription();
     const command = `npm run bench -- ${[name, ...args].join(" ")}`;
+    const section = result.docsSection?.name ?? name;
+    const measured = `Measured with \`${command}\` on ${machine}, ${new Date().toISOString().slice(0, 10)}. Plots: [reports/${section}.html](reports/${section}.html).`;
     writeMarkdownSection(
       root,
-      name,
-      `## ${name}\n\n${bench.description}\n\nMeasured with \`${command}\` on ${machine}, ${new Date().toISOString().slice(0, 10)}. ` +
-        `Plots: [reports/${name}.html](reports/${name}.html).\n\n${result.markdown}`,
+      section,
+      result.docsSection === undefined
+        ? `## ${name}\n\n${bench.description}\n\n${measured}\n\n${result.markdown}`
+        : `### ${result.docsSection.title}\n\n${measured}\n\n${result.markdown}`,
+      result.docsSection?.after,
     );
     await formatMarkdownFile(root);
-    const report = writeHtmlReport(root, name, renderReport(name, result, machine, command));
-    progress.note(`wrote docs/benchmarks.md (section "${name}") and ${report.slice(root.length + 1)}`);
+    const report = writeHtmlReport(root, section, renderReport(section, result, machine, command));
+    progress.note(`wrote docs/benchmarks.md (section "${section}") and ${report.slice(root.length + 1)}`);
   } else {
     progress.note("docs left unchanged (--write-docs writes docs/benchmarks.md and docs/reports/)");
   }

@@ -23,6 +23,12 @@ export interface BenchResult {
   markdown: string;
   /** Charts for the HTML report (docs/reports/<name>.html). */
   charts?: Chart[];
+  /**
+   * A section of docs/benchmarks.md other than the benchmark's own: `name` (also the report's file name), under a
+   * `###` heading `title`, first written right after section `after` (a subsection of it, which a run of that
+   * benchmark leaves in place).
+   */
+  docsSection?: { name: string; title: string; after: string };
 }
 
 export interface BenchContext {

@@ -24,8 +24,11 @@ ${charts}
 <h2>Figures</h2><pre>${escapeHtml(JSON.stringify(result.figures, null, 2))}</pre></body></html>\n`;
 }
 
-/** Replaces (or appends) the `name` section of docs/benchmarks.md, leaving other sections untouched. */
-export function writeMarkdownSection(root: string, name: string, body: string): void {
+/**
+ * Replaces the `name` section of docs/benchmarks.md, leaving other sections untouched; a new section goes right
+ * after section `after` when given and present, else at the end.
+ */
+export function writeMarkdownSection(root: string, name: string, body: string, after?: string): void {
   const file = join(root, "docs", "benchmarks.md");
   const start = `<!-- bench:${name}:start -->`;
   const end = `<!-- bench:${name}:end -->`;
@@ -35,10 +38,14 @@ export function writeMarkdownSection(root: string, name: string, body: string): 
   const section = `${start}\n${body.trim()}\n${end}`;
   const from = current.indexOf(start);
   const to = current.indexOf(end);
+  const anchor = after === undefined ? -1 : current.indexOf(`<!-- bench:${after}:end -->`);
+  const anchorEnd = anchor + `<!-- bench:${after}:end -->`.length;
   const next =
     from >= 0 && to > from
       ? current.slice(0, from) + section + current.slice(to + end.length)
-      : `${current.trimEnd()}\n\n${section}\n`;
+      : anchor >= 0
+        ? `${current.slice(0, anchorEnd)}\n\n${section}${current.slice(anchorEnd)}`
+        : `${current.trimEnd()}\n\n${section}\n`;
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, next);
 }

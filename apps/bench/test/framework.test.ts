@@ -39,6 +39,21 @@ describe("bench framework", () => {
     expect(text.indexOf("second A")).toBeLessThan(text.indexOf("only B"));
   });
 
+  it("writes a subsection right after the section it belongs to, and keeps it there when that section is rewritten", () => {
+    const root = mkdtempSync(join(tmpdir(), "bench-md-"));
+    writeMarkdownSection(root, "a", "first A");
+    writeMarkdownSection(root, "b", "only B");
+    writeMarkdownSection(root, "a-sub", "sub of A", "a");
+    writeMarkdownSection(root, "a", "second A");
+    writeMarkdownSection(root, "a-sub", "second sub of A", "a");
+    const text = readFileSync(join(root, "docs", "benchmarks.md"), "utf8");
+    const order = ["second A", "<!-- bench:a:end -->", "second sub of A", "only B"].map((s) => text.indexOf(s));
+    expect(order.every((at) => at >= 0)).toBe(true);
+    expect([...order].sort((x, y) => x - y)).toEqual(order);
+    expect(text).not.toContain("first A");
+    expect(text.match(/sub of A/g)).toHaveLength(1);
+  });
+
   it("renders tables and an HTML report with one SVG per chart", () => {
     expect(markdownTable(["x", "y"], [["a", 1234.5]])).toBe("| x | y |\n|---|---|\n| a | 1,234.5 |");
     const html = renderReport(

@@ -1,9 +1,11 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { SIMULATOR_TOLERANCE, runLive } from "../src/live/compare.js";
+import { runReplicas } from "../src/live/replicas.js";
 import { simulateSlice } from "../src/live/simulated.js";
 import { conversationSlice, idealReuse } from "../src/live/replay.js";
-import { LIVE_DEFAULTS } from "../src/live/options.js";
+import { LIVE_DEFAULTS, liveOptions } from "../src/live/options.js";
+import { Progress } from "../src/framework.js";
 import { loadTrace, type TraceRequest } from "../src/mooncake.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
@@ -26,6 +28,17 @@ function alive(pid: number): boolean {
 }
 
 describe("live comparison", () => {
+  it("kills one of several replicas half-way by default, never the only one", () => {
+    const parse = (args: string[]) => liveOptions(args, ROOT, new Progress("test"));
+    expect(parse([])).toMatchObject({ eppReplicas: 1, killReplicaAt: undefined });
+    expect(parse(["--epp-replicas", "3"])).toMatchObject({ eppReplicas: 3, killReplicaAt: 0.5 });
+    expect(parse(["--epp-replicas", "3", "--kill-replica-at", "0.25"])).toMatchObject({ killReplicaAt: 0.25 });
+    expect(parse(["--epp-replicas", "3", "--kill-replica-at", "off"])).toMatchObject({ killReplicaAt: undefined });
+    expect(() => parse(["--epp-replicas", "3", "--kill-replica-at", "1.5"])).toThrow(/--kill-replica-at/);
+    expect(() => parse(["--kill-replica-at", "0.5"])).toThrow(/--epp-replicas 2 or more/);
+    expect(() => parse(["--epp-replicas", "2.5"])).toThrow(/whole number/);
+  });
+
   it("slices whole conversations in trace order and knows the best reuse they allow", () => {
     const trace = [
       request([0, 1]),
@@ -80,6 +93,36 @@ describe("live comparison", () => {
       );
     // mocker, 2 frontends, picker, gateway per run
     expect(comparison.pids.length).toBe(10);
+    expect(comparison.pids.filter(alive)).toEqual([]);
+  }, 900_000);
+
+  it("compares one picker with two replicas, then kills one mid-run: no failure beyond its open streams, its bookings dropped after the lease, no process left", async () => {
+    const comparison = await runReplicas({
+      ...LIVE_DEFAULTS,
+      root: ROOT,
+      workers: 2,
+      conversations: 4,
+      rate: 2,
+      maxOutputTokens: 16,
+      eppReplicas: 2,
+      killReplicaAt: 0.5,
+      note: () => undefined,
+      progress: () => undefined,
+    });
+    for (const run of [comparison.one, comparison.many]) {
+      expect(run.errors).toEqual({});
+      expect(run.succeeded).toBe(run.requests);
+      expect(run.perWorker.reduce((a, b) => a + b, 0)).toBe(run.requests);
+    }
+    expect(comparison.many.reuseRatio).toBeGreaterThan(0);
+    const kill = comparison.kill!;
+    expect(kill.requests).toBe(comparison.many.requests);
+    expect(kill.failed).toBeLessThanOrEqual(kill.inflightOnKilled);
+    // Gone once the 10 s lease ran out after the last heartbeat (at most 1 s before the kill), not before.
+    expect(kill.bookingsGoneMs).not.toBeNull();
+    expect(kill.bookingsGoneMs!).toBeGreaterThan(8_000);
+    // Run 1: mocker, 2 frontends, picker, gateway; runs 2 and 3: mocker, 2 frontends, 2 pickers, gateway, nats-server.
+    expect(comparison.pids.length).toBe(5 + 7 + 7);
     expect(comparison.pids.filter(alive)).toEqual([]);
   }, 900_000);
 });

@@ -6,7 +6,12 @@ export const USAGE = `dev-gateway: an HTTP gateway that routes through an endpoi
 
   --port <n>            listen port (DEV_GATEWAY_PORT, default 8080)
   --host <addr>         listen address (DEV_GATEWAY_HOST, default 127.0.0.1)
-  --epp <host:port>     endpoint picker (DEV_GATEWAY_EPP, default 127.0.0.1:9002)
+  --epp <list>          endpoint picker host:port, or several comma-separated: requests spread round-robin over
+                        the healthy ones (DEV_GATEWAY_EPP, default 127.0.0.1:9002)
+  --epp-health-port <n> the pickers' plaintext gRPC health port, e.g. 9003; default: their ext_proc port
+                        (DEV_GATEWAY_EPP_HEALTH_PORT; several pickers only)
+  --epp-health-interval <ms>
+                        time between health checks of each picker (DEV_GATEWAY_EPP_HEALTH_INTERVAL_MS, default 1000)
   --epp-tls <mode>      on: TLS without verification (default, for the picker's self-signed certificate);
                         off: plaintext h2c; or a CA file to verify against (DEV_GATEWAY_EPP_TLS)
   --endpoints <list>    pool endpoints ip:port,... sent as the subset hint (DEV_GATEWAY_ENDPOINTS)
@@ -22,6 +27,8 @@ export function configFrom(argv: string[], env: NodeJS.ProcessEnv): DevGatewayOp
       host: { type: "string" },
       epp: { type: "string" },
       "epp-tls": { type: "string" },
+      "epp-health-port": { type: "string" },
+      "epp-health-interval": { type: "string" },
       endpoints: { type: "string" },
       "close-mode": { type: "string" },
       help: { type: "boolean" },
@@ -42,6 +49,23 @@ export function configFrom(argv: string[], env: NodeJS.ProcessEnv): DevGatewayOp
   if (closeMode !== "reset" && closeMode !== "graceful") {
     throw new Error(`--close-mode / DEV_GATEWAY_CLOSE_MODE: "${closeMode}" is neither reset nor graceful`);
   }
+  const target = pick(values.epp, "DEV_GATEWAY_EPP") ?? "127.0.0.1:9002";
+  if (target.split(",").some((t) => !/^\S+:\d+$/.test(t.trim())))
+    throw new Error(`--epp / DEV_GATEWAY_EPP: "${target}" is not a comma-separated list of host:port`);
+  const healthPortText = pick(values["epp-health-port"], "DEV_GATEWAY_EPP_HEALTH_PORT");
+  const healthPort = healthPortText === undefined ? undefined : Number(healthPortText);
+  if (healthPort !== undefined && (!Number.isInteger(healthPort) || healthPort < 1 || healthPort > 65535))
+    throw new Error(`--epp-health-port / DEV_GATEWAY_EPP_HEALTH_PORT: "${healthPortText}" is not a port`);
+  const intervalText = pick(values["epp-health-interval"], "DEV_GATEWAY_EPP_HEALTH_INTERVAL_MS");
+  const intervalMs = intervalText === undefined ? undefined : Number(intervalText);
+  if (intervalMs !== undefined && !(Number.isFinite(intervalMs) && intervalMs > 0))
+    throw new Error(
+      `--epp-health-interval / DEV_GATEWAY_EPP_HEALTH_INTERVAL_MS: "${intervalText}" is not a positive number of ms`,
+    );
+  const healthCheck = {
+    ...(healthPort !== undefined && { port: healthPort }),
+    ...(intervalMs !== undefined && { intervalMs }),
+  };
   const endpoints = pick(values.endpoints, "DEV_GATEWAY_ENDPOINTS")
     ?.split(",")
     .map((e) => e.trim())
@@ -49,7 +73,8 @@ export function configFrom(argv: string[], env: NodeJS.ProcessEnv): DevGatewayOp
   return {
     port,
     host: pick(values.host, "DEV_GATEWAY_HOST") ?? "127.0.0.1",
-    extProc: { target: pick(values.epp, "DEV_GATEWAY_EPP") ?? "127.0.0.1:9002", tls, closeMode },
+    extProc: { target, tls, closeMode },
+    ...(Object.keys(healthCheck).length > 0 && { healthCheck }),
     ...(endpoints !== undefined ? { endpoints } : {}),
   };
 }

@@ -11,7 +11,6 @@ import type { AddressInfo } from "node:net";
 import {
   DESTINATION_ENDPOINT_KEY,
   EndpointSubset,
-  ExtProcClient,
   HeaderList,
   LB_NAMESPACE,
   SERVED_ENDPOINT_KEY,
@@ -21,11 +20,18 @@ import {
   type ExtProcClientOptions,
   type ExtProcExchange,
   type JsonObject,
+  type PhaseResult,
+  type RequestContinue,
 } from "@dynamo/ext-proc";
+import { status as grpcStatus } from "@grpc/grpc-js";
+import { PickerPool, type Picker, type PickerHealthCheckOptions } from "./pickers.js";
+import { ReplayableBody } from "./replayable-body.js";
 
 export interface DevGatewayOptions {
-  /** How to reach the endpoint picker. */
+  /** How to reach the endpoint picker; `target` may list several (`host:port,host:port`), spread round-robin. */
   extProc: ExtProcClientOptions;
+  /** Health checking of the pickers when there are several. */
+  healthCheck?: PickerHealthCheckOptions;
   /**
    * The pool's endpoints (`ip:port`). Sent as the subset hint; a destination outside them is refused
    * (503). Absent: no hint, any destination the picker names is used.
@@ -57,12 +63,12 @@ const HOP_BY_HOP = new Set([
  * `x-gateway-destination-endpoint`, and its response streams back through the picker.
  */
 export class DevGateway {
-  private readonly client: ExtProcClient;
+  private readonly pickers: PickerPool;
   private readonly subset: EndpointSubset | undefined;
   private readonly server: Server;
 
   private constructor(private readonly options: DevGatewayOptions) {
-    this.client = new ExtProcClient(options.extProc);
+    this.pickers = new PickerPool(options.extProc, options.healthCheck ?? {}, options.log);
     this.subset = options.endpoints ? EndpointSubset.of(options.endpoints) : undefined;
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error: unknown) => {
@@ -93,31 +99,64 @@ export class DevGateway {
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.client.close();
+    this.pickers.close();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const metadata: Record<string, JsonObject> = {};
     if (this.options.endpoints) metadata[SUBSET_HINT_NAMESPACE] = { [SUBSET_HINT_KEY]: [...this.options.endpoints] };
-    const exchange = this.client.open({ filterMetadata: metadata });
+    let exchange: ExtProcExchange | undefined;
     let done = false;
+    let gone = false;
     res.on("close", () => {
-      if (!done) exchange.close();
+      if (done) return;
+      gone = true;
+      exchange?.close();
     });
     try {
-      await this.proxy(req, res, exchange);
+      const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+      const headers = requestHeaderList(req);
+      // With several pickers the body is kept until one answers, to send it again if the first one fails.
+      const replayable = hasBody && this.pickers.pickers.length > 1 ? new ReplayableBody(req) : undefined;
+      const body = () => (hasBody ? { body: replayable?.reader() ?? req } : {});
+      const first = this.pickers.choose();
+      if (first === undefined) return reply(res, 503, "no endpoint picker");
+      let picker: Picker = first;
+      exchange = picker.client.open({ filterMetadata: metadata });
+      let answer = await exchange.processRequest({ headers, ...body() });
+      // The picker is gone or refuses streams: nothing reached a worker, so one other picker may take the request.
+      for (let retries = 1; answer.type === "error" && unavailable(answer.grpcCode); retries--) {
+        this.pickers.failed(picker, answer.message);
+        const next: Picker | undefined = retries > 0 && !gone ? this.pickers.choose(picker) : undefined;
+        if (next === undefined) break;
+        this.options.log?.(
+          `${req.method} ${req.url}: endpoint picker ${picker.target} failed before answering (${answer.message}), sent to ${next.target}`,
+        );
+        exchange.close();
+        picker = next;
+        exchange = picker.client.open({ filterMetadata: metadata });
+        answer = await exchange.processRequest({ headers, ...body() });
+      }
+      await this.proxy(req, res, exchange, answer, picker);
     } finally {
       done = true;
-      exchange.close();
+      exchange?.close();
     }
   }
 
-  private async proxy(req: IncomingMessage, res: ServerResponse, exchange: ExtProcExchange): Promise<void> {
-    const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
-    const headers = requestHeaderList(req);
-    const answer = await exchange.processRequest({ headers, ...(hasBody ? { body: req } : {}) });
+  private async proxy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    exchange: ExtProcExchange,
+    answer: PhaseResult<RequestContinue>,
+    picker: Picker,
+  ): Promise<void> {
+    const via = this.pickers.pickers.length > 1 ? ` via ${picker.target}` : "";
     if (answer.type === "immediate") return replyWith(res, answer.status, answer.headers, answer.body);
-    if (answer.type === "error") return reply(res, 500, `ext_proc error: ${answer.message}`);
+    if (answer.type === "error") {
+      this.options.log?.(`${req.method} ${req.url}: ext_proc failed${via}: ${answer.message}`);
+      return reply(res, 500, `ext_proc error: ${answer.message}`);
+    }
     const destination = answer.headers.get(DESTINATION_ENDPOINT_KEY);
     const candidates = (destination ?? "")
       .split(",")
@@ -141,9 +180,12 @@ export class DevGateway {
       filterMetadata: { [LB_NAMESPACE]: { [SERVED_ENDPOINT_KEY]: endpoint } },
     });
     if (head.type === "immediate") return replyWith(res, head.status, head.headers, head.body);
-    if (head.type === "error") return reply(res, 500, `ext_proc error: ${head.message}`);
+    if (head.type === "error") {
+      this.options.log?.(`${req.method} ${req.url}: ext_proc failed${via}: ${head.message}`);
+      return reply(res, 500, `ext_proc error: ${head.message}`);
+    }
     res.writeHead(Number(head.headers.get(":status") ?? status), outgoingHeaders(head.headers));
-    this.options.log?.(`${req.method} ${req.url} -> ${endpoint} ${status}`);
+    this.options.log?.(`${req.method} ${req.url} -> ${endpoint} ${status}${via}`);
     if (noBody) {
       response.resume();
       res.end();
@@ -154,10 +196,15 @@ export class DevGateway {
       for await (const chunk of exchange.processResponseBody(response)) res.write(chunk);
       res.end();
     } catch (error) {
-      this.options.log?.(`${req.method} ${req.url}: response aborted: ${(error as Error).message}`);
+      this.options.log?.(`${req.method} ${req.url}: response aborted${via}: ${(error as Error).message}`);
       res.destroy();
     }
   }
+}
+
+/** The ext_proc stream could not be used at all (picker gone, refusing streams): another picker may answer. */
+function unavailable(grpcCode: number | undefined): boolean {
+  return grpcCode === grpcStatus.UNAVAILABLE;
 }
 
 /** The request headers as Envoy presents them: pseudo-headers first, names lower-cased, an `x-request-id`. */

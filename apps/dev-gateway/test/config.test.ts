@@ -28,6 +28,21 @@ describe("dev gateway configuration", () => {
     });
   });
 
+  it("takes several endpoint pickers and how to check their health", () => {
+    const config = configFrom(["--epp", "10.0.0.1:9002, 10.0.0.2:9002", "--epp-health-port", "9003"], {
+      DEV_GATEWAY_EPP_HEALTH_INTERVAL_MS: "250",
+    });
+    expect(config).toMatchObject({
+      extProc: { target: "10.0.0.1:9002, 10.0.0.2:9002" },
+      healthCheck: { port: 9003, intervalMs: 250 },
+    });
+    expect(() => configFrom(["--epp", "10.0.0.1:9002,,10.0.0.2:9002"], {})).toThrow(/--epp \/ DEV_GATEWAY_EPP/);
+    expect(() => configFrom(["--epp-health-port", "x"], {})).toThrow(/--epp-health-port/);
+    expect(() => configFrom([], { DEV_GATEWAY_EPP_HEALTH_INTERVAL_MS: "0" })).toThrow(
+      /DEV_GATEWAY_EPP_HEALTH_INTERVAL_MS/,
+    );
+  });
+
   it("takes a CA file for verified TLS", () => {
     const dir = mkdtempSync(join(tmpdir(), "devgw-"));
     writeFileSync(join(dir, "ca.pem"), "PEM");

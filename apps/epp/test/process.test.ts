@@ -1,5 +1,3 @@
-import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
 import {
   freePort,
   stageAppBundle,
@@ -11,14 +9,7 @@ import {
 } from "@dynamo/testkit";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MODEL, SEED_PROMPT, checkHealth, healthClient } from "./support.js";
-
-const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const TSX = createRequire(import.meta.url).resolve("tsx");
-
-/** A TypeScript entry point run as its own Node process (sources through the `@dynamo/source` condition). */
-const runSource = (entry: string, args: string[], env: Record<string, string>): RunningProcess =>
-  startProcess(process.execPath, ["--import", TSX, "--conditions=@dynamo/source", entry, ...args], { cwd: ROOT, env });
+import { MODEL, SEED_PROMPT, checkHealth, healthClient, runSource } from "./support.js";
 
 // The EPP runs as it ships: its bundle (`npm run build`), staged outside the workspace with only the dependencies
 // the bundle lists, started with plain `node`.

@@ -1,10 +1,12 @@
+import { createRequire } from "node:module";
 import { Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { Client, credentials, makeClientConstructor, type ServiceError } from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { workerIdFromName } from "@dynamo/discovery";
 import { ExtProcClient, SUBSET_HINT_KEY, SUBSET_HINT_NAMESPACE, type ExtProcExchange } from "@dynamo/ext-proc";
 import { storedBatch as storedBlocks, type VllmEventBatch } from "@dynamo/kv-events";
-import { freePort, waitFor } from "@dynamo/testkit";
+import { freePort, startProcess, waitFor, type RunningProcess } from "@dynamo/testkit";
 import { TokenizerRegistry } from "@dynamo/tokenizer";
 import { pino } from "pino";
 import { Epp, eppConfigFromEnv } from "../src/index.js";
@@ -29,6 +31,17 @@ export function seedRequest(extra: Record<string, unknown> = {}): Record<string,
 
 export function chat(content: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { model: MODEL, messages: [{ role: "user", content }], ...extra };
+}
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const TSX = createRequire(import.meta.url).resolve("tsx");
+
+/** A TypeScript entry point of the repository run as its own Node process (sources through `@dynamo/source`). */
+export function runSource(entry: string, args: string[], env: Record<string, string>): RunningProcess {
+  return startProcess(process.execPath, ["--import", TSX, "--conditions=@dynamo/source", entry, ...args], {
+    cwd: ROOT,
+    env,
+  });
 }
 
 /** A worker of the static discovery document. */

@@ -20,6 +20,10 @@ export interface LiveOptions {
   readonly gpuBlocks: number;
   /** Mooncake trace (relative to the root unless absolute); default the shipped conversation trace. */
   readonly trace?: string;
+  /** Endpoint picker replicas: more than 1 compares one picker with that many (`runReplicas`). */
+  readonly eppReplicas?: number;
+  /** Fraction of the replay after which one replica is killed (several replicas; undefined: no kill run). */
+  readonly killReplicaAt?: number | undefined;
   readonly note: (message: string) => void;
   readonly progress: (phase: string, done: number, total: number) => void;
 }
@@ -51,8 +55,13 @@ export interface LiveComparison {
 }
 
 /** The slice through one fleet: warm-up under one block, the slice at a fixed rate, the servers' metrics. */
-async function measure(options: LiveOptions, slice: readonly TraceRequest[], mode: RouterMode, fleet: Fleet) {
-  const label = mode === "kv" ? "KV-aware" : "round-robin";
+export async function measure(
+  options: LiveOptions,
+  slice: readonly TraceRequest[],
+  mode: RouterMode,
+  fleet: Fleet,
+  label = mode === "kv" ? "KV-aware" : "round-robin",
+): Promise<RunSummary> {
   const warmups = 2 * options.workers;
   options.note(`${label}: warming up the path (${warmups} requests under one KV block)`);
   await warmUp(fleet.gatewayUrl, options.model, warmups, 120_000);

@@ -21,6 +21,11 @@ export interface FleetOptions {
   readonly blockSize: number;
   /** KV capacity of each worker in blocks (`--num-gpu-blocks-override`). */
   readonly gpuBlocks: number;
+  /**
+   * Endpoint picker replicas (default 1). Several share their bookings over a NATS server of the run
+   * (`DYN_ROUTER_REPLICA_SYNC=true`); the dev gateway spreads streams over them, health-checking each.
+   */
+  readonly eppReplicas?: number;
   /** Start-up deadline of each process. */
   readonly startTimeoutMs: number;
   readonly note: (message: string) => void;
@@ -39,6 +44,8 @@ export interface FleetWorker {
 
 /** One routing decision of the picker's decision log. */
 export interface Decision {
+  /** When it was logged (ms since the epoch). */
+  readonly atMs: number;
   readonly requestId: string;
   readonly worker: string;
   readonly decisionMs: number;
@@ -47,12 +54,25 @@ export interface Decision {
   readonly overlapBlocks: number;
 }
 
+/** One endpoint picker process of a run. */
+export interface EppReplica {
+  /** `host:port` of its ext_proc server (as the gateway names it). */
+  readonly target: string;
+  readonly metricsUrl: string;
+  readonly process: RunningProcess;
+}
+
 /** The running processes of one live run. */
 export interface Fleet {
   readonly gatewayUrl: string;
+  /** The first picker's `/metrics`. */
   readonly eppMetricsUrl: string;
+  /** Every picker replica, in start order. */
+  readonly replicas: readonly EppReplica[];
+  /** The dev gateway's log lines so far. */
+  gatewayLines(): readonly string[];
   readonly workers: readonly FleetWorker[];
-  /** The picker's decision log so far. */
+  /** The decision logs of every picker so far, merged in time order. */
   decisions(): Decision[];
   /** Process ids of everything started (the NATS server included). */
   pids(): number[];
@@ -79,6 +99,7 @@ function decisionsOf(epp: RunningProcess): Decision[] {
     .json()
     .filter((line) => line["msg"] === "request")
     .map((line) => ({
+      atMs: Number(line["time"]),
       requestId: String(line["requestId"]),
       worker: String(line["worker"]),
       decisionMs: Number(line["decisionMs"]),
@@ -125,10 +146,13 @@ export async function startFleet(options: FleetOptions, children = new Children(
         endpoint: `127.0.0.1:${await freePort()}`,
         zmqEndpoint: `tcp://127.0.0.1:${await freePort()}`,
       });
-    const [extProcPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
-    const label = options.mode === "kv" ? "KV-aware" : "round-robin";
+    const label =
+      (options.mode === "kv" ? "KV-aware" : "round-robin") +
+      ((options.eppReplicas ?? 1) > 1 ? `, ${options.eppReplicas} EPP replicas` : "");
+    const pickers =
+      (options.eppReplicas ?? 1) > 1 ? `${options.eppReplicas} endpoint picker replicas` : "the endpoint picker";
     options.note(
-      `${label}: starting ${options.workers} simulated workers (speedup ×${options.speedupRatio}), ${options.workers} frontend sidecars, the endpoint picker (DYN_ROUTER_MODE=${options.mode}, events over ${options.eventPlane}), the dev gateway`,
+      `${label}: starting ${options.workers} simulated workers (speedup ×${options.speedupRatio}), ${options.workers} frontend sidecars, ${pickers} (DYN_ROUTER_MODE=${options.mode}, events over ${options.eventPlane}), the dev gateway`,
     );
     const mocker = children.run(`${options.mode} mocker`, "apps/mocker/src/main.ts", [
       "--model-path",
@@ -166,14 +190,22 @@ export async function startFleet(options: FleetOptions, children = new Children(
     );
 
     const eventEnv: Record<string, string> = { DYN_EVENT_PLANE: options.eventPlane };
-    if (options.eventPlane === "nats") {
-      const nats = await NatsServer.start({ jetstream: true });
+    const replicaCount = options.eppReplicas ?? 1;
+    // NATS carries the KV events (event plane nats) and the replicas' bookings (several replicas).
+    let natsUrl = "";
+    if (options.eventPlane === "nats" || replicaCount > 1) {
+      const nats = await NatsServer.start({ jetstream: options.eventPlane === "nats" });
       children.recordPid(nats.pid);
       children.onStop(() => nats.dispose());
-      Object.assign(eventEnv, { NATS_SERVER: nats.url, DYN_NAMESPACE: "dynamo", DYN_COMPONENT_NAME: "backend" });
+      natsUrl = nats.url;
+      eventEnv["NATS_SERVER"] = natsUrl;
+      if (replicaCount > 1) eventEnv["DYN_ROUTER_REPLICA_SYNC"] = "true";
+    }
+    if (options.eventPlane === "nats") {
+      Object.assign(eventEnv, { DYN_NAMESPACE: "dynamo", DYN_COMPONENT_NAME: "backend" });
       // The bridges dial the mocker's publishers (ZeroMQ reconnects until they listen).
       for (const worker of workers) {
-        const nc = await connectEventPlane(nats.url);
+        const nc = await connectEventPlane(natsUrl);
         children.onStop(() => nc.close());
         const bridge = await KvEventBridge.start({
           nc,
@@ -185,36 +217,47 @@ export async function startFleet(options: FleetOptions, children = new Children(
         children.onStop(() => bridge.close());
       }
     }
-    const epp = children.run(`${options.mode} epp`, "apps/epp/src/main.ts", [], {
-      ...eventEnv,
-      DYN_DISCOVERY_BACKEND: "static",
-      DYN_DISCOVERY_WORKERS: JSON.stringify({
-        defaults: { model: options.model, blockSize: options.blockSize },
-        workers: workers.map((w) => ({
-          name: w.name,
-          id: String(w.id),
-          http: w.endpoint,
-          ...(options.eventPlane === "zmq" ? { kvEvents: { endpoint: w.zmqEndpoint } } : {}),
-        })),
-      }),
-      DYN_ROUTER_MODE: options.mode,
-      DYN_KV_CACHE_BLOCK_SIZE: String(options.blockSize),
-      DYN_MODEL_NAME: options.model,
-      DYN_SECURE_SERVING: "false",
-      DYN_EPP_EXT_PROC_PORT: String(extProcPort),
-      DYN_EPP_HEALTH_PORT: String(healthPort),
-      DYN_EPP_METRICS_PORT: String(metricsPort),
-      DYN_EPP_TOKENIZER_THREADS: "1",
-      DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "0",
-      DYN_EPP_GRACEFUL_SHUTDOWN_DRAIN_SECS: "1",
-    });
+    const replicas: EppReplica[] = [];
+    for (let r = 0; r < replicaCount; r++) {
+      const [extProcPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+      const epp = children.run(`${options.mode} epp ${r}`, "apps/epp/src/main.ts", [], {
+        ...eventEnv,
+        DYN_DISCOVERY_BACKEND: "static",
+        DYN_DISCOVERY_WORKERS: JSON.stringify({
+          defaults: { model: options.model, blockSize: options.blockSize },
+          workers: workers.map((w) => ({
+            name: w.name,
+            id: String(w.id),
+            http: w.endpoint,
+            ...(options.eventPlane === "zmq" ? { kvEvents: { endpoint: w.zmqEndpoint } } : {}),
+          })),
+        }),
+        DYN_ROUTER_MODE: options.mode,
+        DYN_KV_CACHE_BLOCK_SIZE: String(options.blockSize),
+        DYN_MODEL_NAME: options.model,
+        DYN_SECURE_SERVING: "false",
+        DYN_EPP_EXT_PROC_PORT: String(extProcPort),
+        DYN_EPP_HEALTH_PORT: String(healthPort),
+        DYN_EPP_METRICS_PORT: String(metricsPort),
+        DYN_EPP_TOKENIZER_THREADS: "1",
+        DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "0",
+        DYN_EPP_GRACEFUL_SHUTDOWN_DRAIN_SECS: "1",
+      });
+      replicas.push({
+        target: `127.0.0.1:${extProcPort}`,
+        metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+        process: epp,
+      });
+    }
     const gateway = children.run(`${options.mode} dev-gateway`, "apps/dev-gateway/src/main.ts", [
       "--port",
       "0",
       "--epp",
-      `127.0.0.1:${extProcPort}`,
+      replicas.map((r) => r.target).join(","),
       "--epp-tls",
       "off",
+      "--epp-health-interval",
+      "200",
       "--endpoints",
       workers.map((w) => w.endpoint).join(","),
     ]);
@@ -238,11 +281,17 @@ export async function startFleet(options: FleetOptions, children = new Children(
       ...frontends.map((frontend, i) =>
         expectStart(frontend, `${label} frontend ${i}`, answers(i, `http://${workers[i]!.endpoint}/health`), timeout),
       ),
-      expectStart(
-        epp,
-        `${label} endpoint picker`,
-        () => epp.json().some((l) => l["msg"] === "endpoint picker listening"),
-        timeout,
+      ...replicas.map((replica, r) =>
+        expectStart(
+          replica.process,
+          `${label} endpoint picker ${r}`,
+          // Several replicas: ready once each has joined its peers.
+          () =>
+            replica.process
+              .json()
+              .some((l) => l["msg"] === (replicas.length > 1 ? "replica sync: joined" : "endpoint picker listening")),
+          timeout,
+        ),
       ),
       expectStart(
         gateway,
@@ -254,9 +303,14 @@ export async function startFleet(options: FleetOptions, children = new Children(
     const gatewayUrl = /listening on (http:\/\/\S+),/.exec(gateway.lines.find((l) => l.includes("listening on"))!)![1]!;
     return {
       gatewayUrl,
-      eppMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+      eppMetricsUrl: replicas[0]!.metricsUrl,
+      replicas,
+      gatewayLines: () => gateway.lines,
       workers,
-      decisions: () => decisionsOf(epp),
+      decisions: () =>
+        replicas.length === 1
+          ? decisionsOf(replicas[0]!.process)
+          : replicas.flatMap((r) => decisionsOf(r.process)).sort((a, b) => a.atMs - b.atMs),
       pids: () => children.startedPids(),
       stop,
     };

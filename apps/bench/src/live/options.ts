@@ -20,6 +20,14 @@ export const LIVE_DEFAULTS = {
 export function liveOptions(args: readonly string[], root: string, progress: Progress): LiveOptions {
   const eventPlane = textOption(args, "event-plane", LIVE_DEFAULTS.eventPlane);
   if (eventPlane !== "zmq" && eventPlane !== "nats") throw new Error(`--event-plane is zmq or nats, not ${eventPlane}`);
+  const eppReplicas = numberOption(args, "epp-replicas", 1);
+  if (!Number.isInteger(eppReplicas)) throw new Error(`--epp-replicas needs a whole number, not ${eppReplicas}`);
+  const killText = textOption(args, "kill-replica-at", eppReplicas > 1 ? "0.5" : "off");
+  const killReplicaAt = killText === "off" ? undefined : Number(killText);
+  if (killReplicaAt !== undefined && !(killReplicaAt > 0 && killReplicaAt < 1))
+    throw new Error(`--kill-replica-at is a fraction of the replay between 0 and 1, or off; not ${killText}`);
+  if (killReplicaAt !== undefined && eppReplicas < 2)
+    throw new Error("--kill-replica-at needs --epp-replicas 2 or more (a replica to kill, one to survive)");
   return {
     root,
     model: LIVE_DEFAULTS.model,
@@ -32,6 +40,8 @@ export function liveOptions(args: readonly string[], root: string, progress: Pro
     blockSize: numberOption(args, "block-size", LIVE_DEFAULTS.blockSize),
     gpuBlocks: numberOption(args, "gpu-blocks", LIVE_DEFAULTS.gpuBlocks),
     trace: textOption(args, "trace", MOONCAKE_CONVERSATION_TRACE),
+    eppReplicas,
+    killReplicaAt,
     note: (message) => progress.note(message),
     progress: (phase, done, total) => progress.update(phase, done, total),
   };
