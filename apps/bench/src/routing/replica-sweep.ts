@@ -32,7 +32,7 @@ export interface SweepOptions {
 
 export const SWEEP_DEFAULTS = {
   fleets: [64, 1024],
-  limits: [300, 30],
+  limits: [200, 20],
   replicas: [1, 2, 4, 8, 16],
   syncDelaysMs: [0.5, 5, 50],
   speedup: 8,
@@ -62,7 +62,7 @@ export function parseSweepOptions(args: readonly string[]): SweepOptions {
   let limits = numberList(args, "limit", defaultLimits, false);
   if (limits.length === 1) limits = fleets.map(() => limits[0]!);
   if (limits.length !== fleets.length || limits.some((l) => !Number.isInteger(l)))
-    throw new Error("--limit needs one whole number of trace requests, or one per fleet size (e.g. 300,30)");
+    throw new Error("--limit needs one whole number of trace requests, or one per fleet size (e.g. 200,20)");
   const replicas = numberList(args, "replica-counts", SWEEP_DEFAULTS.replicas);
   if (replicas.some((r) => !Number.isInteger(r))) throw new Error("--replica-counts needs whole numbers");
   const syncDelaysMs = numberList(args, "sync-delays-ms", SWEEP_DEFAULTS.syncDelaysMs);
