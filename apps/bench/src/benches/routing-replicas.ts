@@ -87,11 +87,25 @@ const MECHANISM =
   "where prefixes are cached; what they do not see at once is each other's bookings. A request routed by one " +
   "replica is invisible to the others for the sync delay, so in that window they keep scoring its worker as " +
   "lighter than it is and can send more requests to the same cheapest worker (herding) before the booking " +
-  "arrives. The bookings a replica misses at any instant are about R − 1 replicas' decisions of the last D ms, " +
-  "which at the same load per worker grow with the fleet: the cheapest worker of a large fleet attracts more " +
-  "unseen requests. “Decisions changed” counts, per decision, whether a shadow router that sees every booking " +
+  "arrives. The bookings a replica misses at any instant are the other replicas' decisions of the last D ms, " +
+  "(R − 1)/R of the fleet's arrivals in D, which at the same load per worker grow with the fleet: the cheapest " +
+  "worker of a large fleet attracts more unseen requests. “Decisions changed” counts, per decision, whether a shadow router that sees every booking " +
   "at once would have scored the replica's choice worse than its own best (a tie is no change). TTFT p99 is " +
   "noisier than p50 (a few dozen requests make the tail of the short slices).";
+
+/** Below this many virtual seconds of arrivals, a fleet's run is its first moments of load. */
+const SHORT_SECONDS = 5;
+
+function shortText(r: SweepResult): string {
+  const short = r.fleets.filter((f) => f.arrivalSeconds < SHORT_SECONDS);
+  if (short.length === 0) return "";
+  return (
+    ` The ${short.map((f) => `${f.workers.toLocaleString("en-US")}-worker`).join(" and ")} slice covers less than ${SHORT_SECONDS} s ` +
+    "of arrivals (a longer one costs minutes per cell): queues have barely formed and conversations have not come back for a " +
+    "second turn, so its TTFT sits near prefill time and its reuse near zero; what it shows is the herding of many replicas " +
+    "onto the same workers, at the arrival rate of a large fleet."
+  );
+}
 
 function workloadText(o: SweepOptions, r: SweepResult): string {
   const fleets = r.fleets
@@ -105,8 +119,10 @@ function workloadText(o: SweepOptions, r: SweepResult): string {
     `balancing them), replicas 1, ${o.replicas.filter((x) => x > 1).join(", ")} × sync delays ${o.syncDelaysMs.join(", ")} ms. ` +
     `Each fleet replays Mooncake conversation-trace copies at arrival speedup ×${o.speedup}, one copy per ${o.workersPerCopy} workers ` +
     `(the copies share no content: each block id is shifted per copy), so every fleet carries the same load per worker as the routing ` +
-    `bench's ×${o.speedup} on 8 workers. ${fleets}. Workers of ${o.sim.numGpuBlocks.toLocaleString("en-US")} KV blocks × ${o.sim.blockSize} tokens ` +
-    `(the trace's own block size, the routing bench's 1 M tokens of cache per worker; fewer, larger blocks keep 16 replicas' indexes affordable). ` +
+    `bench's ×${o.speedup} on 8 workers. The trace records arrivals a few seconds apart, ten or so requests per timestamp; each run of ` +
+    `equal timestamps is spread evenly up to the next one, since replicas handed simultaneous requests collide whatever the delay. ${fleets}.${shortText(r)} Workers of ${o.sim.numGpuBlocks.toLocaleString("en-US")} KV blocks × ${o.sim.blockSize} tokens ` +
+    `(${(o.sim.numGpuBlocks * o.sim.blockSize).toLocaleString("en-US")} tokens of KV cache each; the routing bench's hold 16,384 × 64 = 1,048,576; ` +
+    `512 is the trace's own block size, and fewer, larger blocks keep 16 replicas' indexes affordable). ` +
     `The whole sweep took ${r.wallSeconds} s of wall time (1-minute load average ${round(loadavg()[0]!, 2)}).`
   );
 }
