@@ -96,11 +96,13 @@ export interface SweepCell {
   /** Null for one replica (nothing to sync). */
   readonly syncDelayMs: number | null;
   readonly requests: number;
+  readonly ttftMeanMs: number;
   readonly ttftP50Ms: number;
   readonly ttftP99Ms: number;
   /** Cached prompt tokens / prompt tokens. */
   readonly reuseRatio: number;
   /** This cell's figure / one replica's, same fleet. */
+  readonly ttftMeanVsOne: number;
   readonly ttftP50VsOne: number;
   readonly ttftP99VsOne: number;
   readonly reuseVsOne: number;
@@ -179,9 +181,11 @@ export async function runReplicaSweep(root: string, o: SweepOptions, progress: P
       replicas: c.replicas,
       syncDelayMs: c.syncDelayMs,
       requests: m.requests,
+      ttftMeanMs: m.ttftMeanMs,
       ttftP50Ms: m.ttftP50Ms,
       ttftP99Ms: m.ttftP99Ms,
       reuseRatio: m.reuseRatio,
+      ttftMeanVsOne: one ? ratio(m.ttftMeanMs, one.ttftMeanMs) : 1,
       ttftP50VsOne: one ? ratio(m.ttftP50Ms, one.ttftP50Ms) : 1,
       ttftP99VsOne: one ? ratio(m.ttftP99Ms, one.ttftP99Ms) : 1,
       reuseVsOne: one ? ratio(m.reuseRatio, one.reuseRatio) : 1,
@@ -195,7 +199,7 @@ export async function runReplicaSweep(root: string, o: SweepOptions, progress: P
     });
     const last = cells[cells.length - 1]!;
     progress.note(
-      `${phase}: TTFT p50 ${last.ttftP50Ms} ms (×${last.ttftP50VsOne}), p99 ${last.ttftP99Ms} ms, reuse ${round(100 * last.reuseRatio, 1)} %` +
+      `${phase}: TTFT mean ${last.ttftMeanMs} ms (×${last.ttftMeanVsOne}), p50 ${last.ttftP50Ms} ms (×${last.ttftP50VsOne}), p99 ${last.ttftP99Ms} ms, reuse ${round(100 * last.reuseRatio, 1)} %` +
         `${last.conflictRate === null ? "" : `, conflicts ${round(100 * last.conflictRate, 1)} %`}, ${last.wallSeconds} s`,
     );
   }
