@@ -20,13 +20,14 @@ export interface RoutingOptions {
 export const DEFAULT_SPEEDUPS = [4, 6, 8];
 export const DEFAULT_TRACE_REQUESTS = 1500;
 
-function numberList(args: readonly string[], name: string, fallback: readonly number[]): number[] {
+/** The positive numbers after `--<name>`, comma-separated (ascending unless `sort` is false), or `fallback`. */
+export function numberList(args: readonly string[], name: string, fallback: readonly number[], sort = true): number[] {
   const at = args.indexOf(`--${name}`);
   if (at < 0) return [...fallback];
   const values = (args[at + 1] ?? "").split(",").map(Number);
   if (values.length === 0 || values.some((v) => !Number.isFinite(v) || v <= 0))
     throw new Error(`--${name} needs positive numbers separated by commas (e.g. 4,6,8)`);
-  return values.sort((a, b) => a - b);
+  return sort ? values.sort((a, b) => a - b) : values;
 }
 
 function positiveInteger(value: number, name: string): number {

@@ -2,7 +2,7 @@ import { Engine, VirtualLoop, polynomialDecodeMs, polynomialPrefillMs, type KvEv
 import type { RouterService } from "@dynamo/router-service";
 import { TokenArena } from "../token-arena.js";
 import type { PolicySpec } from "./policies.js";
-import { RouterReplicas } from "./replicas.js";
+import { RouterReplicas, type ConflictCount } from "./replicas.js";
 import { ScrapedMetrics, promptText } from "./signals.js";
 import { writePromptTokens, type SimRequest } from "./workloads.js";
 
@@ -25,6 +25,8 @@ export interface SimConfig {
   readonly replicas: number;
   /** Delay of a booking change of one replica reaching the others (ms). */
   readonly syncDelayMs: number;
+  /** With several replicas, count the decisions the sync delay changed (a shadow router; slower). */
+  readonly measureConflicts?: boolean;
 }
 
 /** GAIE's longest prefix considered (blocks): only that much of a prompt is turned into text. */
@@ -57,6 +59,8 @@ export interface ReplayResult {
     readonly inflight: number[][];
   };
   readonly wallMs: number;
+  /** Decisions the sync delay changed (several replicas with `measureConflicts`), else undefined. */
+  readonly conflicts: ConflictCount | undefined;
 }
 
 type MutableRequest = {
@@ -131,6 +135,7 @@ export async function replayPolicy(
       replicas: config.replicas,
       syncDelayMs: config.syncDelayMs,
       eventDelayMs: config.eventDelayMs,
+      measureConflicts: config.measureConflicts ?? false,
     });
   }
   const workerOf = new Map(workerIds.map((id, w) => [id, w]));
@@ -191,9 +196,11 @@ export async function replayPolicy(
       const replica = routers.next();
       svc = routers.services[replica]!;
       if (policy.charPrefix) routers.producers[replica]!.prepare(promptText(tokens, maxPrefixTokens, text), MODEL);
+      const shadow = routers.shadowDecision(tokens);
       const t0 = performance.now();
       const d = svc.routeTokenized({ tokens, requestId: id }, { tokens, injectable: false, model: "", tokenizeMs: 0 });
       decisionMs[i] = performance.now() - t0;
+      if (shadow) routers.noteConflict(shadow, d.worker.workerId);
       w = workerOf.get(d.worker.workerId)!;
     }
     const request: MutableRequest = {
@@ -237,5 +244,6 @@ export async function replayPolicy(
     decisionMs,
     samples,
     wallMs: performance.now() - started,
+    conflicts: config.measureConflicts && config.replicas > 1 ? routers?.conflicts : undefined,
   };
 }

@@ -1,7 +1,7 @@
 import type { KvEventBatch } from "@dynamo/engine-sim";
 import type { ActiveSequenceEvent } from "@dynamo/kv-router";
 import { seededRng } from "@dynamo/primitives";
-import { RouterService } from "@dynamo/router-service";
+import { RouterService, type ServiceDecision } from "@dynamo/router-service";
 import {
   ApproxPrefixIndex,
   ApproxPrefixProducer,
@@ -44,6 +44,17 @@ export interface ReplicaOptions {
   readonly syncDelayMs: number;
   /** Delay of an engine's KV event reaching every replica (ms). */
   readonly eventDelayMs: number;
+  /**
+   * With several replicas, keep a shadow router that sees every booking change at once (and the KV
+   * events when the replicas do), to count the decisions the sync delay changed.
+   */
+  readonly measureConflicts?: boolean;
+}
+
+/** Decisions checked against the shadow router, and those a replica would have made differently. */
+export interface ConflictCount {
+  checked: number;
+  changed: number;
 }
 
 /**
@@ -55,11 +66,13 @@ export class RouterReplicas {
   private readonly events = new DueQueue<{ worker: bigint; batch: KvEventBatch }>();
   private readonly sync = new DueQueue<{ from: number; event: ActiveSequenceEvent }>();
   private turn = 0;
+  readonly conflicts: ConflictCount = { checked: 0, changed: 0 };
 
   private constructor(
     private readonly o: ReplicaOptions,
     readonly services: readonly RouterService[],
     readonly producers: readonly ApproxPrefixProducer[],
+    private readonly shadow: RouterService | undefined,
   ) {}
 
   static async start(o: ReplicaOptions): Promise<RouterReplicas> {
@@ -67,36 +80,81 @@ export class RouterReplicas {
     const producers: ApproxPrefixProducer[] = [];
     // Booking changes are queued through the object built below, once every replica exists.
     const ref: { replicas?: RouterReplicas } = {};
+    const shadow =
+      o.replicas > 1 && o.measureConflicts
+        ? (await RouterReplicas.startOne(o, o.replicas, undefined)).service
+        : undefined;
     for (let r = 0; r < o.replicas; r++) {
-      // GAIE auto-tuned from the engines' cache_config_info: their block size and block count.
-      const producer = new ApproxPrefixProducer(
-        new ApproxPrefixIndex({ blockSizeTokens: o.blockSize, lruCapacityPerServer: o.numGpuBlocks }),
+      const { service, producer } = await RouterReplicas.startOne(
+        o,
+        r,
+        o.replicas > 1
+          ? (event: ActiveSequenceEvent) => {
+              shadow?.applyBookingChange(event);
+              ref.replicas?.sync.push(o.now() + o.syncDelayMs, { from: r, event });
+            }
+          : undefined,
       );
-      registerBaselinePickers({ signals: o.signals, producer, blockSize: o.blockSize });
-      const picker = createPicker(o.policy.router.picker);
-      const service = await RouterService.start({
-        router: {
-          ...o.policy.router,
-          picker: () => picker,
-          blockSize: o.blockSize,
-          now: o.now,
-          rng: seededRng(o.seed + r),
-        },
-        tokenizer: false,
-        discovery: null,
-        env: {},
-        log: () => undefined,
-        ...(o.replicas > 1 && {
-          onBookingChange: (event: ActiveSequenceEvent) =>
-            ref.replicas?.sync.push(o.now() + o.syncDelayMs, { from: r, event }),
-        }),
-      });
-      o.workerIds.forEach((id) => service.addWorker({ id, httpEndpoint: `10.0.0.${id}:8000` }));
       services.push(service);
       producers.push(producer);
     }
-    ref.replicas = new RouterReplicas(o, services, producers);
+    ref.replicas = new RouterReplicas(o, services, producers, shadow);
     return ref.replicas;
+  }
+
+  /** One router: its own picker, GAIE prefix producer and random stream (seed + `r`). */
+  private static async startOne(
+    o: ReplicaOptions,
+    r: number,
+    onBookingChange: ((event: ActiveSequenceEvent) => void) | undefined,
+  ): Promise<{ service: RouterService; producer: ApproxPrefixProducer }> {
+    // GAIE auto-tuned from the engines' cache_config_info: their block size and block count.
+    const producer = new ApproxPrefixProducer(
+      new ApproxPrefixIndex({ blockSizeTokens: o.blockSize, lruCapacityPerServer: o.numGpuBlocks }),
+    );
+    registerBaselinePickers({ signals: o.signals, producer, blockSize: o.blockSize });
+    const picker = createPicker(o.policy.router.picker);
+    const service = await RouterService.start({
+      router: {
+        ...o.policy.router,
+        picker: () => picker,
+        blockSize: o.blockSize,
+        now: o.now,
+        rng: seededRng(o.seed + r),
+      },
+      tokenizer: false,
+      discovery: null,
+      env: {},
+      log: () => undefined,
+      ...(onBookingChange && { onBookingChange }),
+    });
+    o.workerIds.forEach((id) => service.addWorker({ id, httpEndpoint: `10.0.0.${id}:8000` }));
+    return { service, producer };
+  }
+
+  /**
+   * What a router seeing every replica's bookings at once would pick for `tokens` (query only, nothing
+   * booked); undefined without a shadow router. Ask before the replica routes the request.
+   */
+  shadowDecision(tokens: Uint32Array): ServiceDecision | undefined {
+    return this.shadow?.routeTokenized(
+      { tokens, queryOnly: true },
+      { tokens, injectable: false, model: "", tokenizeMs: 0 },
+    );
+  }
+
+  /**
+   * Counts a replica's choice of `workerId` against the shadow's decision: changed when, on the whole
+   * cluster's bookings, the replica's worker was busy or cost more than the shadow's pick (equal costs
+   * are ties, not conflicts).
+   */
+  noteConflict(shadow: ServiceDecision, workerId: bigint): void {
+    this.conflicts.checked++;
+    if (shadow.worker.workerId === workerId) return;
+    const candidates = shadow.explain.decode;
+    const best = candidates.find((c) => c.chosen);
+    const mine = candidates.find((c) => c.workerId === workerId);
+    if (!best || !mine || mine.busy || mine.cost > best.cost + 1e-9) this.conflicts.changed++;
   }
 
   /** An engine's KV batch, to reach every replica after the event delay. */
@@ -108,6 +166,7 @@ export class RouterReplicas {
   deliver(t: number): void {
     this.events.drain(t, ({ worker, batch }) => {
       for (const s of this.services) s.applyVllmEvents({ workerId: worker, dpRank: 0 }, batch);
+      this.shadow?.applyVllmEvents({ workerId: worker, dpRank: 0 }, batch);
     });
     this.sync.drain(t, ({ from, event }) => {
       this.services.forEach((s, r) => void (r !== from && s.applyBookingChange(event)));
@@ -122,6 +181,6 @@ export class RouterReplicas {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.services.map((s) => s.stop(0)));
+    await Promise.all([...this.services, ...(this.shadow ? [this.shadow] : [])].map((s) => s.stop(0)));
   }
 }

@@ -48,6 +48,61 @@ export function traceWorkload(trace: readonly TraceRequest[], speedup: number): 
   };
 }
 
+/**
+ * Arrival times of a trace slice with each run of equal timestamps spread evenly up to the next distinct
+ * one (the last run over the slice's mean gap between distinct timestamps). The Mooncake trace records
+ * arrivals at a few seconds' granularity, ten or so requests per timestamp; replayed as recorded, those
+ * arrive at the same instant, which no gateway sees.
+ */
+export function spreadArrivals(trace: readonly TraceRequest[]): number[] {
+  const out = trace.map((r) => r.timestamp);
+  const distinct = [...new Set(out)];
+  const lastGap = distinct.length > 1 ? (distinct[distinct.length - 1]! - distinct[0]!) / (distinct.length - 1) : 0;
+  for (let i = 0; i < out.length;) {
+    let j = i;
+    while (j < out.length && out[j] === out[i]) j++;
+    const gap = j < out.length ? out[j]! - out[i]! : lastGap;
+    for (let k = i; k < j; k++) out[k] = out[i]! + ((k - i) / (j - i)) * gap;
+    i = j;
+  }
+  return out;
+}
+
+/**
+ * `copies` copies of a Mooncake trace slice replayed together, arrivals spread (`spreadArrivals`) and
+ * divided by `speedup`: the arrival rate grows `copies`-fold while every conversation keeps its own turns
+ * and timing. Copy `c` shifts every block id by `c` × (the slice's largest id + 1), so copies share no
+ * content (each is a different set of users), and its arrivals by `c / copies` of the slice's mean gap,
+ * so copies interleave.
+ */
+export function tiledTraceWorkload(trace: readonly TraceRequest[], copies: number, speedup: number): Workload {
+  if (!Number.isInteger(copies) || copies < 1) throw new Error(`copies must be a positive integer, got ${copies}`);
+  let maxId = 0;
+  for (const r of trace) for (const id of r.hashIds) maxId = Math.max(maxId, id);
+  const arrivals = spreadArrivals(trace);
+  const span = arrivals.length > 1 ? arrivals[arrivals.length - 1]! - arrivals[0]! : 0;
+  const meanGapMs = arrivals.length > 1 ? span / (arrivals.length - 1) / speedup : 0;
+  const requests: SimRequest[] = [];
+  for (let c = 0; c < copies; c++) {
+    const idShift = c * (maxId + 1);
+    const timeShift = (c / copies) * meanGapMs;
+    trace.forEach((r, i) =>
+      requests.push({
+        arrivalMs: arrivals[i]! / speedup + timeShift,
+        outputLength: Math.max(1, r.outputLength),
+        inputLength: r.inputLength,
+        segments: r.hashIds.map((id) => [id + idShift, TRACE_BLOCK_TOKENS] as const),
+      }),
+    );
+  }
+  requests.sort((a, b) => a.arrivalMs - b.arrivalMs);
+  return {
+    name: "trace",
+    description: `Mooncake trace, ${copies} disjoint ${copies === 1 ? "copy" : "copies"} of ${trace.length} requests, arrivals spread`,
+    requests,
+  };
+}
+
 /** Seeds of synthetic segments start here, far from the trace's block ids. */
 const SYNTHETIC_SEED = 1 << 30;
 
