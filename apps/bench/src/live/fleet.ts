@@ -199,7 +199,11 @@ export async function startFleet(options: FleetOptions, children = new Children(
       children.onStop(() => nats.dispose());
       natsUrl = nats.url;
       eventEnv["NATS_SERVER"] = natsUrl;
-      if (replicaCount > 1) eventEnv["DYN_ROUTER_REPLICA_SYNC"] = "true";
+      if (replicaCount > 1) {
+        eventEnv["DYN_ROUTER_REPLICA_SYNC"] = "true";
+        // A measurement: every decision is audited against the peers' concurrent bookings (8 is the default).
+        eventEnv["DYN_ROUTER_REPLICA_AUDIT_EVERY"] = "1";
+      }
     }
     if (options.eventPlane === "nats") {
       Object.assign(eventEnv, { DYN_NAMESPACE: "dynamo", DYN_COMPONENT_NAME: "backend" });

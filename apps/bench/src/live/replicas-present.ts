@@ -20,38 +20,43 @@ function conflictText(c: ReplicaComparison): string {
   return `${rate} (${conflicts} of ${rechecked} re-scored decisions would have gone elsewhere)`;
 }
 
+/** Columns: figure, 1 EPP, N replicas, N / 1, 1 EPP again / 1 EPP (the run-to-run spread), target. */
 function rows(c: ReplicaComparison): Array<Array<string | number>> {
-  const { one, many } = c;
-  const row = (name: string, a: number, b: number, check: boolean) => [
+  const { one, many, oneAgain } = c;
+  const row = (name: string, pick: (run: RunSummary) => number, check: boolean) => [
     name,
-    a,
-    b,
-    ratio(b, a),
-    check ? within(b, a) : "",
+    pick(one),
+    pick(many),
+    ratio(pick(many), pick(one)),
+    ratio(pick(oneAgain), pick(one)),
+    check ? within(pick(many), pick(one)) : "",
+  ];
+  const text = (name: string, show: (run: RunSummary) => string) => [
+    name,
+    show(one),
+    show(many),
+    "",
+    show(oneAgain),
+    "",
   ];
   return [
-    row("TTFT p50 ms", one.ttftP50Ms, many.ttftP50Ms, true),
-    row("TTFT p99 ms", one.ttftP99Ms, many.ttftP99Ms, true),
-    row("TTFT mean ms", one.ttftMeanMs, many.ttftMeanMs, false),
-    row("e2e p50 ms", one.e2eP50Ms, many.e2eP50Ms, false),
-    row("output tokens/s", one.outputTokPerSec, many.outputTokPerSec, false),
+    row("TTFT p50 ms", (r) => r.ttftP50Ms, true),
+    row("TTFT p99 ms", (r) => r.ttftP99Ms, true),
+    row("TTFT mean ms", (r) => r.ttftMeanMs, false),
+    row("e2e p50 ms", (r) => r.e2eP50Ms, false),
+    row("output tokens/s", (r) => r.outputTokPerSec, false),
     [
       "prefix reuse (responses)",
       pct(one.reuseRatio),
       pct(many.reuseRatio),
       ratio(many.reuseRatio, one.reuseRatio),
+      ratio(oneAgain.reuseRatio, one.reuseRatio),
       within(many.reuseRatio, one.reuseRatio),
     ],
-    ["prefix reuse (workers' counters)", pct(one.workerReuseRatio), pct(many.workerReuseRatio), "", ""],
-    ["requests per worker", one.perWorker.join(" / "), many.perWorker.join(" / "), "", ""],
-    ["succeeded", `${one.succeeded}/${one.requests}`, `${many.succeeded}/${many.requests}`, "", ""],
-    [
-      "picker decision p50 / p99 ms",
-      `${one.eppDecisionP50Ms} / ${one.eppDecisionP99Ms}`,
-      `${many.eppDecisionP50Ms} / ${many.eppDecisionP99Ms}`,
-      "",
-      "",
-    ],
+    text("prefix reuse (workers' counters)", (r) => pct(r.workerReuseRatio)),
+    text("requests per worker", (r) => r.perWorker.join(" / ")),
+    text("succeeded", (r) => `${r.succeeded}/${r.requests}`),
+    text("picker decision p50 / p99 ms", (r) => `${r.eppDecisionP50Ms} / ${r.eppDecisionP99Ms}`),
   ];
 }
 
@@ -73,32 +78,36 @@ function killRows(c: ReplicaComparison): Array<Array<string | number>> {
   ];
 }
 
-function summaryLine(one: RunSummary, many: RunSummary, replicas: number): string {
+function summaryLine(c: ReplicaComparison): string {
+  const { one, many, oneAgain, replicas } = c;
   const checks = [
     within(many.ttftP50Ms, one.ttftP50Ms),
     within(many.ttftP99Ms, one.ttftP99Ms),
     within(many.reuseRatio, one.reuseRatio),
   ];
-  const met = checks.every((c) => c === "within 5 %");
+  const met = checks.every((x) => x === "within 5 %");
+  const spread = `one picker run twice differs by ×${ratio(oneAgain.ttftP50Ms, one.ttftP50Ms)} in TTFT p50 and ×${ratio(oneAgain.ttftP99Ms, one.ttftP99Ms)} in p99`;
   return met
-    ? `With ${replicas} replicas sharing their bookings, TTFT p50 / p99 and reuse stayed within 5 % of one picker's.`
-    : `With ${replicas} replicas: TTFT p50 ${checks[0]}, p99 ${checks[1]}, reuse ${checks[2]} of one picker's (a run of ${one.requests} requests on a shared 2-core machine: single runs vary by more than 5 % in latency).`;
+    ? `With ${replicas} replicas sharing their bookings, TTFT p50 / p99 and reuse stayed within 5 % of one picker's (${spread}).`
+    : `With ${replicas} replicas: TTFT p50 ${checks[0]}, p99 ${checks[1]}, reuse ${checks[2]} of one picker's; ${spread}, so a gap of that size is this machine's run-to-run spread on ${one.requests} requests.`;
 }
 
 /** The comparison as terminal lines. */
 export function replicaLines(c: ReplicaComparison): string[] {
   const cell = (v: string | number, width: number) => String(v).padStart(width);
   const lines = [
-    `  ${"".padEnd(34)}${cell("1 EPP", 18)}${cell(`${c.replicas} replicas`, 18)}${cell("ratio", 9)}${cell("", 13)}`,
+    `  ${"".padEnd(34)}${cell("1 EPP", 18)}${cell(`${c.replicas} replicas`, 18)}${cell("ratio", 9)}${cell("1 again", 18)}${cell("", 13)}`,
     ...rows(c).map(
-      ([name, a, b, r, w]) => `  ${String(name).padEnd(34)}${cell(a!, 18)}${cell(b!, 18)}${cell(r!, 9)}${cell(w!, 13)}`,
+      ([name, a, b, r, again, w]) =>
+        `  ${String(name).padEnd(34)}${cell(a!, 18)}${cell(b!, 18)}${cell(r!, 9)}${cell(again!, 18)}${cell(w!, 13)}`,
     ),
     `  decision-conflict rate: ${conflictText(c)}`,
-    `  ${summaryLine(c.one, c.many, c.replicas)}`,
+    `  ${summaryLine(c)}`,
   ];
   for (const [name, run] of [
     ["1 EPP", c.one],
     [`${c.replicas} replicas`, c.many],
+    ["1 EPP again", c.oneAgain],
   ] as const)
     for (const [error, count] of Object.entries(run.errors)) lines.push(`  ${name} error ×${count}: ${error}`);
   if (c.kill !== undefined) {
@@ -126,11 +135,14 @@ export function replicaResult(c: ReplicaComparison, options: LiveOptions): Bench
             : `${k.failed - k.inflightOnKilled} failures beyond the ${k.inflightOnKilled} requests in flight on the killed replica.`,
         ].join("\n");
   const markdown = [
-    `\`npm run bench -- live --epp-replicas ${c.replicas}\`: the same ${c.slice.requests} requests (${c.slice.conversations} conversations of the Mooncake conversation trace) at ${options.rate} requests/s through the dev gateway, ${options.workers} mocker workers (speedup ×${options.speedupRatio}, block size ${options.blockSize}), KV-aware routing, once through one endpoint picker and once through ${c.replicas} replicas sharing their bookings over NATS (\`DYN_ROUTER_REPLICA_SYNC=true\`, a nats-server started for the run), the gateway spreading streams round-robin over the healthy replicas. Fresh processes (cold caches) for each run.`,
+    `\`npm run bench -- live --epp-replicas ${c.replicas}\`: the same ${c.slice.requests} requests (${c.slice.conversations} conversations of the Mooncake conversation trace) at ${options.rate} requests/s through the dev gateway, ${options.workers} mocker workers (speedup ×${options.speedupRatio}, block size ${options.blockSize}), KV-aware routing, once through one endpoint picker and once through ${c.replicas} replicas sharing their bookings over NATS (\`DYN_ROUTER_REPLICA_SYNC=true\`, a nats-server started for the run), the gateway spreading streams round-robin over the healthy replicas, then once more through one picker: the ratio of the two one-picker runs is the run-to-run spread of the same set-up on this machine. Fresh processes (cold caches) for each run; every replica decision audited (\`DYN_ROUTER_REPLICA_AUDIT_EVERY=1\`).`,
     "",
-    markdownTable(["", "1 EPP", `${c.replicas} replicas`, `${c.replicas} / 1`, "target"], rows(c)),
+    markdownTable(
+      ["", "1 EPP", `${c.replicas} replicas`, `${c.replicas} / 1`, "1 EPP again / 1 (spread)", "target"],
+      rows(c),
+    ),
     "",
-    summaryLine(one, many, c.replicas),
+    summaryLine(c),
     "",
     `Decision-conflict rate (\`dynamo_epp_replica_decision_conflicts_total\` / \`dynamo_epp_replica_decisions_rechecked_total\`, summed over the replicas): ${conflictText(c)}.`,
     "",
@@ -148,6 +160,7 @@ export function replicaResult(c: ReplicaComparison, options: LiveOptions): Bench
       series: [
         { name: "1 EPP", points: cdfPoints(one.ttftSorted, 50) },
         { name: `${c.replicas} replicas`, points: cdfPoints(many.ttftSorted, 50) },
+        { name: "1 EPP again", points: cdfPoints(c.oneAgain.ttftSorted, 50) },
         ...(k !== undefined
           ? [{ name: `${c.replicas} replicas, one killed`, points: cdfPoints(k.summary.ttftSorted, 50) }]
           : []),
@@ -165,6 +178,9 @@ export function replicaResult(c: ReplicaComparison, options: LiveOptions): Bench
       replicas: c.replicas,
       one: strip(one),
       many: strip(many),
+      oneAgain: strip(c.oneAgain),
+      ttftP50Spread: ratio(c.oneAgain.ttftP50Ms, one.ttftP50Ms),
+      ttftP99Spread: ratio(c.oneAgain.ttftP99Ms, one.ttftP99Ms),
       ttftP50Ratio: ratio(many.ttftP50Ms, one.ttftP50Ms),
       ttftP99Ratio: ratio(many.ttftP99Ms, one.ttftP99Ms),
       reuseRatio: ratio(many.reuseRatio, one.reuseRatio),

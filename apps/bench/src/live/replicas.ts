@@ -40,6 +40,8 @@ export interface ReplicaComparison {
   readonly replicas: number;
   readonly one: RunSummary;
   readonly many: RunSummary;
+  /** One picker again after the replicas: how far two runs of the same set-up differ on this machine. */
+  readonly oneAgain: RunSummary;
   readonly conflicts: ConflictFigures;
   readonly kill?: KillFigures;
   /** Process ids started by every run (all stopped when this resolves). */
@@ -154,7 +156,8 @@ async function killRun(
 
 /**
  * One endpoint picker against `eppReplicas` replicas sharing bookings over NATS, on the same trace slice and load,
- * fresh processes (cold caches) for each run, the dev gateway spreading streams over the replicas; then, with
+ * fresh processes (cold caches) for each run, the dev gateway spreading streams over the replicas; one picker again
+ * (the run-to-run spread of the same set-up, against which a replica gap can be read); then, with
  * `killReplicaAt`, another run of the replicas where one is SIGKILLed mid-replay. Everything is stopped at the end,
  * on failure and on SIGINT / SIGTERM.
  */
@@ -167,7 +170,12 @@ export async function runReplicas(options: LiveOptions): Promise<ReplicaComparis
   options.note(
     `trace slice: ${slice.length} requests of ${options.conversations} conversations, ${options.workers} workers, ${options.rate} requests/s; 1 EPP against ${replicas} replicas`,
   );
-  const groups = [new Children(options.root), new Children(options.root), new Children(options.root)] as const;
+  const groups = [
+    new Children(options.root),
+    new Children(options.root),
+    new Children(options.root),
+    new Children(options.root),
+  ] as const;
   const stopAll = () => Promise.all(groups.map((g) => g.stopAll())).then(() => undefined);
   const removeHandlers = stopOnSignal(stopAll);
   const fleetOptions = (eppReplicas: number): FleetOptions => ({
@@ -190,6 +198,8 @@ export async function runReplicas(options: LiveOptions): Promise<ReplicaComparis
     const many = await measure(options, slice, "kv", fleet, `${replicas} EPP replicas`);
     const conflicts = await conflictsOf(fleet);
     await groups[1].stopAll();
+    const oneAgain = await measure(options, slice, "kv", await startFleet(fleetOptions(1), groups[3]), "1 EPP again");
+    await groups[3].stopAll();
     let kill: KillFigures | undefined;
     if (options.killReplicaAt !== undefined) {
       kill = await killRun(options, slice, await startFleet(fleetOptions(replicas), groups[2]), options.killReplicaAt);
@@ -200,6 +210,7 @@ export async function runReplicas(options: LiveOptions): Promise<ReplicaComparis
       replicas,
       one,
       many,
+      oneAgain,
       conflicts,
       ...(kill !== undefined && { kill }),
       pids: groups.flatMap((g) => g.startedPids()),
