@@ -29,8 +29,8 @@ export interface EppProcess {
   probe(body: Record<string, unknown>): Promise<ProbeAnswer>;
   /** Active requests per worker id in this picker's load view, read through the probe API. */
   activeRequests(): Promise<Map<string, number>>;
-  /** The value of one series on `/metrics` (0 when absent). */
-  metric(series: string): Promise<number>;
+  /** The value on `/metrics` of the first series of `name` carrying `labels` (0 when absent). */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
   /** Closes the client and stops the process (SIGTERM, SIGKILL after `graceMs`). */
   stop(graceMs?: number): Promise<void>;
 }
@@ -100,7 +100,11 @@ export async function startEppProcess(
     },
   });
   const client = new ExtProcClient({ target: `127.0.0.1:${ports.extProc}`, tls: false });
-  const health = healthClient(ports.health, false);
+  // Polled from before the process listens: reconnect every few ms, not after gRPC's default backoff of 1 s and more.
+  const health = healthClient(ports.health, false, {
+    "grpc.initial_reconnect_backoff_ms": 5,
+    "grpc.max_reconnect_backoff_ms": 20,
+  });
   const probe = async (body: Record<string, unknown>): Promise<ProbeAnswer> => {
     const answer = await httpJson(ports.probe, "POST", "/v1/routing/probe", JSON.stringify(body));
     if (answer.status !== 200) throw new Error(`${name}: probe answered ${answer.status}: ${answer.text}`);
@@ -121,9 +125,12 @@ export async function startEppProcess(
       const { candidates } = await probe(VIEW_PROBE);
       return new Map(candidates.map((c) => [c.worker, c.activeRequests]));
     },
-    async metric(series) {
+    async metric(name, labels = {}) {
       const { text } = await httpJson(ports.metrics, "GET", "/metrics");
-      const line = text.split("\n").find((l) => l.startsWith(`${series} `) || l.startsWith(`${series}{`));
+      const wanted = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
+      const line = text
+        .split("\n")
+        .find((l) => (l.startsWith(`${name} `) || l.startsWith(`${name}{`)) && wanted.every((w) => l.includes(w)));
       return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
     },
     async stop(graceMs = 5000) {
