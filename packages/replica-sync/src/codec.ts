@@ -114,21 +114,33 @@ export function decodeMessage(bytes: Uint8Array): { message: ReplicaMessage } | 
     return { error: `not JSON: ${(error as Error).message}` };
   }
   if (typeof raw !== "object" || raw === null) return { error: "not an object" };
-  const m = raw as { kind?: unknown; replica?: unknown; changes?: unknown; bookings?: unknown };
+  const m = raw as {
+    kind?: unknown;
+    replica?: unknown;
+    changes?: unknown;
+    bookings?: unknown;
+    seq?: unknown;
+    snapshot?: unknown;
+  };
   if (typeof m.replica !== "string" || m.replica === "" || m.replica.length > 256)
     return { error: "replica: a non-empty string of at most 256 characters" };
+  if (m.seq !== undefined && !isCount(m.seq)) return { error: "seq must be a non-negative integer" };
+  const seq = m.seq === undefined ? {} : { seq: m.seq };
   if (m.kind === "heartbeat") {
     if (!isCount(m.bookings)) return { error: "heartbeat.bookings must be a non-negative integer" };
-    return { message: { kind: "heartbeat", replica: m.replica, bookings: m.bookings } };
+    return { message: { kind: "heartbeat", replica: m.replica, bookings: m.bookings, ...seq } };
   }
   if (m.kind === "goodbye") return { message: { kind: "goodbye", replica: m.replica } };
   if (m.kind !== "changes") return { error: "kind must be changes, heartbeat or goodbye" };
   if (!Array.isArray(m.changes)) return { error: "changes must be an array" };
+  if (m.snapshot !== undefined && typeof m.snapshot !== "boolean") return { error: "snapshot must be a boolean" };
   const changes: BookingChange[] = [];
   for (const raw of m.changes) {
     const change = decodeChange(raw);
     if (typeof change === "string") return { error: change };
     changes.push(change);
   }
-  return { message: { kind: "changes", replica: m.replica, changes } };
+  return {
+    message: { kind: "changes", replica: m.replica, changes, ...seq, ...(m.snapshot === true && { snapshot: true }) },
+  };
 }

@@ -11,10 +11,20 @@ export interface BookingTarget {
 
 /** Wire messages on the replicas' subjects. */
 export type ReplicaMessage =
-  /** Booking changes of one replica, in the order it made them. */
-  | { readonly kind: "changes"; readonly replica: string; readonly changes: readonly BookingChange[] }
-  /** A replica is alive; `bookings` is how many live bookings it owns. */
-  | { readonly kind: "heartbeat"; readonly replica: string; readonly bookings: number }
+  /**
+   * Booking changes of one replica, in the order it made them. `seq` numbers the replica's changes messages
+   * (1, 2, …), so a receiver notices a lost one. A `snapshot` (the answer to a snapshot request) holds all the
+   * replica's live bookings after its first `seq` changes messages: it replaces what the receiver knew.
+   */
+  | {
+      readonly kind: "changes";
+      readonly replica: string;
+      readonly changes: readonly BookingChange[];
+      readonly seq?: number;
+      readonly snapshot?: boolean;
+    }
+  /** A replica is alive; `bookings` is how many live bookings it owns, `seq` how many changes messages it sent. */
+  | { readonly kind: "heartbeat"; readonly replica: string; readonly bookings: number; readonly seq?: number }
   /** A replica leaves (graceful stop): its bookings end with it. */
   | { readonly kind: "goodbye"; readonly replica: string };
 
@@ -55,4 +65,6 @@ export interface ReplicaSyncStats {
   readonly expiredBookings: number;
   /** Peers whose lease ran out. */
   readonly expiredPeers: number;
+  /** Snapshots asked again of a known peer: some of its messages were lost (a gap in its sequence numbers). */
+  readonly resyncs: number;
 }
