@@ -187,6 +187,11 @@ describe("EPP replicas as separate processes sharing bookings over NATS", () => 
     console.log(
       `SIGKILL → the dead replica's ${orphans.length} bookings gone from the peer's view after ${ms(gone)} (lease ${LEASE_MS} ms, heartbeat ${HEARTBEAT_MS} ms)`,
     );
+    // The lease removed them: not before A's last heartbeat had aged a lease (less a few heartbeats of slack).
+    expect(gone).toBeGreaterThanOrEqual(LEASE_MS - 3 * HEARTBEAT_MS);
+    expect(b.process.json().some((l) => String(l["msg"]).includes(`dropped its ${orphans.length} bookings`))).toBe(
+      true,
+    );
     expect(await a.process.exited).toBeNull();
     for (const orphan of orphans) orphan.exchange.close();
     expect(await b.metric("dynamo_epp_replica_expired_bookings")).toBe(expiredBefore + orphans.length);
