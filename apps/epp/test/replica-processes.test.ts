@@ -8,7 +8,7 @@ const WORKERS = ["worker-a", "worker-b"];
 /** A short lease, so a dead replica's bookings go within a second (heartbeats every 100 ms). */
 const LEASE_MS = 1000;
 const HEARTBEAT_MS = LEASE_MS / 10;
-/** The bound for a booking to reach a peer's load view, and the test's limit with 10x headroom. */
+/** The target for a booking to reach a peer's load view (the test allows 10 times as much). */
 const VISIBLE_WITHIN_MS = 50;
 
 interface Booking {
