@@ -37,13 +37,17 @@ export interface EppSettings {
   peerService: string | undefined;
   podIp: string | undefined;
   replicaSyncPort: number;
+  replicaLeaseSecs: number;
 }
 
 type Key = keyof EppSettings;
 const s = setting<Key>;
-const { intAtLeast, nonNegative, oneOf } = schemas;
+const { intAtLeast, nonNegative, oneOf, finite } = schemas;
 const port = () => intAtLeast(0).refine((v) => v <= 65535);
 const PORT = "a port number (0–65535)";
+/** Bounds of `DYN_ROUTER_REPLICA_LEASE_SECS`: heartbeats every 10 ms at the shortest, a peer gone within an hour at the longest. */
+const MIN_REPLICA_LEASE_SECS = 0.1;
+const MAX_REPLICA_LEASE_SECS = 3600;
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 
 export const EPP_SETTINGS: readonly Setting<Key>[] = [
@@ -95,6 +99,13 @@ export const EPP_SETTINGS: readonly Setting<Key>[] = [
     intAtLeast(1).refine((v) => v <= 65535),
     PORT,
   ),
+  s(
+    "replicaLeaseSecs",
+    "DYN_ROUTER_REPLICA_LEASE_SECS",
+    "number",
+    finite.refine((v) => v >= MIN_REPLICA_LEASE_SECS && v <= MAX_REPLICA_LEASE_SECS),
+    `seconds from ${MIN_REPLICA_LEASE_SECS} to ${MAX_REPLICA_LEASE_SECS}`,
+  ),
 ];
 
 export const DEFAULT_EPP_SETTINGS: Readonly<EppSettings> = Object.freeze({
@@ -128,6 +139,7 @@ export const DEFAULT_EPP_SETTINGS: Readonly<EppSettings> = Object.freeze({
   peerService: undefined,
   podIp: undefined,
   replicaSyncPort: 9092,
+  replicaLeaseSecs: 10,
 });
 
 /** One environment variable the endpoint picker reads. */

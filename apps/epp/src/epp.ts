@@ -109,6 +109,7 @@ export class Epp {
             settings.modelName,
             settings.inferencePoolName,
           ),
+          ...replicaLease(settings.replicaLeaseSecs),
           log: (line) => log.warn(line),
         });
         // Ready only once the peers' live bookings are in: the first requests route on the whole cluster's load.
@@ -257,6 +258,15 @@ export class Epp {
 export function replicaSubjectPrefix(namespace: string, model: string | undefined, pool: string | undefined): string {
   const token = (text: string) => text.replace(/[^A-Za-z0-9_-]/g, "_");
   return `dynamo.${token(namespace)}.epp.${token(pool ?? model ?? "default")}.replicas`;
+}
+
+/**
+ * The replicas' lease (`DYN_ROUTER_REPLICA_LEASE_SECS`) and heartbeat: a tenth of the lease, at most a second,
+ * so a peer misses several heartbeats before its bookings go.
+ */
+export function replicaLease(leaseSecs: number): { leaseMs: number; heartbeatMs: number } {
+  const leaseMs = Math.round(leaseSecs * 1000);
+  return { leaseMs, heartbeatMs: Math.max(1, Math.min(1000, Math.round(leaseMs / 10))) };
 }
 
 function logRejection(log: Logger, summary: StreamSummary): void {

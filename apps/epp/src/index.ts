@@ -1,4 +1,4 @@
-export { Epp, type EppOptions } from "./epp.js";
+export { Epp, replicaLease, type EppOptions } from "./epp.js";
 export { EppConfigError, eppConfigFromEnv, type EppConfig, type WorkerSource } from "./config.js";
 export {
   DEFAULT_EPP_SETTINGS,

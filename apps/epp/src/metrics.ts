@@ -144,6 +144,12 @@ export class EppMetrics {
       replica((s) => s.concurrentBookings),
     );
     gauge(
+      "dynamo_epp_replica_resyncs",
+      "snapshots asked again of a peer because some of its messages were lost (cumulative)",
+      ["model"],
+      replica((s) => s.resyncs),
+    );
+    gauge(
       "dynamo_epp_replica_malformed_messages",
       "replica-sync messages that could not be decoded (cumulative)",
       ["model"],

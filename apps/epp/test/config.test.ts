@@ -5,6 +5,7 @@ import {
   EPP_VARIABLE_NAMES,
   EppConfigError,
   eppConfigFromEnv,
+  replicaLease,
 } from "../src/index.js";
 
 /** Every variable of epp-protocol §11 (the Dynamo EPP's environment). */
@@ -135,6 +136,24 @@ describe("configuration from the environment", () => {
       ),
       expect.stringMatching(/DYN_EPP_SELECTION_INDEXER_THREADS has no effect/),
     ]);
+  });
+
+  it("reads the replicas' lease; the heartbeat is a tenth of it, at most a second", () => {
+    expect(eppConfigFromEnv(KUBE).epp.replicaLeaseSecs).toBe(10);
+    expect(EPP_ENVIRONMENT.find((v) => v.name === "DYN_ROUTER_REPLICA_LEASE_SECS")).toMatchObject({
+      default: "10",
+      readBy: "epp",
+    });
+    const lease = eppConfigFromEnv({ ...KUBE, DYN_ROUTER_REPLICA_LEASE_SECS: "1.5" }).epp.replicaLeaseSecs;
+    expect(lease).toBe(1.5);
+    expect(replicaLease(lease)).toEqual({ leaseMs: 1500, heartbeatMs: 150 });
+    expect(replicaLease(10)).toEqual({ leaseMs: 10_000, heartbeatMs: 1000 });
+    expect(replicaLease(60)).toEqual({ leaseMs: 60_000, heartbeatMs: 1000 });
+    expect(replicaLease(0.1)).toEqual({ leaseMs: 100, heartbeatMs: 10 });
+    for (const bad of ["0", "0.05", "-1", "ten", "7200"])
+      expect(() => eppConfigFromEnv({ ...KUBE, DYN_ROUTER_REPLICA_LEASE_SECS: bad })).toThrow(
+        /DYN_ROUTER_REPLICA_LEASE_SECS: expected seconds from 0.1 to 3600, got/,
+      );
   });
 
   it("supports container discovery mode in Dynamo mode", () => {

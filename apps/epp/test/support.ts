@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { Client, credentials, makeClientConstructor, type ServiceError } from "@grpc/grpc-js";
+import { Client, credentials, makeClientConstructor, type ChannelOptions, type ServiceError } from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { workerIdFromName } from "@dynamo/discovery";
 import { ExtProcClient, SUBSET_HINT_KEY, SUBSET_HINT_NAMESPACE, type ExtProcExchange } from "@dynamo/ext-proc";
@@ -190,17 +190,16 @@ type HealthClient = Client & {
   ): void;
 };
 
-/** A `grpc.health.v1` client. */
-export function healthClient(port: number, tls: boolean): HealthClient {
+/** A `grpc.health.v1` client (`options`: extra channel options, e.g. a short reconnect backoff). */
+export function healthClient(port: number, tls: boolean, options: ChannelOptions = {}): HealthClient {
   const Health = makeClientConstructor(healthService as never, "Health");
   const creds = tls
     ? credentials.createSsl(null, null, null, { rejectUnauthorized: false })
     : credentials.createInsecure();
-  return new Health(
-    `127.0.0.1:${port}`,
-    creds,
-    tls ? { "grpc.ssl_target_name_override": "localhost" } : {},
-  ) as unknown as HealthClient;
+  return new Health(`127.0.0.1:${port}`, creds, {
+    ...(tls && { "grpc.ssl_target_name_override": "localhost" }),
+    ...options,
+  }) as unknown as HealthClient;
 }
 
 export function checkHealth(client: HealthClient, service: string): Promise<string> {

@@ -192,6 +192,41 @@ describe("ZmqEventSubscriber", () => {
 });
 
 describe("ZmqEventSubscriber across a reconnection", () => {
+  it("is synced with a worker once the history its replay socket held at the first connection is delivered", async () => {
+    const pub = await WirePublisher.start();
+    for (let i = 0; i < 3; i++) await pub.send(BigInt(i), payload(i)); // no subscriber yet: kept for replay only
+    const rec = new Recorder();
+    const sub = new ZmqEventSubscriber(rec, { log: quiet, replayTimeoutMs: 1_000 });
+    cleanups.push(
+      () => pub.close(),
+      () => sub.close(),
+    );
+    await sub.addWorker({ workerId: 3n, endpoint: pub.endpoint, replayEndpoint: pub.replayEndpoint });
+    await sub.synced(3n);
+    expect(rec.seqs()).toEqual([0n, 1n, 2n]);
+    expect(rec.log.every((d) => d.kind === "batch" && d.replayed)).toBe(true);
+  });
+
+  it("stops waiting for a publisher it cannot reach after syncTimeoutMs, and at once without a replay socket", async () => {
+    const rec = new Recorder();
+    const sub = new ZmqEventSubscriber(rec, { log: quiet, syncTimeoutMs: 300 });
+    cleanups.push(() => sub.close());
+    const [pubPort, replayPort] = [await freePort(), await freePort()];
+    await sub.addWorker({
+      workerId: 5n,
+      endpoint: `tcp://127.0.0.1:${pubPort}`,
+      replayEndpoint: `tcp://127.0.0.1:${replayPort}`,
+    });
+    const started = Date.now();
+    await sub.synced(5n);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    await sub.addWorker({ workerId: 6n, endpoint: `tcp://127.0.0.1:${pubPort}` });
+    const again = Date.now();
+    await sub.synced(6n);
+    expect(Date.now() - again).toBeLessThan(250);
+    expect(rec.log).toEqual([]);
+  });
+
   /** A publisher whose PUB (and, optionally, replay) socket the subscriber reaches through a proxy that can cut it off. */
   async function behindProxy(options: { proxyReplay?: boolean; replayTimeoutMs?: number } = {}) {
     const pub = await WirePublisher.start();

@@ -127,28 +127,39 @@ export function decodeMessage(bytes: Uint8Array): { message: ReplicaMessage } | 
     bookings?: unknown;
     seq?: unknown;
     seen?: unknown;
+    snapshot?: unknown;
   };
   if (typeof m.replica !== "string" || m.replica === "" || m.replica.length > 256)
     return { error: "replica: a non-empty string of at most 256 characters" };
+  if (m.seq !== undefined && !isCount(m.seq)) return { error: "seq must be a non-negative integer" };
+  const seq = m.seq === undefined ? {} : { seq: m.seq };
   const seen = decodeSeen(m.seen);
   if (typeof seen === "string") return { error: seen };
   const withSeen = seen !== undefined ? { seen } : {};
   if (m.kind === "heartbeat") {
     if (!isCount(m.bookings)) return { error: "heartbeat.bookings must be a non-negative integer" };
-    return { message: { kind: "heartbeat", replica: m.replica, bookings: m.bookings, ...withSeen } };
+    return { message: { kind: "heartbeat", replica: m.replica, bookings: m.bookings, ...seq, ...withSeen } };
   }
   if (m.kind === "goodbye") return { message: { kind: "goodbye", replica: m.replica } };
   if (m.kind !== "changes") return { error: "kind must be changes, heartbeat or goodbye" };
   if (!Array.isArray(m.changes)) return { error: "changes must be an array" };
-  if (m.seq !== undefined && !isCount(m.seq)) return { error: "seq must be a non-negative integer" };
+  if (m.snapshot !== undefined && typeof m.snapshot !== "boolean") return { error: "snapshot must be a boolean" };
   const changes: BookingChange[] = [];
   for (const raw of m.changes) {
     const change = decodeChange(raw);
     if (typeof change === "string") return { error: change };
     changes.push(change);
   }
-  const seq = m.seq !== undefined ? { seq: m.seq } : {};
-  return { message: { kind: "changes", replica: m.replica, changes, ...seq, ...withSeen } };
+  return {
+    message: {
+      kind: "changes",
+      replica: m.replica,
+      changes,
+      ...seq,
+      ...withSeen,
+      ...(m.snapshot === true && { snapshot: true }),
+    },
+  };
 }
 
 /** Replicas a `seen` vector may name (far more than any deployment runs). */

@@ -4,6 +4,10 @@ interface Peer {
   lastHeard: number;
   /** The peer's live bookings by request id: the add that made each. */
   readonly bookings: Map<string, BookingChange>;
+  /** Sequence number of the peer's last changes message seen (undefined until it sends one). */
+  seq: number | undefined;
+  /** Its bookings here may be incomplete (new peer, or messages of it lost) until its next snapshot. */
+  stale: boolean;
 }
 
 /** What to do with a peer's change. */
@@ -50,8 +54,44 @@ export class PeerLedger {
       peer.lastHeard = now;
       return false;
     }
-    this.peers.set(replica, { lastHeard: now, bookings: new Map() });
+    this.peers.set(replica, { lastHeard: now, bookings: new Map(), seq: undefined, stale: true });
     return true;
+  }
+
+  /**
+   * Checks a peer's sequence number against the last one seen: a changes message must carry the next one, a
+   * heartbeat the last one. A gap means messages were lost. Returns whether the peer is stale (new, or with a
+   * gap) until `replace` applies its snapshot. Messages without a number are taken as they come.
+   */
+  sequence(replica: string, kind: "changes" | "heartbeat", seq: number | undefined): boolean {
+    const peer = this.peers.get(replica);
+    if (peer === undefined) return false;
+    if (seq !== undefined) {
+      const expected = peer.seq === undefined ? seq : kind === "changes" ? peer.seq + 1 : peer.seq;
+      if (seq !== expected) peer.stale = true;
+      peer.seq = seq;
+    }
+    return peer.stale;
+  }
+
+  /**
+   * A peer's snapshot (all its live bookings after its changes message `seq`) replaces what was known of it:
+   * returns the frees of the bookings it no longer holds; its changes are then recorded as usual.
+   */
+  replace(replica: string, snapshot: readonly BookingChange[], seq: number | undefined, now: number): BookingChange[] {
+    this.heard(replica, now);
+    const peer = this.peers.get(replica)!;
+    const live = new Set(snapshot.filter((c) => c.data.type === "add_request").map((c) => c.requestId));
+    const frees: BookingChange[] = [];
+    for (const [requestId, add] of peer.bookings) {
+      if (live.has(requestId)) continue;
+      peer.bookings.delete(requestId);
+      this.bookingCount--;
+      frees.push({ ...add, data: { type: "free" } });
+    }
+    if (seq !== undefined) peer.seq = seq;
+    peer.stale = false;
+    return frees;
   }
 
   /** Records one change of `replica`. */

@@ -46,7 +46,16 @@ export class ReplicaSync {
   private readonly log: (message: string) => void;
   private readonly now: () => number;
   private closed = false;
-  private counters = { changesPublished: 0, changesApplied: 0, malformed: 0, expiredBookings: 0, expiredPeers: 0 };
+  /** Peers asked for a snapshot whose answer has not come yet. */
+  private readonly asking = new Set<string>();
+  private counters = {
+    changesPublished: 0,
+    changesApplied: 0,
+    malformed: 0,
+    expiredBookings: 0,
+    expiredPeers: 0,
+    resyncs: 0,
+  };
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -168,10 +177,12 @@ export class ReplicaSync {
 
   private heartbeat(): void {
     if (this.closed) return;
+    this.flush(); // the heartbeat's sequence number covers every change made so far
     this.send(this.subject("changes", this.replicaId), {
       kind: "heartbeat",
       replica: this.replicaId,
       bookings: this.own.size,
+      seq: this.seq,
       seen: this.seen(),
     });
     this.expirePeers();
@@ -220,13 +231,19 @@ export class ReplicaSync {
     }
     const seenOfUs = message.seen?.[this.replicaId];
     if (message.kind === "heartbeat") {
-      if (this.ledger.heard(message.replica, now)) this.askSnapshot(message.replica);
+      const newPeer = this.ledger.heard(message.replica, now);
+      if (this.ledger.sequence(message.replica, "heartbeat", message.seq)) this.askSnapshot(message.replica, !newPeer);
       this.audits.peerMessage(message.replica, seenOfUs, []);
       this.audits.settle(this.ledger.replicas(), now);
       return;
     }
     // Changes made here so far go out with the `seen` they were made under, before this batch is applied.
     this.flush();
+    if (message.snapshot === true) {
+      // All the peer's live bookings: those it no longer holds leave the view, the others are recorded.
+      for (const free of this.ledger.replace(message.replica, message.changes, message.seq, now))
+        this.target.applyBookingChange(free);
+    }
     let newPeer = false;
     const deltas: [string, LoadDelta][] = [];
     const collect = (key: string, delta: LoadDelta) => deltas.push([key, delta]);
@@ -241,16 +258,26 @@ export class ReplicaSync {
       this.applied.set(message.replica, Math.max(this.applied.get(message.replica) ?? 0, message.seq));
     this.audits.peerMessage(message.replica, seenOfUs, deltas);
     this.audits.settle(this.ledger.replicas(), now);
-    if (newPeer) this.askSnapshot(message.replica);
+    if (message.snapshot === true) return;
+    if (this.ledger.sequence(message.replica, "changes", message.seq)) this.askSnapshot(message.replica, !newPeer);
   }
 
-  /** Asks one peer for its live bookings; the answer comes back as a changes message. */
-  private askSnapshot(replica: string): void {
+  /**
+   * Asks one peer for its live bookings (one question at a time); the answer comes back as a snapshot. `resync`:
+   * the peer was known, but messages of it were lost (a NATS outage, a slow consumer) or an earlier question
+   * went unanswered.
+   */
+  private askSnapshot(replica: string, resync = false): void {
+    if (this.asking.has(replica)) return;
+    if (resync) this.counters.resyncs++;
+    this.asking.add(replica);
     const inbox = createInbox();
     this.nc.subscribe(inbox, {
       max: 1,
-      timeout: this.settings.leaseMs,
+      // A question lost (the peer was still reconnecting) is asked again soon, not after a whole lease.
+      timeout: Math.min(this.settings.leaseMs, Math.max(1000, 2 * this.settings.heartbeatMs)),
       callback: (error, msg) => {
+        this.asking.delete(replica); // answered or timed out: a stale peer is asked again at its next heartbeat
         if (!error) this.onMessage(msg);
       },
     });
@@ -266,6 +293,7 @@ export class ReplicaSync {
       changes: this.own.snapshot(),
       seq: this.seq,
       seen: this.seen(),
+      snapshot: true,
     });
   }
 

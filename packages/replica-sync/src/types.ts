@@ -18,9 +18,11 @@ export type SeenVector = Readonly<Record<string, number>>;
 /** Wire messages on the replicas' subjects. */
 export type ReplicaMessage =
   /**
-   * Booking changes of one replica, in the order it made them. `seq` numbers the sender's batches (a
-   * snapshot answer repeats the last one); `seen` says which of its peers' batches the sender had applied
-   * when it made these changes, so a receiver knows which of its own decisions they were made without.
+   * Booking changes of one replica, in the order it made them. `seq` numbers the replica's changes messages
+   * (1, 2, …), so a receiver notices a lost one. A `snapshot` (the answer to a snapshot request) holds all the
+   * replica's live bookings after its first `seq` changes messages: it replaces what the receiver knew.
+   * `seen` says which of its peers' changes messages the sender had applied when it made these changes, so a
+   * receiver knows which of its own decisions they were made without.
    */
   | {
       readonly kind: "changes";
@@ -28,9 +30,19 @@ export type ReplicaMessage =
       readonly changes: readonly BookingChange[];
       readonly seq?: number;
       readonly seen?: SeenVector;
+      readonly snapshot?: boolean;
     }
-  /** A replica is alive; `bookings` is how many live bookings it owns; `seen` as in `changes`. */
-  | { readonly kind: "heartbeat"; readonly replica: string; readonly bookings: number; readonly seen?: SeenVector }
+  /**
+   * A replica is alive; `bookings` is how many live bookings it owns, `seq` how many changes messages it sent,
+   * `seen` as in `changes`.
+   */
+  | {
+      readonly kind: "heartbeat";
+      readonly replica: string;
+      readonly bookings: number;
+      readonly seq?: number;
+      readonly seen?: SeenVector;
+    }
   /** A replica leaves (graceful stop): its bookings end with it. */
   | { readonly kind: "goodbye"; readonly replica: string };
 
@@ -81,4 +93,6 @@ export interface ReplicaSyncStats {
   readonly decisionConflicts: number;
   /** Peer bookings made concurrently with an audited decision (neither replica knew the other's). */
   readonly concurrentBookings: number;
+  /** Snapshots asked again of a known peer: some of its messages were lost (a gap in its sequence numbers). */
+  readonly resyncs: number;
 }

@@ -35,7 +35,9 @@ describe("wire format", () => {
     const changes = [add("a"), add("b", null), prefillDone(add("a")), output(add("a"), 17), free(add("a"))];
     const message = { kind: "changes" as const, replica: "r1", changes, seq: 7, seen: { r2: 3, r3: 0 } };
     expect(decodeMessage(encodeMessage(message))).toEqual({ message });
-    const heartbeat = { kind: "heartbeat" as const, replica: "r1", bookings: 2, seen: { r2: 4 } };
+    const snapshot = { kind: "changes", replica: "r1", changes, seq: 7, snapshot: true } as const;
+    expect(decodeMessage(encodeMessage(snapshot))).toEqual({ message: snapshot });
+    const heartbeat = { kind: "heartbeat" as const, replica: "r1", bookings: 2, seq: 7, seen: { r2: 4 } };
     expect(decodeMessage(encodeMessage(heartbeat))).toEqual({ message: heartbeat });
   });
 
@@ -66,6 +68,12 @@ describe("wire format", () => {
     const huge = Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`r${i}`, 1]));
     expect(bad(JSON.stringify({ kind: "heartbeat", replica: "x", bookings: 0, seen: huge }))).toEqual({
       error: "seen names more than 1024 replicas",
+    });
+    expect(bad('{"kind":"heartbeat","replica":"x","bookings":0,"seq":-2}')).toEqual({
+      error: "seq must be a non-negative integer",
+    });
+    expect(bad('{"kind":"changes","replica":"x","changes":[],"snapshot":"yes"}')).toEqual({
+      error: "snapshot must be a boolean",
     });
   });
 });
@@ -99,6 +107,35 @@ describe("PeerLedger", () => {
     expect(ledger.bookings).toBe(1);
     // Heard again after expiry: a new peer, whose bookings come back through its re-announce.
     expect(ledger.heard("p", 1_600)).toBe(true);
+  });
+});
+
+describe("PeerLedger sequence numbers and snapshots", () => {
+  it("flags a peer stale while new and after a gap in its sequence numbers, until its snapshot", () => {
+    const ledger = new PeerLedger(1_000);
+    ledger.record("p", add("a"), 0);
+    expect(ledger.sequence("p", "changes", 1)).toBe(true); // new: its earlier bookings are unknown
+    expect(ledger.replace("p", [add("a")], 1, 0)).toEqual([]);
+    expect(ledger.sequence("p", "heartbeat", 1)).toBe(false);
+    expect(ledger.sequence("p", "changes", 2)).toBe(false);
+    expect(ledger.sequence("p", "heartbeat", 2)).toBe(false);
+    expect(ledger.sequence("p", "changes", 4)).toBe(true); // message 3 was lost
+    expect(ledger.sequence("p", "changes", 5)).toBe(true); // still stale: only a snapshot repairs
+    ledger.replace("p", [], 5, 10);
+    expect(ledger.sequence("p", "heartbeat", 6)).toBe(true); // a heartbeat past the last changes seen: lost too
+    expect(ledger.sequence("q", "heartbeat", 3)).toBe(false); // unknown peers are not judged
+  });
+
+  it("replaces a peer's bookings with its snapshot: the ones it no longer holds come back as frees", () => {
+    const ledger = new PeerLedger(1_000);
+    ledger.record("p", add("a"), 0);
+    ledger.record("p", add("b"), 0);
+    ledger.record("q", add("c"), 0);
+    const frees = ledger.replace("p", [add("b"), prefillDone(add("b")), add("d")], 9, 5);
+    expect(frees.map((f) => [f.requestId, f.data.type])).toEqual([["a", "free"]]);
+    expect(ledger.bookings).toBe(2); // b and c; the snapshot's new add d is recorded as usual
+    expect(ledger.record("p", add("d"), 5)).toEqual({ apply: true, newPeer: false });
+    expect(ledger.record("p", add("b"), 5)).toEqual({ apply: false, newPeer: false });
   });
 });
 

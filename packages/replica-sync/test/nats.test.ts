@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { RouterService } from "@dynamo/router-service";
 import { NatsServer, waitFor } from "@dynamo/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ReplicaSync, type ReplicaSyncOptions } from "../src/index.js";
+import { ReplicaSync, encodeMessage, type BookingChange, type ReplicaSyncOptions } from "../src/index.js";
 
 let server: NatsServer;
 beforeAll(async () => {
@@ -134,18 +134,49 @@ describe("replicas sharing bookings over NATS", () => {
       );
   });
 
-  it("after a NATS restart the views converge again, bookings made meanwhile included", async () => {
+  it("after a NATS restart the views converge again: bookings made meanwhile show, bookings freed meanwhile go", async () => {
     const a = await replica("t4");
     const b = await replica("t4");
     await a.service.route({ tokens: tokens(30), requestId: "before" });
-    await waitFor(() => totalActive(b) === 1, "the first booking at B");
+    await a.service.route({ tokens: tokens(32), requestId: "kept" });
+    await waitFor(() => totalActive(b) === 2, "the first bookings at B");
     await server.stop();
-    await a.service.route({ tokens: tokens(31), requestId: "during" });
-    await server.restart();
-    await waitFor(() => totalActive(b) === 2, "both bookings at B after the restart", 30_000);
+    const during = await a.service.route({ tokens: tokens(31), requestId: "during" });
     a.service.free("before");
+    await server.restart();
+    // Whether A's changes sent while disconnected reached B or were lost, B ends up with A's live bookings.
+    await waitFor(
+      () => totalActive(b) === 2 && activeOn(b, during.worker.workerId) >= 1 && b.sync.stats.peerBookings === 2,
+      "A's live bookings at B after the restart",
+      30_000,
+    );
+    for (const id of WORKERS) expect(activeOn(b, id)).toBe(activeOn(a, id));
+    a.service.free("kept");
     a.service.free("during");
     await waitFor(() => totalActive(b) === 0, "the frees at B");
+  });
+
+  it("a gap in a peer's sequence numbers makes the replica ask for its snapshot, which repairs the view", async () => {
+    const a = await replica("t7");
+    const b = await replica("t7");
+    const seen = await a.service.route({ tokens: tokens(60), requestId: "seen" });
+    await waitFor(() => totalActive(b) === 1 && b.sync.stats.peers === 1, "the booking at B");
+    // A changes message in A's name that skips sequence numbers, adding a booking A never made: B applies it,
+    // notices the gap, asks A for its snapshot and drops what A does not hold.
+    const phantom: BookingChange = {
+      requestId: "phantom",
+      worker: seen.worker,
+      pool: "decode",
+      routerId: 1n,
+      data: { type: "add_request", tokenSequence: null, privateBlocks: 4, isl: 64, prefillTokens: 64 },
+    };
+    b.nc.publish(
+      `t7.changes.${a.sync.replicaId}`,
+      encodeMessage({ kind: "changes", replica: a.sync.replicaId, changes: [phantom], seq: 1_000 }),
+    );
+    await waitFor(() => b.sync.stats.resyncs === 1, "B to ask A for its snapshot");
+    await waitFor(() => totalActive(b) === 1 && b.sync.stats.peerBookings === 1, "the phantom gone from B");
+    for (const id of WORKERS) expect(activeOn(b, id)).toBe(activeOn(a, id));
   });
 
   it("a graceful stop says goodbye: peers drop its bookings at once", async () => {

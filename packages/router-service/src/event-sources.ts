@@ -157,16 +157,19 @@ export class EventSources {
       this.options.log(`router service: worker ${worker.id} (${worker.name}) announces no KV-event endpoint`);
       return;
     }
-    this.zmq ??= new ZmqEventSubscriber(this.ingest, { log: this.options.log });
+    const zmq = (this.zmq ??= new ZmqEventSubscriber(this.ingest, { log: this.options.log }));
     const replay = worker.kvEvents?.replayEndpoints;
+    // Synchronised (the service ready) once the replay sockets' history is in: a starting router warms its index.
     this.track(
-      this.zmq.addWorker({
-        workerId: worker.id,
-        endpoint: endpoints[0]!,
-        dpRanks: ranks,
-        rankEndpoints: ranks.map((_, i) => endpoints[i] ?? endpoints[0]!),
-        ...(replay && replay.length > 0 && { rankReplayEndpoints: ranks.map((_, i) => replay[i] ?? replay[0]!) }),
-      }),
+      zmq
+        .addWorker({
+          workerId: worker.id,
+          endpoint: endpoints[0]!,
+          dpRanks: ranks,
+          rankEndpoints: ranks.map((_, i) => endpoints[i] ?? endpoints[0]!),
+          ...(replay && replay.length > 0 && { rankReplayEndpoints: ranks.map((_, i) => replay[i] ?? replay[0]!) }),
+        })
+        .then(() => zmq.synced(worker.id)),
     );
   }
 

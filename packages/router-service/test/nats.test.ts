@@ -126,4 +126,15 @@ describe("RouterService on NATS: discovery, the event plane and the router's ind
     await waitFor(async () => (await probe(s, tokens)).overlap === 8, "worker 142's blocks over ZeroMQ");
     expect((await probe(s, tokens)).workerId).toBe(142n);
   });
+
+  it("with the zmq plane, is ready only once the blocks the workers' replay sockets hold are in its index", async () => {
+    const ns = freshNamespace();
+    const w = await worker(151n, ns, { bridge: false });
+    await worker(152n, ns, { bridge: false });
+    const tokens = prompt(9);
+    await w.cache(tokens, 3_000n); // before the router starts: only the worker's replay socket still holds it
+    const s = await service(ns, "zmq");
+    await s.whenReady(20_000);
+    expect(await probe(s, tokens)).toMatchObject({ workerId: 151n, overlap: 8 });
+  });
 });

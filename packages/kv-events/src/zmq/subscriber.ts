@@ -46,6 +46,8 @@ export interface ZmqEventSubscriberOptions {
   readonly reconnectIntervalMs?: number;
   /** Messages a SUB socket queues before ZeroMQ drops (gaps are then replayed). Default 100 000. */
   readonly receiveHighWaterMark?: number;
+  /** How long `synced` waits for a rank's first connection and replay. Default 2 000 ms. */
+  readonly syncTimeoutMs?: number;
   readonly log?: LogSink;
 }
 
@@ -113,6 +115,12 @@ class RankSubscription {
   /** Message handling and connection-triggered replays run one after the other, in this chain. */
   private serial: Promise<void> = Promise.resolve();
   private closed = false;
+  /**
+   * Settles once the history the replay socket held at the first connection has been delivered (or could not
+   * be fetched), after `syncTimeoutMs` if the publisher cannot be reached, and at once without a replay socket.
+   */
+  readonly synced: Promise<void>;
+  private markSynced: () => void = () => undefined;
 
   constructor(
     readonly rank: WorkerRank,
@@ -127,6 +135,17 @@ class RankSubscription {
       receiveHighWaterMark: owner.receiveHighWaterMark,
     });
     this.socket.subscribe(topic);
+    let settle!: () => void;
+    this.synced = new Promise<void>((resolve) => (settle = resolve));
+    if (replayEndpoint === undefined) settle();
+    else {
+      const timer = setTimeout(settle, owner.syncTimeoutMs);
+      timer.unref();
+      this.markSynced = () => {
+        clearTimeout(timer);
+        settle();
+      };
+    }
     this.watch = this.watchConnection(); // before connecting, or the first events are missed
     this.socket.connect(endpoint);
     this.loop = this.run();
@@ -134,6 +153,7 @@ class RankSubscription {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.markSynced();
     this.socket.close();
     await Promise.all([this.loop, this.watch]);
   }
@@ -167,6 +187,14 @@ class RankSubscription {
    * not connected: a quiet publisher would otherwise leave the rank behind until its next batch.
    */
   private async onConnect(): Promise<void> {
+    try {
+      await this.replayOnConnect();
+    } finally {
+      this.markSynced(); // the first connection's history is in (or could not be fetched)
+    }
+  }
+
+  private async replayOnConnect(): Promise<void> {
     if (this.replayEndpoint === undefined || this.closed) return;
     if (this.lastSeq === null) {
       const reply = await this.fetch(0n);
@@ -366,6 +394,7 @@ export class ZmqEventSubscriber {
   readonly replayTimeoutMs: number;
   readonly reconnectIntervalMs: number;
   readonly receiveHighWaterMark: number;
+  readonly syncTimeoutMs: number;
   private readonly subscriptions = new Map<bigint, RankSubscription[]>();
   private readonly log: RateLimitedLog;
 
@@ -376,6 +405,7 @@ export class ZmqEventSubscriber {
     this.replayTimeoutMs = options.replayTimeoutMs ?? 2_000;
     this.reconnectIntervalMs = options.reconnectIntervalMs ?? 100;
     this.receiveHighWaterMark = options.receiveHighWaterMark ?? 100_000;
+    this.syncTimeoutMs = options.syncTimeoutMs ?? 2_000;
     this.log = new RateLimitedLog(options.log);
   }
 
@@ -397,6 +427,15 @@ export class ZmqEventSubscriber {
           ),
       ),
     );
+  }
+
+  /**
+   * Resolves once every rank of the worker holds what its replay socket had when the subscription first
+   * connected (a starting router's warm index), or after `syncTimeoutMs` for a publisher that cannot be reached;
+   * at once for ranks without a replay socket or an unknown worker.
+   */
+  async synced(workerId: bigint): Promise<void> {
+    await Promise.all((this.subscriptions.get(workerId) ?? []).map((s) => s.synced));
   }
 
   /** Stops listening to a worker; batches already queued for it are not delivered. */
