@@ -109,20 +109,24 @@ describe("live comparison", () => {
       note: () => undefined,
       progress: () => undefined,
     });
-    for (const run of [comparison.one, comparison.many]) {
+    for (const run of [comparison.one, comparison.many, comparison.oneAgain]) {
       expect(run.errors).toEqual({});
       expect(run.succeeded).toBe(run.requests);
       expect(run.perWorker.reduce((a, b) => a + b, 0)).toBe(run.requests);
     }
     expect(comparison.many.reuseRatio).toBeGreaterThan(0);
+    // Every replica decision is audited once its peer has seen it.
+    expect(comparison.conflicts.rechecked).toBeGreaterThanOrEqual(comparison.many.requests);
+    expect(comparison.conflicts.conflicts).toBeLessThanOrEqual(comparison.conflicts.rechecked!);
     const kill = comparison.kill!;
     expect(kill.requests).toBe(comparison.many.requests);
     expect(kill.failed).toBeLessThanOrEqual(kill.inflightOnKilled);
     // Gone once the 10 s lease ran out after the last heartbeat (at most 1 s before the kill), not before.
     expect(kill.bookingsGoneMs).not.toBeNull();
     expect(kill.bookingsGoneMs!).toBeGreaterThan(8_000);
-    // Run 1: mocker, 2 frontends, picker, gateway; runs 2 and 3: mocker, 2 frontends, 2 pickers, gateway, nats-server.
-    expect(comparison.pids.length).toBe(5 + 7 + 7);
+    // One picker (twice): mocker, 2 frontends, picker, gateway; the replica runs: mocker, 2 frontends, 2 pickers,
+    // gateway, nats-server.
+    expect(comparison.pids.length).toBe(5 + 7 + 5 + 7);
     expect(comparison.pids.filter(alive)).toEqual([]);
   }, 900_000);
 });

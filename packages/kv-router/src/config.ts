@@ -40,6 +40,8 @@ export interface KvRouterSettings {
   replicaSync: boolean;
   /** With `replicaSync`: every this many booked decisions one is re-scored once peers' bookings arrive (0: none). */
   replicaAuditEvery: number;
+  /** With `replicaSync`: costs within this many blocks per prompt block of the cheapest count as ties. */
+  replicaTieBand: number;
   trackActiveBlocks: boolean;
   trackOutputBlocks: boolean;
   assumeKvReuse: boolean;
@@ -114,6 +116,7 @@ export const SETTINGS: readonly Setting<Key>[] = [
   s("maxApproxEntries", [], "int", intAtLeast(1), "an integer ≥ 1"),
   s("replicaSync", ["DYN_ROUTER_REPLICA_SYNC", "DYNAMO_ROUTER_REPLICA_SYNC"], "bool", z.boolean(), BOOL),
   s("replicaAuditEvery", "DYN_ROUTER_REPLICA_AUDIT_EVERY", "int", intAtLeast(0), "an integer ≥ 0"),
+  s("replicaTieBand", "DYN_ROUTER_REPLICA_TIE_BAND", "number", nonNegative(), NON_NEG),
   s("trackActiveBlocks", "DYN_ROUTER_TRACK_ACTIVE_BLOCKS", "bool", z.boolean(), BOOL),
   s("trackOutputBlocks", "DYN_ROUTER_TRACK_OUTPUT_BLOCKS", "bool", z.boolean(), BOOL),
   s("assumeKvReuse", "DYN_ROUTER_ASSUME_KV_REUSE", "bool", z.boolean(), BOOL),
@@ -178,6 +181,7 @@ export const DEFAULT_SETTINGS: Readonly<KvRouterSettings> = Object.freeze({
   maxApproxEntries: 2 ** 20,
   replicaSync: false,
   replicaAuditEvery: 8,
+  replicaTieBand: 0,
   trackActiveBlocks: true,
   trackOutputBlocks: false,
   assumeKvReuse: true,

@@ -164,6 +164,7 @@ export class KvRouter {
           decodeActiveRequestWeight: st.decodeActiveRequestWeight,
         },
         temperature: st.temperature,
+        tieBand: st.replicaSync ? st.replicaTieBand : 0,
         busy: {
           busyThreshold: st.busyThreshold,
           activeDecodeBlocksThreshold: st.activeDecodeBlocksThreshold,

@@ -255,6 +255,25 @@ describe("KvRouter", () => {
     expect(single).toEqual([]);
   });
 
+  it("with replica sync and a tie band, near-equal workers split a request stream; the band never overrides a clear winner", () => {
+    const chosen = (options: KvRouterOptions) => {
+      const kv = router({ ...options, rng: seededRng(5) });
+      for (let w = 1; w <= 3; w++) kv.addWorker({ workerId: BigInt(w) });
+      // Worker 1 holds one block of every 8-block prompt: cheaper by one block, a near tie.
+      kv.applyEvent(storedEvent(1n, 0, 0n, prompt(1, 7, 0)));
+      const seen = new Set<bigint>();
+      for (let i = 0; i < 30; i++) {
+        const d = routed(kv.route({ tokens: prompt(8, 7, 0), requestId: `r${i}`, queryOnly: true }));
+        seen.add(d.worker.workerId);
+      }
+      return [...seen].sort();
+    };
+    expect(chosen({ replicaSync: true })).toEqual([1n]);
+    expect(chosen({ replicaTieBand: 0.25 })).toEqual([1n]); // without replica sync the band is off
+    expect(chosen({ replicaSync: true, replicaTieBand: 0.25 })).toEqual([1n, 2n, 3n]); // band: 2 blocks
+    expect(chosen({ replicaSync: true, replicaTieBand: 0.05 })).toEqual([1n]); // band 0.4 block < 1 block gap
+  });
+
   it("keeps a session on its worker while the affinity lasts and the worker can take it", () => {
     let now = 0;
     const kv = router({ sessionAffinityTtlSecs: 60, now: () => now, busyThreshold: 0.5 });

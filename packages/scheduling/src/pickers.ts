@@ -16,7 +16,7 @@ export class KvCostPicker implements Picker {
   }
 
   chooseByCost(request: PolicyRequest, costs: ArrayLike<number>, state: PolicyState): PolicyChoice {
-    const s = selectByCost(costs, request.temperature, state.rng);
+    const s = selectByCost(costs, request.temperature, state.rng, request.tieBand ?? 0);
     const cost = +costs[s.index]!.toFixed(3);
     if (s.probability !== undefined) {
       return {
@@ -27,7 +27,9 @@ export class KvCostPicker implements Picker {
     return {
       index: s.index,
       reason:
-        s.ties > 1 ? `lowest cost ${cost}, tied with ${s.ties - 1} other(s), picked at random` : `lowest cost ${cost}`,
+        s.ties > 1
+          ? `${request.tieBand ? `within ${+request.tieBand.toFixed(3)} of the lowest cost` : "lowest cost"} ${cost}, tied with ${s.ties - 1} other(s), picked at random`
+          : `lowest cost ${cost}`,
     };
   }
 }

@@ -40,6 +40,12 @@ export interface WorkerPoolOptions {
   readonly blockSize: number;
   readonly cost?: Partial<CostParams>;
   readonly temperature?: number;
+  /**
+   * With temperature 0, candidates whose cost is within `tieBand × prompt blocks` of the cheapest count as tied
+   * and one is drawn at random (default 0: exact ties only). Router replicas deciding at the same instant on the
+   * same state then split over near-equal workers instead of all taking the cheapest.
+   */
+  readonly tieBand?: number;
   readonly busy?: BusyThresholds;
   /** Chooses among the eligible candidates (default `KvCostPicker`: Dynamo's minimum cost / softmax). */
   readonly picker?: Picker;
@@ -79,6 +85,7 @@ export class WorkerPool {
   readonly filters: readonly Filter[];
   readonly cost: CostParams;
   readonly temperature: number;
+  readonly tieBand: number;
   readonly busy: BusyThresholds;
   private readonly tracking: { activeBlocks: boolean; prefillTokens: boolean; kvReuse: boolean };
   private readonly rng: Rng;
@@ -90,6 +97,7 @@ export class WorkerPool {
     this.blockSize = options.blockSize;
     this.cost = { ...DEFAULT_COST_PARAMS, ...options.cost };
     this.temperature = options.temperature ?? 0;
+    this.tieBand = options.tieBand ?? 0;
     this.busy = options.busy ?? {};
     this.picker = options.picker ?? new KvCostPicker();
     this.scorer = options.scorer ?? new KvCostScorer();
@@ -266,7 +274,11 @@ export class WorkerPool {
         table,
       );
     if (request.pinned?.dpRank !== undefined) return chosenAt(0, "pinned");
-    const pickRequest = { isl: request.isl, temperature: request.overrides?.temperature ?? this.temperature };
+    const pickRequest = {
+      isl: request.isl,
+      temperature: request.overrides?.temperature ?? this.temperature,
+      ...(this.tieBand > 0 && { tieBand: (this.tieBand * request.isl) / this.blockSize }),
+    };
     const state = { rng: this.rng };
     let choice: PolicyChoice;
     if (this.picker.chooseByCost) {

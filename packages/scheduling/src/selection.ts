@@ -30,9 +30,10 @@ export function softmaxProbabilities(costs: ArrayLike<number>, temperature: numb
 
 /**
  * Picks a candidate by cost. Temperature 0: the minimum, ties broken uniformly at random (reservoir
- * sampling). Temperature > 0: one draw from the softmax distribution. `costs` must be non-empty.
+ * sampling); with a `tieBand` > 0 every cost within the band of the minimum counts as tied. Temperature > 0:
+ * one draw from the softmax distribution. `costs` must be non-empty.
  */
-export function selectByCost(costs: ArrayLike<number>, temperature: number, rng: Rng): Selection {
+export function selectByCost(costs: ArrayLike<number>, temperature: number, rng: Rng, tieBand = 0): Selection {
   if (costs.length === 0) throw new RangeError("selectByCost needs at least one candidate");
   if (temperature > 0) {
     const p = softmaxProbabilities(costs, temperature);
@@ -43,6 +44,18 @@ export function selectByCost(costs: ArrayLike<number>, temperature: number, rng:
       if (draw < cumulative) return { index: i, ties: 1, probability: p[i]! };
     }
     return { index: p.length - 1, ties: 1, probability: p[p.length - 1]! };
+  }
+  if (tieBand > 0) {
+    let min = Infinity;
+    for (let i = 0; i < costs.length; i++) min = Math.min(min, costs[i]!);
+    let chosen = 0;
+    let within = 0;
+    for (let i = 0; i < costs.length; i++) {
+      if (costs[i]! > min + tieBand) continue;
+      within++;
+      if (rng() * within < 1) chosen = i;
+    }
+    return { index: chosen, ties: within };
   }
   let best = 0;
   let ties = 1;

@@ -113,6 +113,8 @@ export interface PolicyRequest {
   readonly isl: number;
   /** Softmax temperature for cost-based policies (0 = deterministic minimum). */
   readonly temperature: number;
+  /** With temperature 0: costs within this much of the minimum count as tied (0: exact ties only). */
+  readonly tieBand?: number;
 }
 
 /** Mutable context a policy may draw on. */

@@ -61,6 +61,20 @@ describe("cost function", () => {
     [0.6652, 0.2447, 0.09].forEach((p, i) => expect(t05[i]).toBeCloseTo(p, 4));
   });
 
+  it("with a tie band, draws uniformly among the costs within the band of the minimum, never beyond it", () => {
+    const costs = [364, 378, 392, 365.5, 366];
+    const rng = seededRng(3);
+    const counts = new Map<number, number>();
+    for (let i = 0; i < 3000; i++) {
+      const s = selectByCost(costs, 0, rng, 2);
+      expect(s.ties).toBe(3);
+      counts.set(s.index, (counts.get(s.index) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual([0, 3, 4]);
+    for (const n of counts.values()) expect(n).toBeGreaterThan(800); // about 1,000 each
+    expect(selectByCost(costs, 0, rng, 0)).toEqual({ index: 0, ties: 1 });
+  });
+
   it("equals the classic form with weight 1 under defaults and device-only overlap", () => {
     fc.assert(
       fc.property(

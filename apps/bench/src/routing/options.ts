@@ -1,3 +1,4 @@
+import { DEFAULT_SETTINGS } from "@dynamo/kv-router";
 import { numberOption, textOption } from "../framework.js";
 import { MOONCAKE_CONVERSATION_TRACE } from "../mooncake.js";
 import { POLICIES, policyByName, type PolicySpec } from "./policies.js";
@@ -68,6 +69,7 @@ export function parseRoutingOptions(args: readonly string[]): RoutingOptions {
       seed: numberOption(args, "seed", 1),
       replicas: positiveInteger(numberOption(args, "replicas", 1), "replicas"),
       syncDelayMs: nonNegative(args, "sync-delay-ms", 5),
+      tieBand: nonNegative(args, "tie-band", DEFAULT_SETTINGS.replicaTieBand),
     },
   };
 }

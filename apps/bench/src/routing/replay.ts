@@ -27,6 +27,8 @@ export interface SimConfig {
   readonly syncDelayMs: number;
   /** With several replicas, count the decisions the sync delay changed (a shadow router; slower). */
   readonly measureConflicts?: boolean;
+  /** With several replicas: their `DYN_ROUTER_REPLICA_TIE_BAND` (costs this close to the cheapest count as ties). */
+  readonly tieBand?: number;
 }
 
 /** GAIE's longest prefix considered (blocks): only that much of a prompt is turned into text. */
@@ -136,6 +138,7 @@ export async function replayPolicy(
       syncDelayMs: config.syncDelayMs,
       eventDelayMs: config.eventDelayMs,
       measureConflicts: config.measureConflicts ?? false,
+      tieBand: config.tieBand ?? 0,
     });
   }
   const workerOf = new Map(workerIds.map((id, w) => [id, w]));

@@ -1,3 +1,4 @@
+import { DEFAULT_SETTINGS } from "@dynamo/kv-router";
 import { numberOption, round, textOption, type Progress } from "../framework.js";
 import { MOONCAKE_CONVERSATION_TRACE, loadTrace } from "../mooncake.js";
 import { summarise } from "./metrics.js";
@@ -85,6 +86,7 @@ export function parseSweepOptions(args: readonly string[]): SweepOptions {
       sampleIntervalMs: 1000,
       seed: numberOption(args, "seed", 1),
       measureConflicts: !args.includes("--no-conflicts"),
+      tieBand: numberOption(args, "tie-band", DEFAULT_SETTINGS.replicaTieBand),
     },
   };
 }

@@ -49,6 +49,8 @@ export interface ReplicaOptions {
    * events when the replicas do), to count the decisions the sync delay changed.
    */
   readonly measureConflicts?: boolean;
+  /** Replicas' `replicaTieBand` (0: exact ties only). */
+  readonly tieBand?: number;
 }
 
 /** Decisions checked against the shadow router, and those a replica would have made differently. */
@@ -117,6 +119,7 @@ export class RouterReplicas {
     const service = await RouterService.start({
       router: {
         ...o.policy.router,
+        ...(o.tieBand !== undefined && { replicaTieBand: o.tieBand }),
         picker: () => picker,
         blockSize: o.blockSize,
         now: o.now,
