@@ -145,7 +145,7 @@ export const bench: Bench = {
     "replicas sharing their bookings after a sync delay D (`routing --replicas R --sync-delay-ms D`), at 64 and 1,024 " +
     "simulated workers, with TTFT, prefix reuse and the share of decisions the delay changed, each against one replica. " +
     "Options: `--fleets 64,1024 --limit 200,20 --replica-counts 1,2,4,8,16 --sync-delays-ms 0.5,5,50 --arrival-speedup 8 " +
-    "--workers-per-copy 8 --block-size 512 --num-gpu-blocks 2048 --event-delay-ms 5 --seed 1 --trace <jsonl> --no-conflicts`; " +
+    "--workers-per-copy 8 --block-size 512 --num-gpu-blocks 2048 --event-delay-ms 5 --seed 1 --trace <jsonl> --no-conflicts --tie-band 0`; " +
     "`--quick` runs 64 workers on 120 requests per copy.",
   async run(ctx) {
     const o = parseSweepOptions(ctx.args);

@@ -107,7 +107,7 @@ export const bench: Bench = {
     "baselines as pickers of `@dynamo/scheduling`, at several arrival speedups. Options: `--workload trace|shared-prefix|multi-turn " +
     "--trace <jsonl> --limit 1500 --arrival-speedup 4,6,8 --policies ours,round-robin,... --workers 8 --block-size 64 " +
     "--num-gpu-blocks 16384 --event-delay-ms 5 --scrape-interval-ms 50 --sample-interval-ms 1000 --seed 1 " +
-    "--replicas 1 --sync-delay-ms 5` (several routers, requests in turn, sharing their bookings after the sync delay).",
+    "--replicas 1 --sync-delay-ms 5 --tie-band 0` (several routers, requests in turn, sharing their bookings after the sync delay; the replicas' `DYN_ROUTER_REPLICA_TIE_BAND`).",
   async run(ctx) {
     const o = parseRoutingOptions(ctx.args);
     const started = performance.now();

@@ -36,7 +36,7 @@ function positiveInteger(value: number, name: string): number {
   return value;
 }
 
-function nonNegative(args: readonly string[], name: string, fallback: number): number {
+export function nonNegative(args: readonly string[], name: string, fallback: number): number {
   const at = args.indexOf(`--${name}`);
   if (at < 0) return fallback;
   const value = Number(args[at + 1]);

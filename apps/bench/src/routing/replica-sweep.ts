@@ -2,7 +2,7 @@ import { DEFAULT_SETTINGS } from "@dynamo/kv-router";
 import { numberOption, round, textOption, type Progress } from "../framework.js";
 import { MOONCAKE_CONVERSATION_TRACE, loadTrace } from "../mooncake.js";
 import { summarise } from "./metrics.js";
-import { numberList } from "./options.js";
+import { nonNegative, numberList } from "./options.js";
 import { policyByName } from "./policies.js";
 import { replayPolicy, type SimConfig } from "./replay.js";
 import { tiledTraceWorkload } from "./workloads.js";
@@ -86,7 +86,7 @@ export function parseSweepOptions(args: readonly string[]): SweepOptions {
       sampleIntervalMs: 1000,
       seed: numberOption(args, "seed", 1),
       measureConflicts: !args.includes("--no-conflicts"),
-      tieBand: numberOption(args, "tie-band", DEFAULT_SETTINGS.replicaTieBand),
+      tieBand: nonNegative(args, "tie-band", DEFAULT_SETTINGS.replicaTieBand),
     },
   };
 }
