@@ -1,7 +1,7 @@
 import { loadTrace, type TraceRequest } from "../mooncake.js";
 import { Children, stopOnSignal } from "./children.js";
 import { startFleet, type EventPlane, type Fleet, type RouterMode } from "./fleet.js";
-import { scrape, summarise, type RunSummary } from "./metrics.js";
+import { scrape, summarise, sumOf, type RunSummary } from "./metrics.js";
 import { conversationSlice, idealReuse, replaySlice, warmUp } from "./replay.js";
 
 /** Everything a live comparison runs with. */
@@ -65,6 +65,12 @@ export async function measure(
   const warmups = 2 * options.workers;
   options.note(`${label}: warming up the path (${warmups} requests under one KV block)`);
   await warmUp(fleet.gatewayUrl, options.model, warmups, 120_000);
+  const pickersCpuSeconds = async () =>
+    (await Promise.all(fleet.replicas.map((r) => scrape(r.metricsUrl)))).reduce(
+      (total, metrics) => total + sumOf(metrics, "process_cpu_seconds_total"),
+      0,
+    );
+  const cpuBefore = await pickersCpuSeconds();
   const samples = await replaySlice(slice, {
     baseUrl: fleet.gatewayUrl,
     model: options.model,
@@ -74,16 +80,20 @@ export async function measure(
     onProgress: (done, total) => options.progress(`${label} replay`, done, total),
   });
   await new Promise((r) => setTimeout(r, 200)); // the last decision-log lines
+  const eppCpuMsPerRequest = Math.round((((await pickersCpuSeconds()) - cpuBefore) * 100_000) / slice.length) / 100;
   const [eppMetrics, ...workerMetrics] = await Promise.all([
     scrape(fleet.eppMetricsUrl),
     ...fleet.workers.map((w) => scrape(`${w.engineUrl}/metrics`)),
   ]);
-  return summarise(samples, {
-    decisions: fleet.decisions().slice(warmups),
-    workerIds: fleet.workers.map((w) => String(w.id)),
-    workerMetrics,
-    eppMetrics: eppMetrics!,
-  });
+  return {
+    ...summarise(samples, {
+      decisions: fleet.decisions().slice(warmups),
+      workerIds: fleet.workers.map((w) => String(w.id)),
+      workerMetrics,
+      eppMetrics: eppMetrics!,
+    }),
+    eppCpuMsPerRequest,
+  };
 }
 
 /**

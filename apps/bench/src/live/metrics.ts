@@ -33,6 +33,11 @@ export interface RunSummary {
   readonly eppSelectionMeanMs: number;
   /** TTFT of every successful request, sorted (for CDF plots). */
   readonly ttftSorted: number[];
+  /**
+   * CPU time of every picker process during the replay (`process_cpu_seconds_total`, summed over replicas) per
+   * request, when measured.
+   */
+  readonly eppCpuMsPerRequest?: number;
 }
 
 /** Prometheus text exposition → sample name with labels → value. */
