@@ -155,6 +155,7 @@ export function replicaResult(c: ReplicaComparison, options: LiveOptions): Bench
     "",
     killMarkdown,
     "",
+    "- **Pickers' CPU**: `process_cpu_seconds_total` of every picker process over the replay, per request. Each replica consumes every worker's KV events into an index of its own and answers its peers' booking changes and heartbeats, whether or not it routes; here all of them share the machine's two cores with the workers, the sidecars, the gateway and the client, so that extra CPU shows up as TTFT. On a cluster each replica runs on cores of its own.",
     "- **In flight on the killed replica**: its open ext_proc streams (`dynamo_epp_streams_inflight`) read just before the kill. The gateway resets a response whose picker dies (ext_proc fails closed); a request whose stream fails before the picker answered reached no worker and is re-sent to a survivor.",
     "- **Bookings gone**: from the kill until every survivor's `dynamo_epp_replica_peers` dropped the killed replica (its bookings leave with it), polling the survivors' `/metrics` every 100 ms. A survivor checks its peers' leases at each of its 1 s heartbeats, so a replica last heard just before its death goes between 10 and 11 s later.",
   ].join("\n");
