@@ -1,6 +1,6 @@
 import { loadTrace, type TraceRequest } from "../mooncake.js";
 import { Children, stopOnSignal } from "./children.js";
-import { startFleet, type EventPlane, type Fleet, type RouterMode } from "./fleet.js";
+import { startFleet, type EppReplica, type EventPlane, type Fleet, type RouterMode } from "./fleet.js";
 import { scrape, summarise, sumOf, type RunSummary } from "./metrics.js";
 import { conversationSlice, idealReuse, replaySlice, warmUp } from "./replay.js";
 
@@ -54,23 +54,26 @@ export interface LiveComparison {
   readonly wallSeconds: number;
 }
 
-/** The slice through one fleet: warm-up under one block, the slice at a fixed rate, the servers' metrics. */
+/**
+ * The slice through one fleet: warm-up under one block, the slice at a fixed rate, the servers' metrics. `during`
+ * runs beside the replay (started with it, awaited after it): the replica bench kills a picker there. The pickers'
+ * CPU is summed over the pickers still running at the end.
+ */
 export async function measure(
   options: LiveOptions,
   slice: readonly TraceRequest[],
   mode: RouterMode,
   fleet: Fleet,
   label = mode === "kv" ? "KV-aware" : "round-robin",
+  during?: () => Promise<void>,
 ): Promise<RunSummary> {
   const warmups = 2 * options.workers;
   options.note(`${label}: warming up the path (${warmups} requests under one KV block)`);
   await warmUp(fleet.gatewayUrl, options.model, warmups, 120_000);
-  const pickersCpuSeconds = async () =>
-    (await Promise.all(fleet.replicas.map((r) => scrape(r.metricsUrl)))).reduce(
-      (total, metrics) => total + sumOf(metrics, "process_cpu_seconds_total"),
-      0,
-    );
-  const cpuBefore = await pickersCpuSeconds();
+  const cpuSeconds = async (replicas: readonly EppReplica[]) =>
+    Promise.all(replicas.map(async (r) => sumOf(await scrape(r.metricsUrl), "process_cpu_seconds_total")));
+  const cpuBefore = await cpuSeconds(fleet.replicas);
+  const task = during?.();
   const samples = await replaySlice(slice, {
     baseUrl: fleet.gatewayUrl,
     model: options.model,
@@ -79,8 +82,14 @@ export async function measure(
     timeoutMs: 120_000,
     onProgress: (done, total) => options.progress(`${label} replay`, done, total),
   });
+  await task;
   await new Promise((r) => setTimeout(r, 200)); // the last decision-log lines
-  const eppCpuMsPerRequest = Math.round((((await pickersCpuSeconds()) - cpuBefore) * 100_000) / slice.length) / 100;
+  const running = fleet.replicas.filter(
+    (r) => r.process.child.exitCode === null && r.process.child.signalCode === null,
+  );
+  const cpuAfter = await cpuSeconds(running);
+  const cpuUsed = running.reduce((total, r, i) => total + cpuAfter[i]! - cpuBefore[fleet.replicas.indexOf(r)]!, 0);
+  const eppCpuMsPerRequest = Math.round((cpuUsed * 100_000) / slice.length) / 100;
   const [eppMetrics, ...workerMetrics] = await Promise.all([
     scrape(fleet.eppMetricsUrl),
     ...fleet.workers.map((w) => scrape(`${w.engineUrl}/metrics`)),

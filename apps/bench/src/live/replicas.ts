@@ -2,8 +2,8 @@ import { loadTrace, type TraceRequest } from "../mooncake.js";
 import { Children, stopOnSignal } from "./children.js";
 import { measure, type LiveOptions } from "./compare.js";
 import { startFleet, type Fleet, type FleetOptions } from "./fleet.js";
-import { scrape, summarise, sumOf, type RunSummary } from "./metrics.js";
-import { conversationSlice, idealReuse, replaySlice, warmUp } from "./replay.js";
+import { scrape, sumOf, type RunSummary } from "./metrics.js";
+import { conversationSlice, idealReuse } from "./replay.js";
 
 /** Decision counters of the replicas (`null`: a replica does not export them). */
 export interface ConflictFigures {
@@ -75,9 +75,6 @@ async function killRun(
   atFraction: number,
 ): Promise<KillFigures> {
   const label = `${fleet.replicas.length} replicas, one killed`;
-  const warmups = 2 * options.workers;
-  options.note(`${label}: warming up the path (${warmups} requests under one KV block)`);
-  await warmUp(fleet.gatewayUrl, options.model, warmups, 120_000);
   const victim = fleet.replicas.at(-1)!;
   const survivors = fleet.replicas.slice(0, -1);
   const peersBefore = fleet.replicas.length - 1;
@@ -87,7 +84,7 @@ async function killRun(
   let expiredBefore: number[] = [];
   let bookingsGoneMs: number | null = null;
   let expiredBookings: number[] = [];
-  const kill = (async () => {
+  const kill = async () => {
     await sleep(killAfterMs);
     // The kill lands while the replica carries a stream when one comes within 2 s (a kill between requests
     // would show nothing of what a crash costs).
@@ -115,27 +112,8 @@ async function killRun(
       }
       await sleep(100);
     }
-  })();
-  const samples = await replaySlice(slice, {
-    baseUrl: fleet.gatewayUrl,
-    model: options.model,
-    rate: options.rate,
-    maxOutputTokens: options.maxOutputTokens,
-    timeoutMs: 120_000,
-    onProgress: (done, total) => options.progress(`${label} replay`, done, total),
-  });
-  await kill;
-  await sleep(200); // the last decision-log lines
-  const [eppMetrics, ...workerMetrics] = await Promise.all([
-    scrape(fleet.eppMetricsUrl),
-    ...fleet.workers.map((w) => scrape(`${w.engineUrl}/metrics`)),
-  ]);
-  const summary = summarise(samples, {
-    decisions: fleet.decisions().slice(warmups),
-    workerIds: fleet.workers.map((w) => String(w.id)),
-    workerMetrics,
-    eppMetrics: eppMetrics!,
-  });
+  };
+  const summary = await measure(options, slice, "kv", fleet, label, kill);
   const lines = fleet.gatewayLines();
   return {
     atFraction,
