@@ -9,7 +9,7 @@ import {
 } from "@dynamo/testkit";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MODEL, SEED_PROMPT, checkHealth, healthClient, runSource } from "./support.js";
+import { MODEL, SEED_PROMPT, checkHealth, healthClient, runSource, startDevGateway } from "./support.js";
 
 // The EPP runs as it ships: its bundle (`npm run build`), staged outside the workspace with only the dependencies
 // the bundle lists, started with plain `node`.
@@ -44,13 +44,12 @@ describe("the endpoint picker process: dev gateway → EPP bundle → workers wi
       },
     });
     await waitFor(() => epp.json().some((l) => l["msg"] === "endpoint picker listening"), "the EPP", 60_000);
-    gateway = runSource(
-      "apps/dev-gateway/src/main.ts",
-      ["--port", "0", "--epp", `127.0.0.1:${ports.extProc}`, "--endpoints", workers.map((w) => w.endpoint).join(",")],
-      {},
-    );
-    await waitFor(() => gateway.lines.some((l) => l.includes("dev-gateway listening on")), "the dev gateway", 60_000);
-    gatewayUrl = /listening on (http:\/\/\S+),/.exec(gateway.lines.find((l) => l.includes("listening on"))!)![1]!;
+    ({ process: gateway, url: gatewayUrl } = await startDevGateway([
+      "--epp",
+      `127.0.0.1:${ports.extProc}`,
+      "--endpoints",
+      workers.map((w) => w.endpoint).join(","),
+    ]));
   }, 120_000);
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { NatsServer, TestWorker, freePort, waitFor, type RunningProcess } from "@dynamo/testkit";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MODEL, checkHealth, healthClient, runSource } from "./support.js";
+import { MODEL, checkHealth, healthClient, runSource, startDevGateway } from "./support.js";
 
 interface Replica {
   name: string;
@@ -71,13 +71,10 @@ describe("rolling restart of two EPP replicas behind the dev gateway (DYN_ROUTER
     for (const replica of replicas) replica.process = start(replica);
     for (const replica of replicas) await ready(replica);
     const pickers = replicas.map((r) => `127.0.0.1:${r.ports.extProc}`).join(",");
-    gateway = runSource(
-      "apps/dev-gateway/src/main.ts",
-      ["--port", "0", "--epp", pickers, "--epp-tls", "off", "--epp-health-interval", "200"],
+    ({ process: gateway, url: gatewayUrl } = await startDevGateway(
+      ["--epp", pickers, "--epp-tls", "off", "--epp-health-interval", "200"],
       { DEV_GATEWAY_ENDPOINTS: workers.map((w) => w.endpoint).join(",") },
-    );
-    await waitFor(() => gateway.lines.some((l) => l.includes("dev-gateway listening on")), "the dev gateway", 60_000);
-    gatewayUrl = /listening on (http:\/\/\S+),/.exec(gateway.lines.find((l) => l.includes("listening on"))!)![1]!;
+    ));
   }, 240_000);
 
   afterAll(async () => {

@@ -44,6 +44,17 @@ export function runSource(entry: string, args: string[], env: Record<string, str
   });
 }
 
+/** The dev gateway from source on a free port (`args` after `--port 0`), once it listens; `url` is its base URL. */
+export async function startDevGateway(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ process: RunningProcess; url: string }> {
+  const gateway = runSource("apps/dev-gateway/src/main.ts", ["--port", "0", ...args], env);
+  await waitFor(() => gateway.lines.some((l) => l.includes("dev-gateway listening on")), "the dev gateway", 60_000);
+  const url = /listening on (http:\/\/\S+),/.exec(gateway.lines.find((l) => l.includes("listening on"))!)![1]!;
+  return { process: gateway, url };
+}
+
 /** A worker of the static discovery document. */
 export interface WorkerEntry {
   name: string;
