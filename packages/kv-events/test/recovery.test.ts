@@ -1,5 +1,5 @@
 import { EngineEventSource } from "@dynamo/engine-sim";
-import { NatsServer, waitFor } from "@dynamo/testkit";
+import { NatsServer, freePortRun, waitFor } from "@dynamo/testkit";
 import { RouterEvents, type RouterEvent } from "@dynamo/kv-indexer";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +16,6 @@ import {
   SimulatedWorker,
   canonicalState,
   connectNats,
-  freePortRun,
   freshNamespace,
   quiet,
 } from "./support/pipeline.js";

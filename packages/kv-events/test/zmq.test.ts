@@ -1,5 +1,5 @@
 import { EngineEventSource } from "@dynamo/engine-sim";
-import { freePort, waitFor } from "@dynamo/testkit";
+import { freePort, freePortRun, waitFor } from "@dynamo/testkit";
 import { RadixIndex, type WorkerRank } from "@dynamo/kv-indexer";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -16,7 +16,6 @@ import {
   type VllmEventBatch,
   type ZmqResetReason,
 } from "../src/index.js";
-import { freePortRun } from "./support/pipeline.js";
 import { TcpProxy } from "./support/tcp-proxy.js";
 import { WirePublisher } from "./support/wire-publisher.js";
 

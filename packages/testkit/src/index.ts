@@ -1,4 +1,4 @@
-export { freePort } from "./ports.js";
+export { freePort, freePortRun, portIsFree } from "./ports.js";
 export { NatsServer, type NatsServerOptions } from "./nats-server.js";
 export { waitFor } from "./wait.js";
 export { TestWorker, type SeenRequest, type TestWorkerOptions } from "./openai-worker.js";

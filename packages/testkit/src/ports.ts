@@ -1,7 +1,41 @@
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
-/** Asks the kernel for a TCP port that is free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
+/**
+ * Ports are handed out below the kernel's ephemeral range, so an outgoing connection (which takes its local port
+ * from that range) can never occupy a port between the moment it was found free and the moment a child process
+ * binds it. Each process walks the range from a random start, so concurrent test processes rarely meet, and a
+ * port is only handed out after a bind on it succeeded.
+ */
+const LOWEST = 10_000;
+const MIN_SPAN = 4_096;
+
+function ephemeralStart(): number {
+  try {
+    const [low] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/);
+    const value = Number(low);
+    return Number.isInteger(value) && value > 0 ? value : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+const highest = ephemeralStart() - 1;
+const span = highest - LOWEST + 1;
+let cursor = span >= MIN_SPAN ? Math.floor(Math.random() * span) : -1;
+
+/** Whether a TCP server can listen on `port` of 127.0.0.1 right now. */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** Asks the kernel for a port of its ephemeral range that is free right now (where no range below it exists). */
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -16,4 +50,39 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(address.port));
     });
   });
+}
+
+/**
+ * A run of `count` consecutive TCP ports free on 127.0.0.1 right now, for servers that listen on `base + i`
+ * (data-parallel ranks, a mocker's workers); returns the first.
+ */
+export async function freePortRun(count = 1): Promise<number> {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`a run of ports needs a count ≥ 1, got ${count}`);
+  if (cursor < 0) {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const base = await kernelPort();
+      let free = base + count - 1 <= 65_535;
+      for (let i = 1; i < count && free; i++) free = await portIsFree(base + i);
+      if (free) return base;
+    }
+    throw new Error(`no ${count} consecutive free ports on 127.0.0.1`);
+  }
+  for (let tried = 0; tried < span;) {
+    if (cursor + count > span) cursor = 0;
+    const base = LOWEST + cursor;
+    let taken = -1;
+    for (let i = 0; i < count && taken < 0; i++) if (!(await portIsFree(base + i))) taken = i;
+    if (taken < 0) {
+      cursor += count;
+      return base;
+    }
+    cursor += taken + 1;
+    tried += taken + 1;
+  }
+  throw new Error(`no ${count} consecutive free ports on 127.0.0.1 between ${LOWEST} and ${highest}`);
+}
+
+/** A TCP port free on 127.0.0.1 right now, below the kernel's ephemeral range where there is room. */
+export function freePort(): Promise<number> {
+  return freePortRun(1);
 }

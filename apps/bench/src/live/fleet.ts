@@ -1,6 +1,5 @@
-import { createServer } from "node:net";
 import { KvEventBridge, connectEventPlane } from "@dynamo/kv-events";
-import { NatsServer, freePort, waitFor, type RunningProcess } from "@dynamo/testkit";
+import { NatsServer, freePort, freePortRun, waitFor, type RunningProcess } from "@dynamo/testkit";
 import { Children } from "./children.js";
 
 export type RouterMode = "kv" | "round-robin";
@@ -109,33 +108,39 @@ function decisionsOf(epp: RunningProcess): Decision[] {
     }));
 }
 
-/** `count` consecutive TCP ports free on 127.0.0.1 right now (the mocker's workers listen on base + w). */
-async function freePortRange(count: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once("error", () => resolve(false));
-      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = await freePort();
-    if (base + count > 65535) continue;
-    let ok = true;
-    for (let p = base + 1; ok && p < base + count; p++) ok = await free(p);
-    if (ok) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports on 127.0.0.1`);
-}
-
 /**
  * Starts, on loopback and all at once: the mocker (N workers publishing vLLM KV events over ZeroMQ), a frontend
  * sidecar per worker, a NATS server and one ZeroMQ → NATS bridge per worker when the event plane is NATS, the
- * endpoint picker over static discovery, and the dev gateway. On any failure everything started so far is stopped.
+ * endpoint picker over static discovery, and the dev gateway. On any failure everything started so far is stopped;
+ * a start that lost a port to another process (EADDRINUSE) is tried again on other ports, three times in all.
  */
 export async function startFleet(options: FleetOptions, children = new Children(options.root)): Promise<Fleet> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startFleetOnce(options, children);
+    } catch (error) {
+      // Another process bound one of the ports between the check and a child's listen: start over on other ports.
+      if (attempt >= START_ATTEMPTS || !/EADDRINUSE/.test((error as Error).message)) throw error;
+      options.note(`a port was taken meanwhile (${firstLine(error)}); starting again on other ports`);
+    }
+  }
+}
+
+const START_ATTEMPTS = 3;
+
+function firstLine(error: unknown): string {
+  return (
+    (error as Error).message
+      .split("\n")
+      .find((line) => line.includes("EADDRINUSE"))
+      ?.trim() ?? ""
+  );
+}
+
+async function startFleetOnce(options: FleetOptions, children: Children): Promise<Fleet> {
   const stop = () => children.stopAll();
   try {
-    const enginePort = await freePortRange(options.workers);
+    const enginePort = await freePortRun(options.workers);
     const workers: FleetWorker[] = [];
     for (let i = 0; i < options.workers; i++)
       workers.push({

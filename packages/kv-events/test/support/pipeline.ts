@@ -1,5 +1,4 @@
 import { EngineEventSource } from "@dynamo/engine-sim";
-import { createServer } from "node:net";
 import { NatsServer, freePort, waitFor } from "@dynamo/testkit";
 import { RadixIndex, type StoredData } from "@dynamo/kv-indexer";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -258,23 +257,5 @@ async function waitForDescribed(condition: () => boolean, describe: () => string
     await waitFor(condition, "convergence", timeoutMs);
   } catch {
     throw new Error(`timed out after ${timeoutMs} ms waiting for ${describe()}`);
-  }
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/** A free port whose next `count - 1` ports are free too (DP ranks listen on port + rank). */
-export async function freePortRun(count: number): Promise<number> {
-  for (;;) {
-    const base = await freePort();
-    let free = true;
-    for (let i = 1; i < count && free; i++) free = await portIsFree(base + i);
-    if (free) return base;
   }
 }
