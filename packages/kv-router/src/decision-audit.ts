@@ -1,4 +1,3 @@
-import { workerRankKey, type WorkerRank } from "@dynamo/kv-indexer";
 import type { DisaggPlanner, LoadDelta, Plan } from "@dynamo/scheduling";
 import type { ActiveSequenceEvent } from "./types.js";
 
@@ -11,32 +10,34 @@ import type { ActiveSequenceEvent } from "./types.js";
 /** A booked decision, kept for re-scoring against bookings it did not know of. */
 export interface DecisionAudit {
   /**
-   * Whether the choice would differ had the ranks carried `deltas` more load (keys from `auditKey`):
-   * some other eligible rank would then cost strictly less than the chosen one, in either pool.
+   * Whether the choice would differ had the ranks carried `deltas` more load: some other eligible rank
+   * would then cost strictly less than the chosen one, in either pool.
    */
-  wouldChange(deltas: ReadonlyMap<string, LoadDelta>): boolean;
+  wouldChange(deltas: PoolLoadDeltas): boolean;
 }
 
-/** The key of one rank of one pool in an audit's load deltas. */
-export function auditKey(pool: ActiveSequenceEvent["pool"], worker: WorkerRank): string {
-  return `${pool}/${workerRankKey(worker.workerId, worker.dpRank)}`;
+/** Load that bookings added, for each pool by rank (`workerRankKey`). */
+export interface PoolLoadDeltas {
+  readonly decode: ReadonlyMap<string, LoadDelta>;
+  readonly prefill: ReadonlyMap<string, LoadDelta>;
+}
+
+/** The load one booking change added to one rank (`rank` is its `workerRankKey`) of one pool. */
+export interface RankLoadDelta {
+  readonly pool: ActiveSequenceEvent["pool"];
+  readonly rank: string;
+  readonly delta: LoadDelta;
 }
 
 /** The audit of a routed plan (aggregated: the decode choice; disaggregated: both choices). */
 export function auditOf(plan: Exclude<Plan, { kind: "rejected" }>, planner: DisaggPlanner): DecisionAudit {
   return {
     wouldChange(deltas) {
-      const byPool = { decode: new Map<string, LoadDelta>(), prefill: new Map<string, LoadDelta>() };
-      for (const [key, delta] of deltas) {
-        const slash = key.indexOf("/");
-        const pool = key.slice(0, slash);
-        if (pool === "decode" || pool === "prefill") byPool[pool].set(key.slice(slash + 1), delta);
-      }
-      if (byPool.decode.size > 0 && planner.decode.rescore(plan.decode, byPool.decode).changed) return true;
+      if (deltas.decode.size > 0 && planner.decode.rescore(plan.decode, deltas.decode).changed) return true;
       return (
         plan.kind === "disaggregated" &&
-        byPool.prefill.size > 0 &&
-        planner.prefill.rescore(plan.prefill, byPool.prefill).changed
+        deltas.prefill.size > 0 &&
+        planner.prefill.rescore(plan.prefill, deltas.prefill).changed
       );
     },
   };

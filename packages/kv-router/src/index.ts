@@ -1,5 +1,5 @@
 export { KvRouter } from "./router.js";
-export { auditKey, type DecisionAudit } from "./decision-audit.js";
+export type { DecisionAudit, PoolLoadDeltas, RankLoadDelta } from "./decision-audit.js";
 export type { LoadDelta } from "@dynamo/scheduling";
 export type {
   ActiveSequenceEvent,

@@ -19,7 +19,6 @@ import {
   DisaggPlanner,
   WorkerPool,
   createPicker,
-  type LoadDelta,
   type Plan,
   type PlanRequest,
   type SequenceChange,
@@ -27,7 +26,7 @@ import {
 } from "@dynamo/scheduling";
 import { resolveSettings, settingsFromEnv, type KvRouterSettings } from "./config.js";
 import { explainOf, rankOf, withLazyExplain } from "./explain.js";
-import { auditKey, auditOf } from "./decision-audit.js";
+import { auditOf, type RankLoadDelta } from "./decision-audit.js";
 import { applyReplicaChange, replicaEventOf } from "./replica-sync.js";
 import { RouterQueue, type QueueOutcome } from "./router-queue.js";
 import { LoraAdapters } from "./lora-adapters.js";
@@ -551,7 +550,7 @@ export class KvRouter {
    * Applies another replica's booking change (best effort: unknown workers or ids are reported and
    * skipped). Events carrying this router's own id are dropped. Returns whether anything changed.
    */
-  applyReplicaEvent(event: ActiveSequenceEvent, onLoadDelta?: (key: string, delta: LoadDelta) => void): boolean {
+  applyReplicaEvent(event: ActiveSequenceEvent, onLoadDelta?: (change: RankLoadDelta) => void): boolean {
     if (event.routerId === this.routerId) return false;
     const sequences = (event.pool === "prefill" ? this.planner.prefill : this.planner.decode).sequences;
     this.applyingReplicaEvent = true;
@@ -562,10 +561,14 @@ export class KvRouter {
       const applied = applyReplicaChange(sequences, event);
       const after = sequences.load(rankKey);
       if (applied)
-        onLoadDelta(auditKey(event.pool, event.worker), {
-          prefillTokens: (after?.activePrefillTokens ?? 0) - (before?.activePrefillTokens ?? 0),
-          blocks: (after?.activeBlocks ?? 0) - (before?.activeBlocks ?? 0),
-          requests: (after?.activeRequests ?? 0) - (before?.activeRequests ?? 0),
+        onLoadDelta({
+          pool: event.pool,
+          rank: rankKey,
+          delta: {
+            prefillTokens: (after?.activePrefillTokens ?? 0) - (before?.activePrefillTokens ?? 0),
+            blocks: (after?.activeBlocks ?? 0) - (before?.activeBlocks ?? 0),
+            requests: (after?.activeRequests ?? 0) - (before?.activeRequests ?? 0),
+          },
         });
       return applied;
     } finally {

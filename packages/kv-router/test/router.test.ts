@@ -1,15 +1,14 @@
-import { computeBlockHashes } from "@dynamo/kv-indexer";
+import { computeBlockHashes, workerRankKey } from "@dynamo/kv-indexer";
 import { seededRng } from "@dynamo/primitives";
 import type { Picker } from "@dynamo/scheduling";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import {
   KvRouter,
-  auditKey,
   type ActiveSequenceEvent,
   type DecisionAudit,
   type KvRouterOptions,
-  type LoadDelta,
+  type RankLoadDelta,
   type RouteResult,
 } from "../src/index.js";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -233,20 +232,24 @@ describe("KvRouter", () => {
     expect(audits).toHaveLength(1);
     const audit = audits[0]!;
     // A peer booked a long prompt on worker 1 at the same instant: measured as the load it added there.
-    const deltas = new Map<string, LoadDelta>();
+    const deltas: RankLoadDelta[] = [];
     const peer: ActiveSequenceEvent[] = [];
     const c = router({ replicaSync: true, onActiveSequenceEvent: (e) => peer.push(e) });
     c.addWorker({ workerId: 1n });
     routed(c.route({ tokens: prompt(40, 5, 5), requestId: "peer" }));
-    for (const e of peer) b.applyReplicaEvent(e, (key, delta) => deltas.set(key, delta));
-    expect(deltas).toEqual(
-      new Map([[auditKey("decode", { workerId: 1n, dpRank: 0 }), { prefillTokens: 40 * BS, blocks: 40, requests: 1 }]]),
-    );
-    expect(audit.wouldChange(deltas)).toBe(true);
-    expect(audit.wouldChange(new Map())).toBe(false);
+    for (const e of peer) b.applyReplicaEvent(e, (change) => deltas.push(change));
+    const load = { prefillTokens: 40 * BS, blocks: 40, requests: 1 };
+    expect(deltas).toEqual([{ pool: "decode", rank: workerRankKey(1n, 0), delta: load }]);
+    const on = (rank: string, pool: "decode" | "prefill" = "decode") => ({
+      decode: new Map(pool === "decode" ? [[rank, load]] : []),
+      prefill: new Map(pool === "prefill" ? [[rank, load]] : []),
+    });
+    expect(audit.wouldChange(on(workerRankKey(1n, 0)))).toBe(true);
+    expect(audit.wouldChange({ decode: new Map(), prefill: new Map() })).toBe(false);
     // The same load on worker 2 only makes worker 1 the better choice.
-    const elsewhere = new Map([[auditKey("decode", { workerId: 2n, dpRank: 0 }), [...deltas.values()][0]!]]);
-    expect(audit.wouldChange(elsewhere)).toBe(false);
+    expect(audit.wouldChange(on(workerRankKey(2n, 0)))).toBe(false);
+    // An aggregated decision has no prefill choice: load in the prefill pool changes nothing.
+    expect(audit.wouldChange(on(workerRankKey(1n, 0), "prefill"))).toBe(false);
     // Without replica sync no audits are made.
     const single: DecisionAudit[] = [];
     const off = router({ replicaAuditEvery: 1, onDecisionAudit: (x) => single.push(x) });

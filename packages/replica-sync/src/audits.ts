@@ -1,12 +1,12 @@
-import type { DecisionAudit, LoadDelta } from "@dynamo/kv-router";
+import type { DecisionAudit, LoadDelta, RankLoadDelta } from "@dynamo/kv-router";
 
 interface OpenAudit {
   /** The batch of this replica's changes that carried the decision's booking. */
   readonly seq: number;
   readonly openedAt: number;
   readonly audit: DecisionAudit;
-  /** Load that peers' concurrent bookings added, by rank (`auditKey`). */
-  deltas: Map<string, LoadDelta> | undefined;
+  /** Load that peers' concurrent bookings added, by pool and rank. */
+  deltas: { readonly decode: Map<string, LoadDelta>; readonly prefill: Map<string, LoadDelta> } | undefined;
 }
 
 /**
@@ -47,15 +47,18 @@ export class DecisionAudits {
    * its bookings in the message added, by rank). Bookings are concurrent with every open decision the
    * peer had not seen.
    */
-  peerMessage(peer: string, seenOfUs: number | undefined, deltas: readonly (readonly [string, LoadDelta])[]): void {
+  peerMessage(peer: string, seenOfUs: number | undefined, deltas: readonly RankLoadDelta[]): void {
     const seen = seenOfUs ?? 0;
     if (deltas.length > 0) {
       let concurrent = false;
       for (const entry of this.open) {
         if (entry.seq <= seen) continue;
         concurrent = true;
-        entry.deltas ??= new Map();
-        for (const [key, delta] of deltas) entry.deltas.set(key, sum(entry.deltas.get(key), delta));
+        entry.deltas ??= { decode: new Map(), prefill: new Map() };
+        for (const { pool, rank, delta } of deltas) {
+          const byRank = entry.deltas[pool];
+          byRank.set(rank, sum(byRank.get(rank), delta));
+        }
       }
       if (concurrent) this.counts.concurrent += deltas.length;
     }

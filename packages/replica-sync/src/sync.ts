@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { DecisionAudit, LoadDelta } from "@dynamo/kv-router";
+import type { DecisionAudit, RankLoadDelta } from "@dynamo/kv-router";
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { DecisionAudits } from "./audits.js";
 import { decodeMessage, encodeMessage } from "./codec.js";
@@ -245,8 +245,8 @@ export class ReplicaSync {
         this.target.applyBookingChange(free);
     }
     let newPeer = false;
-    const deltas: [string, LoadDelta][] = [];
-    const collect = (key: string, delta: LoadDelta) => deltas.push([key, delta]);
+    const deltas: RankLoadDelta[] = [];
+    const collect = (delta: RankLoadDelta) => deltas.push(delta);
     for (const change of message.changes) {
       const recorded = this.ledger.record(message.replica, change, now);
       newPeer ||= recorded.newPeer;

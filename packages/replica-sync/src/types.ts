@@ -1,4 +1,4 @@
-import type { ActiveSequenceEvent, LoadDelta } from "@dynamo/kv-router";
+import type { ActiveSequenceEvent, RankLoadDelta } from "@dynamo/kv-router";
 
 /** A booking change as replicas exchange it (an `ActiveSequenceEvent` of the router). */
 export type BookingChange = ActiveSequenceEvent;
@@ -7,9 +7,9 @@ export type BookingChange = ActiveSequenceEvent;
 export interface BookingTarget {
   /**
    * Applies one peer change; returns whether anything changed. When `onLoadDelta` is given, it is told the
-   * load the change added to its rank (key as `auditKey`), for re-scoring audited decisions.
+   * load the change added to its rank, for re-scoring audited decisions.
    */
-  applyBookingChange(change: BookingChange, onLoadDelta?: (key: string, delta: LoadDelta) => void): boolean;
+  applyBookingChange(change: BookingChange, onLoadDelta?: (change: RankLoadDelta) => void): boolean;
 }
 
 /** For each replica, the highest batch sequence number of its changes the sender had applied. */

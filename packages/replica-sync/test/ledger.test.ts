@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { DecisionAudit, LoadDelta } from "@dynamo/kv-router";
+import type { DecisionAudit, RankLoadDelta } from "@dynamo/kv-router";
 import {
   DecisionAudits,
   OwnBookings,
@@ -158,10 +158,14 @@ describe("DecisionAudits", () => {
     asked: 0,
     wouldChange(deltas) {
       this.asked++;
-      return (deltas.get("w1")?.blocks ?? 0) >= limit;
+      return (deltas.decode.get("w1")?.blocks ?? 0) >= limit;
     },
   });
-  const blocks = (n: number): [string, LoadDelta] => ["w1", { prefillTokens: 16 * n, blocks: n, requests: 1 }];
+  const blocks = (n: number): RankLoadDelta => ({
+    pool: "decode",
+    rank: "w1",
+    delta: { prefillTokens: 16 * n, blocks: n, requests: 1 },
+  });
 
   it("counts peer bookings made without seeing a decision, and re-scores it once every peer has seen it", () => {
     const audits = new DecisionAudits(5_000, 100);

@@ -16,7 +16,7 @@ import {
   KvRouter,
   settingsFromEnv,
   type ActiveSequenceEvent,
-  type LoadDelta,
+  type RankLoadDelta,
   type Environment,
   type KvRouterOptions,
   type RouteRequest,
@@ -559,7 +559,7 @@ export class RouterService {
   }
 
   /** Replica sync: applies another replica's booking change. */
-  applyBookingChange(event: ActiveSequenceEvent, onLoadDelta?: (key: string, delta: LoadDelta) => void): boolean {
+  applyBookingChange(event: ActiveSequenceEvent, onLoadDelta?: (change: RankLoadDelta) => void): boolean {
     return this.kv?.applyReplicaEvent(event, onLoadDelta) ?? false;
   }
 

@@ -270,7 +270,13 @@ export class WorkerPool {
   private pick(table: ScoreTable, eligible: readonly number[], request: PoolRequest): Chosen {
     const chosenAt = (index: number, reason: string): Chosen =>
       withLazyCandidates(
-        { kind: "chosen" as const, chosen: table.candidate(eligible[index]!), reason, busyWorkers: table.busyWorkers },
+        {
+          kind: "chosen" as const,
+          chosen: table.candidate(eligible[index]!),
+          reason,
+          pinned: request.pinned !== undefined,
+          busyWorkers: table.busyWorkers,
+        },
         table,
       );
     if (request.pinned?.dpRank !== undefined) return chosenAt(0, "pinned");
@@ -346,8 +352,7 @@ export class WorkerPool {
    */
   rescore(evaluation: Chosen, deltas: ReadonlyMap<string, LoadDelta>): { changed: boolean; best: RankInfo } {
     const chosen = evaluation.chosen;
-    if (!(chosen instanceof Candidate) || evaluation.reason.startsWith("pinned"))
-      return { changed: false, best: chosen.rank };
+    if (!(chosen instanceof Candidate) || evaluation.pinned) return { changed: false, best: chosen.rank };
     const before = chosen.table;
     const after = before.withLoadDeltas(deltas);
     const chosenIndex = before.ranks.indexOf(chosen.rank);

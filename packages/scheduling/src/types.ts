@@ -67,6 +67,8 @@ export interface Chosen extends EvaluationBase {
   readonly kind: "chosen";
   readonly chosen: ScoredCandidate;
   readonly reason: string;
+  /** The request named its worker (`pinned`): the choice was not the picker's to make among all workers. */
+  readonly pinned: boolean;
 }
 
 export interface Rejected extends EvaluationBase {

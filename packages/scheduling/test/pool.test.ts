@@ -255,4 +255,19 @@ describe("WorkerPool", () => {
       pool.evaluate(request(4, { overlaps: { device: new Map([[key(1), 3]]) } })).candidates[0]!.cost,
     );
   });
+
+  it("rescore: a pinned choice stays, whatever load the other bookings add to it", () => {
+    const pool = new WorkerPool({ blockSize: BS, rng: seededRng(3) });
+    for (let w = 1; w <= 3; w++) pool.addWorker({ workerId: BigInt(w) });
+    const heavy = new Map([[key(1), { prefillTokens: 50 * BS, blocks: 50, requests: 1 }]]);
+    for (const pinned of [{ workerId: 1n, dpRank: 0 }, { workerId: 1n }]) {
+      const e = pool.evaluate(request(4, { pinned }));
+      expect(e.kind === "chosen" && e.pinned).toBe(true);
+      if (e.kind !== "chosen") return;
+      expect(pool.rescore(e, heavy).changed).toBe(false);
+    }
+    // The same load on an unpinned choice of worker 1 moves it.
+    const free = pool.evaluate(request(4, { overlaps: { device: new Map([[key(1), 3]]) } }));
+    expect(free.kind === "chosen" && !free.pinned && pool.rescore(free, heavy).changed).toBe(true);
+  });
 });
