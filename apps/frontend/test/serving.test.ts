@@ -1,7 +1,7 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MockerHandle } from "@dynamo/mocker";
-import { freePort, waitFor } from "@dynamo/testkit";
+import { freePortRun, waitFor } from "@dynamo/testkit";
 import { TokenizerRegistry } from "@dynamo/tokenizer";
 import type { Frontend } from "../src/index.js";
 import { MODEL, eppHeaders, frontendFor, mocker, withTokens } from "./support.js";
@@ -25,7 +25,7 @@ async function eppTokens(body: Record<string, unknown>, kind: "chat" | "completi
 
 beforeAll(async () => {
   // DP rank r listens on the base port + r: a free base port.
-  engine = await mocker({ dataParallelSize: 2, port: await freePort() });
+  engine = await mocker({ dataParallelSize: 2, port: await freePortRun(2) });
   frontend = await frontendFor(engine, "--data-parallel-size=2");
   workerId = engine.workers[0]!.id;
   client = new OpenAI({ baseURL: `${frontend.url}/v1`, apiKey: "unused", maxRetries: 0 });

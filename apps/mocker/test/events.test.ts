@@ -5,7 +5,7 @@ import { decode } from "@msgpack/msgpack";
 import { NatsDiscovery, StaticDiscovery, parseWorkerDocument } from "@dynamo/discovery";
 import { decodeVllmEventBatch, requestReplay } from "@dynamo/kv-events";
 import { RouterService } from "@dynamo/router-service";
-import { NatsServer, freePort, waitFor } from "@dynamo/testkit";
+import { NatsServer, freePort, freePortRun, waitFor } from "@dynamo/testkit";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMocker, type MockerHandle } from "../src/index.js";
@@ -102,14 +102,15 @@ describe("KV events over ZeroMQ and discovery", () => {
   });
 
   it("gives each data-parallel rank its own HTTP port, engine and event stream (port + rank), in map encoding when asked", async () => {
-    const zmq = await freePort();
+    // Rank r publishes on port + r and answers replay on replay port + r.
+    const zmq = await freePortRun(2);
     const mocker = await startMocker({
       model: MODEL,
       blockSize: BLOCK,
       dataParallelSize: 2,
       speedupRatio: 0,
       zmqKvEventsPorts: [zmq],
-      zmqReplayPorts: [await freePort()],
+      zmqReplayPorts: [await freePortRun(2)],
       kvEventsEncoding: "map",
     });
     try {

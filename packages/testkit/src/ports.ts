@@ -9,6 +9,8 @@ import { createServer } from "node:net";
  */
 const LOWEST = 10_000;
 const MIN_SPAN = 4_096;
+/** Ports left unused after each run handed out, so `port + rank` of one caller is not the next caller's port. */
+const GAP = 16;
 
 function ephemeralStart(): number {
   try {
@@ -69,15 +71,14 @@ export async function freePortRun(count = 1): Promise<number> {
   }
   for (let tried = 0; tried < span;) {
     if (cursor + count > span) cursor = 0;
+    // Claimed before the first await, so calls running at the same time never check the same ports; the gap
+    // after each run keeps `port + rank` of a caller that asked for one port off the next caller's ports.
     const base = LOWEST + cursor;
-    let taken = -1;
-    for (let i = 0; i < count && taken < 0; i++) if (!(await portIsFree(base + i))) taken = i;
-    if (taken < 0) {
-      cursor += count;
-      return base;
-    }
-    cursor += taken + 1;
-    tried += taken + 1;
+    cursor += count + GAP;
+    tried += count + GAP;
+    let free = true;
+    for (let i = 0; i < count && free; i++) free = await portIsFree(base + i);
+    if (free) return base;
   }
   throw new Error(`no ${count} consecutive free ports on 127.0.0.1 between ${LOWEST} and ${highest}`);
 }

@@ -30,15 +30,26 @@ describe("free ports", () => {
     }
   });
 
-  it("gives a run of consecutive free ports, skipping one that is taken", async () => {
+  it("gives a run of consecutive free ports, skipping ports that are taken", async () => {
     const base = await freePortRun(4);
     for (let i = 0; i < 4; i++) expect(await portIsFree(base + i)).toBe(true);
-    // Take the second port of the next run the cursor would offer; the run handed out must avoid it.
+    // Take the 64 ports after the last one handed out: the next runs the walk would offer.
     const probe = await freePortRun(1);
-    servers.push(await listen(probe + 1));
+    const taken = new Set<number>();
+    for (let port = probe + 1; port <= probe + 64; port++) {
+      const server = await listen(port).catch(() => undefined);
+      if (server !== undefined) servers.push(server);
+      taken.add(port);
+    }
     const next = await freePortRun(3);
-    for (let i = 0; i < 3; i++) expect(next + i).not.toBe(probe + 1);
+    for (let i = 0; i < 3; i++) expect(taken.has(next + i)).toBe(false);
     for (let i = 0; i < 3; i++) servers.push(await listen(next + i));
+  });
+
+  it("never hands the same port to calls running at the same time", async () => {
+    const ports = await Promise.all(Array.from({ length: 12 }, () => freePort()));
+    expect(new Set(ports).size).toBe(ports.length);
+    for (const port of ports) servers.push(await listen(port));
   });
 
   it("reports a port in use as taken, and refuses a run of no ports", async () => {
