@@ -219,6 +219,27 @@ describe("the HTTP surface", () => {
     expect(engineError.status).toBe(404);
     expect(((await engineError.json()) as { error: { message: string } }).error.message).toContain("no-such-model");
   });
+
+  it("refuses a body over --max-body-bytes with an OpenAI 413, closing that connection, and keeps serving", async () => {
+    const small = await frontendFor(engine, "--max-body-bytes=1024");
+    try {
+      const body = JSON.stringify({ model: MODEL, prompt: "x".repeat(4096), max_tokens: 1 });
+      const refused = await fetch(`${small.url}/v1/completions`, { method: "POST", body });
+      expect(refused.status).toBe(413);
+      expect(refused.headers.get("connection")).toBe("close");
+      expect(await refused.json()).toMatchObject({
+        error: { type: "invalid_request_error", code: "request_too_large", message: expect.stringContaining("1024") },
+      });
+      const ok = await fetch(`${small.url}/v1/completions`, {
+        method: "POST",
+        headers: { ...eppHeaders(workerId), "content-type": "application/json" },
+        body: JSON.stringify({ model: MODEL, prompt: "small", max_tokens: 1 }),
+      });
+      expect(ok.status).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
 });
 
 describe("client disconnect", () => {
