@@ -2,7 +2,7 @@ import { stageAppBundle, TestWorker, waitFor, type RunningProcess, type StagedBu
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEppProcess, type EppPorts, type EppProcess } from "./epp-processes.js";
-import { MODEL, SEED_PROMPT, checkHealth, healthClient, startDevGateway } from "./support.js";
+import { MODEL, SEED_PROMPT, checkHealth, healthClient, startDevGateway, staticDiscoveryEnv } from "./support.js";
 
 // The EPP runs as it ships: its bundle (`npm run build`), staged outside the workspace with only the dependencies
 // the bundle lists, started with plain `node`.
@@ -21,11 +21,7 @@ describe("the endpoint picker process: dev gateway → EPP bundle → workers wi
       bundle,
       "the EPP",
       {
-        DYN_DISCOVERY_BACKEND: "static",
-        DYN_DISCOVERY_WORKERS: JSON.stringify({
-          defaults: { model: MODEL },
-          workers: workers.map((w) => ({ name: w.name, http: w.endpoint })),
-        }),
+        ...staticDiscoveryEnv(workers.map((w) => ({ name: w.name, http: w.endpoint }))),
         DYN_EVENT_PLANE: "none",
         DYN_KV_CACHE_BLOCK_SIZE: "16",
         DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "3",

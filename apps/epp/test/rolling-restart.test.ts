@@ -9,7 +9,7 @@ import {
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freeEppPorts, startEppProcess, waitServing, type EppPorts, type EppProcess } from "./epp-processes.js";
-import { MODEL, startDevGateway } from "./support.js";
+import { MODEL, startDevGateway, staticDiscoveryEnv } from "./support.js";
 
 interface Replica {
   name: string;
@@ -35,11 +35,7 @@ describe("rolling restart of two EPP replicas behind the dev gateway (DYN_ROUTER
       bundle,
       `replica ${replica.name}`,
       {
-        DYN_DISCOVERY_BACKEND: "static",
-        DYN_DISCOVERY_WORKERS: JSON.stringify({
-          defaults: { model: MODEL },
-          workers: workers.map((w) => ({ name: w.name, http: w.endpoint })),
-        }),
+        ...staticDiscoveryEnv(workers.map((w) => ({ name: w.name, http: w.endpoint }))),
         DYN_EVENT_PLANE: "none",
         DYN_ROUTER_REPLICA_SYNC: "true",
         NATS_SERVER: nats.url,
