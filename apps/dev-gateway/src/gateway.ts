@@ -7,7 +7,6 @@ import {
   type Server,
   type ServerResponse,
 } from "node:http";
-import type { AddressInfo } from "node:net";
 import {
   DESTINATION_ENDPOINT_KEY,
   EndpointSubset,
@@ -23,6 +22,7 @@ import {
   type PhaseResult,
   type RequestContinue,
 } from "@dynamo/ext-proc";
+import { closeServer, listen, portOf, send, sendText } from "@dynamo/http-server";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { PickerPool, type Picker, type PickerHealthCheckOptions } from "./pickers.js";
 import { ReplayableBody } from "./replayable-body.js";
@@ -73,7 +73,7 @@ export class DevGateway {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((error: unknown) => {
         this.options.log?.(`internal error: ${(error as Error).message}`);
-        if (!res.headersSent) reply(res, 500, "gateway error");
+        if (!res.headersSent) sendText(res, 500, "gateway error");
         else res.destroy();
       });
     });
@@ -81,15 +81,12 @@ export class DevGateway {
 
   static async start(options: DevGatewayOptions): Promise<DevGateway> {
     const gateway = new DevGateway(options);
-    await new Promise<void>((resolve, reject) => {
-      gateway.server.once("error", reject);
-      gateway.server.listen(options.port ?? 8080, options.host ?? "127.0.0.1", () => resolve());
-    });
+    await listen(gateway.server, options.port ?? 8080, options.host ?? "127.0.0.1");
     return gateway;
   }
 
   get port(): number {
-    return (this.server.address() as AddressInfo).port;
+    return portOf(this.server);
   }
 
   get url(): string {
@@ -97,8 +94,7 @@ export class DevGateway {
   }
 
   async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server, { force: true });
     this.pickers.close();
   }
 
@@ -120,7 +116,7 @@ export class DevGateway {
       const replayable = hasBody && this.pickers.pickers.length > 1 ? new ReplayableBody(req) : undefined;
       const body = () => (hasBody ? { body: replayable?.reader() ?? req } : {});
       const first = this.pickers.choose();
-      if (first === undefined) return reply(res, 503, "no endpoint picker");
+      if (first === undefined) return sendText(res, 503, "no endpoint picker");
       let picker: Picker = first;
       exchange = picker.client.open({ filterMetadata: metadata });
       let answer = await exchange.processRequest({ headers, ...body() });
@@ -152,10 +148,10 @@ export class DevGateway {
     picker: Picker,
   ): Promise<void> {
     const via = this.pickers.pickers.length > 1 ? ` via ${picker.target}` : "";
-    if (answer.type === "immediate") return replyWith(res, answer.status, answer.headers, answer.body);
+    if (answer.type === "immediate") return send(res, answer.status, answer.body, outgoingHeaders(answer.headers));
     if (answer.type === "error") {
       this.options.log?.(`${req.method} ${req.url}: ext_proc failed${via}: ${answer.message}`);
-      return reply(res, 500, `ext_proc error: ${answer.message}`);
+      return sendText(res, 500, `ext_proc error: ${answer.message}`);
     }
     const destination = answer.headers.get(DESTINATION_ENDPOINT_KEY);
     const candidates = (destination ?? "")
@@ -164,10 +160,10 @@ export class DevGateway {
       .filter((e) => parseHostPort(e)?.port !== undefined && (this.subset === undefined || this.subset.allows(e)));
     if (candidates.length === 0) {
       this.options.log?.(`${req.method} ${req.url} -> no usable destination in "${destination ?? ""}"`);
-      return reply(res, 503, "no healthy upstream: the endpoint picker named no endpoint inside the pool");
+      return sendText(res, 503, "no healthy upstream: the endpoint picker named no endpoint inside the pool");
     }
     const upstream = await connectFirst(candidates, answer.headers, answer.body);
-    if (upstream === undefined) return reply(res, 503, "upstream connect error");
+    if (upstream === undefined) return sendText(res, 503, "upstream connect error");
     const { response, endpoint } = upstream;
     res.on("close", () => response.destroy());
     const status = response.statusCode ?? 502;
@@ -179,10 +175,10 @@ export class DevGateway {
       endOfStream: noBody,
       filterMetadata: { [LB_NAMESPACE]: { [SERVED_ENDPOINT_KEY]: endpoint } },
     });
-    if (head.type === "immediate") return replyWith(res, head.status, head.headers, head.body);
+    if (head.type === "immediate") return send(res, head.status, head.body, outgoingHeaders(head.headers));
     if (head.type === "error") {
       this.options.log?.(`${req.method} ${req.url}: ext_proc failed${via}: ${head.message}`);
-      return reply(res, 500, `ext_proc error: ${head.message}`);
+      return sendText(res, 500, `ext_proc error: ${head.message}`);
     }
     res.writeHead(Number(head.headers.get(":status") ?? status), outgoingHeaders(head.headers));
     this.options.log?.(`${req.method} ${req.url} -> ${endpoint} ${status}${via}`);
@@ -277,12 +273,4 @@ async function connectFirst(
 function isConnectError(error: unknown): boolean {
   const code = (error as { code?: string }).code;
   return code === "ECONNREFUSED" || code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ETIMEDOUT";
-}
-
-function reply(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, { "content-type": "text/plain; charset=utf-8" }).end(text);
-}
-
-function replyWith(res: ServerResponse, status: number, headers: HeaderList, body: Buffer): void {
-  res.writeHead(status, outgoingHeaders(headers)).end(body);
 }

@@ -1,6 +1,7 @@
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import { KubernetesDiscovery, type WorkerRegistry } from "@dynamo/discovery";
 import { ExtProcServer, type StreamSummary, type TlsMaterial } from "@dynamo/ext-proc";
+import { closeServer, listen, portOf, sendText } from "@dynamo/http-server";
 import { ReplicaSync } from "@dynamo/replica-sync";
 import {
   DEFAULT_SERVICE_SETTINGS,
@@ -11,7 +12,6 @@ import {
 import type { NatsConnection } from "@nats-io/transport-node";
 import { pino, type Logger } from "pino";
 import type { EppConfig } from "./config.js";
-import { closeServer, listen, portOf, sendText } from "./http.js";
 import { EppMetrics } from "./metrics.js";
 import { EppPicker } from "./picker.js";
 import { PoolRegistry } from "./pools.js";
@@ -149,18 +149,16 @@ export class Epp {
         },
       });
       if (settings.metricsPort !== 0) {
-        metricsServer = await listen(
-          (req, res) => {
-            if (req.method !== "GET" || (req.url ?? "/").split("?", 1)[0] !== "/metrics")
-              return sendText(res, 404, "not found: GET /metrics");
-            metrics.text().then(
-              (text) => sendText(res, 200, text, { "content-type": metrics.registry.contentType }),
-              (error: unknown) => sendText(res, 500, `metrics failed: ${(error as Error).message}`),
-            );
-          },
-          settings.metricsPort,
-          host,
-        );
+        const metricsHttp = createServer((req, res) => {
+          if (req.method !== "GET" || (req.url ?? "/").split("?", 1)[0] !== "/metrics")
+            return sendText(res, 404, "not found: GET /metrics");
+          metrics.text().then(
+            (text) => sendText(res, 200, text, { "content-type": metrics.registry.contentType }),
+            (error: unknown) => sendText(res, 500, `metrics failed: ${(error as Error).message}`),
+          );
+        });
+        await listen(metricsHttp, settings.metricsPort, host);
+        metricsServer = metricsHttp;
       }
       if (settings.probePort !== 0) {
         probe = await ProbeServer.start({

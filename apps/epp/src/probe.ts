@@ -1,9 +1,9 @@
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { formatWorkerId } from "@dynamo/discovery";
 import { EndpointSubset, parseJsonBody } from "@dynamo/ext-proc";
+import { closeServer, listen, portOf, readBody, sendJson } from "@dynamo/http-server";
 import type { CandidateExplain, RouteExplain } from "@dynamo/kv-router";
 import { RouteError, type RouterService, type ServiceDecision } from "@dynamo/router-service";
-import { closeServer, listen, portOf, readBody, sendJson } from "./http.js";
 import { workersInSubset } from "./subset.js";
 
 /** The probe API's path. */
@@ -56,10 +56,11 @@ export class ProbeServer {
   ) {}
 
   static async start(options: ProbeOptions): Promise<ProbeServer> {
-    const holder: { probe?: ProbeServer } = {};
-    const server = await listen((req, res) => void holder.probe!.handle(req, res), options.port, options.host);
-    holder.probe = new ProbeServer(options, server);
-    return holder.probe;
+    const server = createServer();
+    const probe = new ProbeServer(options, server);
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => void probe.handle(req, res));
+    await listen(server, options.port, options.host);
+    return probe;
   }
 
   get port(): number {
@@ -83,9 +84,10 @@ export class ProbeServer {
     }
     this.inflight++;
     try {
-      const body = await readBody(req, this.options.maxBodyBytes);
-      if (body === undefined)
-        return sendJson(res, 413, { error: `request body exceeds ${this.options.maxBodyBytes} bytes` });
+      const read = await readBody(req, this.options.maxBodyBytes);
+      if (!read.ok)
+        return sendJson(res, 413, { error: `request body exceeds ${read.limitBytes} bytes` }, { connection: "close" });
+      const body = read.body;
       const parsed = parseJsonBody(body);
       if (!parsed.ok) return sendJson(res, 400, { error: parsed.message });
       let timer: NodeJS.Timeout | undefined;

@@ -11,17 +11,25 @@ export interface ProbeAnswer {
   readonly candidates: readonly ProbeCandidate[];
 }
 
+/** The loopback ports an endpoint picker process listens on. */
+export interface EppPorts {
+  readonly extProc: number;
+  readonly health: number;
+  readonly metrics: number;
+  readonly probe: number;
+}
+
+/** Ports free right now for one picker process. */
+export async function freeEppPorts(): Promise<EppPorts> {
+  return { extProc: await freePort(), health: await freePort(), metrics: await freePort(), probe: await freePort() };
+}
+
 /** One endpoint picker running as its own process (the staged bundle under plain `node`). */
 export interface EppProcess {
   readonly name: string;
   readonly process: RunningProcess;
-  readonly ports: {
-    readonly extProc: number;
-    readonly health: number;
-    readonly metrics: number;
-    readonly probe: number;
-  };
-  /** An ext_proc client (h2c) to the process, as a gateway holds one. */
+  readonly ports: EppPorts;
+  /** An ext_proc client to the process (h2c, or TLS without verification), as a gateway holds one. */
   readonly client: ExtProcClient;
   /** Whether gRPC health reports the picker SERVING (false while starting or unreachable). */
   serving(): Promise<boolean>;
@@ -31,7 +39,7 @@ export interface EppProcess {
   activeRequests(): Promise<Map<string, number>>;
   /** The value on `/metrics` of the first series of `name` carrying `labels` (0 when absent). */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
-  /** Closes the client and stops the process (SIGTERM, SIGKILL after `graceMs`). */
+  /** Closes the clients and stops the process (SIGTERM, SIGKILL after `graceMs`); again, or after an exit, is harmless. */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -67,26 +75,31 @@ function httpJson(
   });
 }
 
+/** How a picker process is started besides its environment. */
+export interface EppProcessOptions {
+  /** Listen on these ports (a restarted replica keeping its address); default: free ones. */
+  readonly ports?: EppPorts;
+  /** Serve ext_proc over TLS with the picker's self-signed certificate, as it ships (default: plaintext). */
+  readonly tls?: boolean;
+}
+
 /**
- * Starts an endpoint picker from a staged bundle on free loopback ports, plaintext, with the probe API on,
- * one tokenizer thread and no shutdown delays; `env` adds discovery, the event plane and replica sync.
+ * Starts an endpoint picker from a staged bundle on loopback, with the probe API on, one tokenizer thread and
+ * no shutdown delays; `env` adds discovery, the event plane and replica sync, and may set other delays.
  */
 export async function startEppProcess(
   bundle: StagedBundle,
   name: string,
   env: Record<string, string>,
+  options: EppProcessOptions = {},
 ): Promise<EppProcess> {
-  const ports = {
-    extProc: await freePort(),
-    health: await freePort(),
-    metrics: await freePort(),
-    probe: await freePort(),
-  };
+  const ports = options.ports ?? (await freeEppPorts());
+  const tls = options.tls ?? false;
   const child = startProcess(process.execPath, [bundle.main], {
     cwd: bundle.dir,
     env: {
       DYN_MODEL_NAME: MODEL,
-      DYN_SECURE_SERVING: "false",
+      DYN_SECURE_SERVING: String(tls),
       DYN_EPP_EXT_PROC_PORT: String(ports.extProc),
       DYN_EPP_HEALTH_PORT: String(ports.health),
       DYN_EPP_METRICS_PORT: String(ports.metrics),
@@ -99,12 +112,13 @@ export async function startEppProcess(
       ...env,
     },
   });
-  const client = new ExtProcClient({ target: `127.0.0.1:${ports.extProc}`, tls: false });
+  const client = new ExtProcClient({ target: `127.0.0.1:${ports.extProc}`, tls });
   // Polled from before the process listens: reconnect every few ms, not after gRPC's default backoff of 1 s and more.
   const health = healthClient(ports.health, false, {
     "grpc.initial_reconnect_backoff_ms": 5,
     "grpc.max_reconnect_backoff_ms": 20,
   });
+  let clientsClosed = false;
   const probe = async (body: Record<string, unknown>): Promise<ProbeAnswer> => {
     const answer = await httpJson(ports.probe, "POST", "/v1/routing/probe", JSON.stringify(body));
     if (answer.status !== 200) throw new Error(`${name}: probe answered ${answer.status}: ${answer.text}`);
@@ -134,8 +148,11 @@ export async function startEppProcess(
       return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
     },
     async stop(graceMs = 5000) {
-      client.close();
-      health.close();
+      if (!clientsClosed) {
+        clientsClosed = true;
+        client.close();
+        health.close();
+      }
       await child.stop(graceMs);
     },
   };

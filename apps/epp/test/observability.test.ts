@@ -35,7 +35,11 @@ describe("metrics, decision log, spans and the probe API", () => {
   beforeAll(async () => {
     trace.setGlobalTracerProvider(provider);
     const { freePort } = await import("@dynamo/testkit");
-    t = await startEpp({ workers: WORKERS, tls: false, env: { DYN_EPP_PROBE_PORT: String(await freePort()) } });
+    t = await startEpp({
+      workers: WORKERS,
+      tls: false,
+      env: { DYN_EPP_PROBE_PORT: String(await freePort()), DYN_EPP_MAX_REQUEST_BODY_BYTES: String(64 * 1024) },
+    });
     probe = `http://127.0.0.1:${t.epp.probePort}${PROBE_PATH}`;
   });
   afterAll(async () => {
@@ -131,7 +135,7 @@ describe("metrics, decision log, spans and the probe API", () => {
     expect(((await subset.json()) as { chosen: { worker: string } }).chosen.worker).toBe(idOf("w2").toString());
   });
 
-  it("probe: clear errors for a wrong method or path, bad JSON, a body the template refuses", async () => {
+  it("probe: clear errors for a wrong method or path, bad JSON, a body the template refuses, a body over the limit", async () => {
     expect((await fetch(probe)).status).toBe(405);
     expect((await fetch(probe.replace(PROBE_PATH, "/v1/other"), { method: "POST", body: "{}" })).status).toBe(404);
     const bad = await fetch(probe, { method: "POST", body: "{oops" });
@@ -140,6 +144,13 @@ describe("metrics, decision log, spans and the probe API", () => {
     const refused = await fetch(probe, { method: "POST", body: JSON.stringify({ model: MODEL, messages: 3 }) });
     expect(refused.status).toBe(400);
     expect(((await refused.json()) as { code: string }).code).toBe("invalid_request");
+    const tooLarge = await fetch(probe, {
+      method: "POST",
+      body: JSON.stringify({ model: MODEL, prompt: "x".repeat(70_000) }),
+    });
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.headers.get("connection")).toBe("close");
+    expect(((await tooLarge.json()) as { error: string }).error).toBe(`request body exceeds ${64 * 1024} bytes`);
   });
 });
 

@@ -1,49 +1,35 @@
-import {
-  freePort,
-  stageAppBundle,
-  startProcess,
-  TestWorker,
-  waitFor,
-  type RunningProcess,
-  type StagedBundle,
-} from "@dynamo/testkit";
+import { stageAppBundle, TestWorker, waitFor, type RunningProcess, type StagedBundle } from "@dynamo/testkit";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MODEL, SEED_PROMPT, checkHealth, healthClient, runSource, startDevGateway } from "./support.js";
+import { startEppProcess, type EppPorts, type EppProcess } from "./epp-processes.js";
+import { MODEL, SEED_PROMPT, checkHealth, healthClient, startDevGateway, staticDiscoveryEnv } from "./support.js";
 
 // The EPP runs as it ships: its bundle (`npm run build`), staged outside the workspace with only the dependencies
 // the bundle lists, started with plain `node`.
 describe("the endpoint picker process: dev gateway → EPP bundle → workers with the openai client", () => {
   let bundle: StagedBundle;
   let workers: TestWorker[];
-  let epp: RunningProcess;
+  let epp: EppProcess;
   let gateway: RunningProcess;
   let gatewayUrl: string;
-  let ports: { extProc: number; health: number; metrics: number };
+  let ports: EppPorts;
 
   beforeAll(async () => {
     workers = [await TestWorker.start("w1", "127.0.0.1"), await TestWorker.start("w2", "127.0.0.2")];
-    ports = { extProc: await freePort(), health: await freePort(), metrics: await freePort() };
     bundle = await stageAppBundle("epp");
-    epp = startProcess(process.execPath, [bundle.main], {
-      cwd: bundle.dir,
-      env: {
-        DYN_DISCOVERY_BACKEND: "static",
-        DYN_DISCOVERY_WORKERS: JSON.stringify({
-          defaults: { model: MODEL },
-          workers: workers.map((w) => ({ name: w.name, http: w.endpoint })),
-        }),
+    epp = await startEppProcess(
+      bundle,
+      "the EPP",
+      {
+        ...staticDiscoveryEnv(workers.map((w) => ({ name: w.name, http: w.endpoint }))),
         DYN_EVENT_PLANE: "none",
         DYN_KV_CACHE_BLOCK_SIZE: "16",
-        DYN_MODEL_NAME: MODEL,
-        DYN_EPP_EXT_PROC_PORT: String(ports.extProc),
-        DYN_EPP_HEALTH_PORT: String(ports.health),
-        DYN_EPP_METRICS_PORT: String(ports.metrics),
         DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "3",
-        DYN_EPP_TOKENIZER_THREADS: "1",
       },
-    });
-    await waitFor(() => epp.json().some((l) => l["msg"] === "endpoint picker listening"), "the EPP", 60_000);
+      { tls: true },
+    );
+    ports = epp.ports;
+    await waitFor(() => epp.process.json().some((l) => l["msg"] === "endpoint picker listening"), "the EPP", 60_000);
     ({ process: gateway, url: gatewayUrl } = await startDevGateway([
       "--epp",
       `127.0.0.1:${ports.extProc}`,
@@ -53,7 +39,8 @@ describe("the endpoint picker process: dev gateway → EPP bundle → workers wi
   }, 120_000);
 
   afterAll(async () => {
-    for (const proc of [gateway, epp]) await proc?.stop(0);
+    await gateway?.stop(0);
+    await epp?.stop(0);
     for (const worker of workers ?? []) await worker.close();
     bundle?.remove();
   });
@@ -94,8 +81,12 @@ describe("the endpoint picker process: dev gateway → EPP bundle → workers wi
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
     expect(text).toMatch(/^Hello from w[12] \(worker id \d+\)$/);
-    await waitFor(() => epp.json().filter((l) => l["msg"] === "request").length >= 2, "the decision log", 10_000);
-    const line = epp.json().filter((l) => l["msg"] === "request")[1]!;
+    await waitFor(
+      () => epp.process.json().filter((l) => l["msg"] === "request").length >= 2,
+      "the decision log",
+      10_000,
+    );
+    const line = epp.process.json().filter((l) => l["msg"] === "request")[1]!;
     expect(line).toMatchObject({ outcome: "complete", status: 200, actualCachedTokens: 0, completionTokens: 8 });
     expect(typeof line["predictedCachedTokens"]).toBe("number");
     expect(typeof line["ttftMs"]).toBe("number");
@@ -105,7 +96,7 @@ describe("the endpoint picker process: dev gateway → EPP bundle → workers wi
 
   it("on SIGTERM reports NOT_SERVING during the propagation delay, then exits 0", async () => {
     const health = healthClient(ports.health, false);
-    epp.child.kill("SIGTERM");
+    epp.process.child.kill("SIGTERM");
     // Health answers NOT_SERVING while the process waits out the 3 s propagation delay.
     let status = "SERVING";
     await waitFor(
@@ -115,13 +106,14 @@ describe("the endpoint picker process: dev gateway → EPP bundle → workers wi
     );
     expect(status).toBe("NOT_SERVING");
     health.close();
-    expect(await epp.exited).toBe(0);
-    expect(epp.json().some((l) => l["msg"] === "endpoint picker stopped")).toBe(true);
+    expect(await epp.process.exited).toBe(0);
+    expect(epp.process.json().some((l) => l["msg"] === "endpoint picker stopped")).toBe(true);
   });
 
   it("refuses to start with a bad variable, naming it (exit 2)", async () => {
-    const bad = runSource("apps/epp/src/main.ts", [], { DYN_EPP_MODE: "sidecar", POD_NAMESPACE: "x" });
-    expect(await bad.exited).toBe(2);
-    expect(bad.lines.join("\n")).toMatch(/DYN_EPP_MODE: expected dynamo or standalone, got "sidecar"/);
+    const bad = await startEppProcess(bundle, "a misconfigured EPP", { DYN_EPP_MODE: "sidecar", POD_NAMESPACE: "x" });
+    expect(await bad.process.exited).toBe(2);
+    await bad.stop();
+    expect(bad.process.lines.join("\n")).toMatch(/DYN_EPP_MODE: expected dynamo or standalone, got "sidecar"/);
   });
 });

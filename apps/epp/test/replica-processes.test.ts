@@ -2,7 +2,7 @@ import type { ExtProcExchange } from "@dynamo/ext-proc";
 import { NatsServer, stageAppBundle, waitFor, type StagedBundle } from "@dynamo/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEppProcess, waitServing, type EppProcess } from "./epp-processes.js";
-import { MODEL, chat, idOf, respond, send } from "./support.js";
+import { chat, idOf, respond, send, staticDiscoveryEnv } from "./support.js";
 
 const WORKERS = ["worker-a", "worker-b"];
 /** A short lease, so a dead replica's bookings go within a second (heartbeats every 100 ms). */
@@ -34,11 +34,7 @@ describe("EPP replicas as separate processes sharing bookings over NATS", () => 
     nats = await NatsServer.start({ jetstream: false });
     bundle = await stageAppBundle("epp");
     const env = {
-      DYN_DISCOVERY_BACKEND: "static",
-      DYN_DISCOVERY_WORKERS: JSON.stringify({
-        defaults: { model: MODEL },
-        workers: WORKERS.map((name, i) => ({ name, http: `10.1.0.${i + 1}:8000` })),
-      }),
+      ...staticDiscoveryEnv(WORKERS.map((name, i) => ({ name, http: `10.1.0.${i + 1}:8000` }))),
       DYN_EVENT_PLANE: "none",
       DYN_KV_CACHE_BLOCK_SIZE: "16",
       DYN_ROUTER_REPLICA_SYNC: "true",

@@ -6,7 +6,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEppProcess, waitServing, type EppProcess, type ProbeAnswer } from "./epp-processes.js";
-import { MODEL, SEED_PROMPT, respond, send } from "./support.js";
+import { MODEL, SEED_PROMPT, respond, send, staticDiscoveryEnv } from "./support.js";
 
 const BLOCK_SIZE = 16;
 const NAMESPACE = "dynamo";
@@ -95,11 +95,7 @@ describe("a joining EPP replica: warm before it reports ready", () => {
       bridges.push({ bridge, nc, workerId: worker.id, before: 0 });
     }
     env = {
-      DYN_DISCOVERY_BACKEND: "static",
-      DYN_DISCOVERY_WORKERS: JSON.stringify({
-        defaults: { model: MODEL },
-        workers: mocker.workers.map((w) => ({ name: w.name, http: `127.0.0.1:${w.port}` })),
-      }),
+      ...staticDiscoveryEnv(mocker.workers.map((w) => ({ name: w.name, http: `127.0.0.1:${w.port}` }))),
       DYN_EVENT_PLANE: "nats",
       DYN_NAMESPACE: NAMESPACE,
       DYN_COMPONENT_NAME: COMPONENT,

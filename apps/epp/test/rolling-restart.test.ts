@@ -1,60 +1,51 @@
-import { NatsServer, TestWorker, freePort, waitFor, type RunningProcess } from "@dynamo/testkit";
+import {
+  NatsServer,
+  TestWorker,
+  stageAppBundle,
+  waitFor,
+  type RunningProcess,
+  type StagedBundle,
+} from "@dynamo/testkit";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MODEL, checkHealth, healthClient, runSource, startDevGateway } from "./support.js";
+import { freeEppPorts, startEppProcess, waitServing, type EppPorts, type EppProcess } from "./epp-processes.js";
+import { MODEL, startDevGateway, staticDiscoveryEnv } from "./support.js";
 
 interface Replica {
   name: string;
-  ports: { extProc: number; health: number; metrics: number };
-  process?: RunningProcess;
+  /** Kept across restarts: the replacement takes the same address. */
+  ports: EppPorts;
+  epp?: EppProcess;
 }
 
 // Two EPP processes sharing bookings over a real nats-server, behind the dev gateway (health-checked every
 // 200 ms), restarted one after the other while the `openai` client keeps requests flowing.
 describe("rolling restart of two EPP replicas behind the dev gateway (DYN_ROUTER_REPLICA_SYNC=true)", () => {
+  let bundle: StagedBundle;
   let nats: NatsServer;
   let workers: TestWorker[];
   let replicas: Replica[];
   let gateway: RunningProcess;
   let gatewayUrl: string;
   const gatewayLog = () => gateway.lines;
-  const stopped: RunningProcess[] = [];
+  const stopped: EppProcess[] = [];
 
-  const start = (replica: Replica): RunningProcess =>
-    runSource("apps/epp/src/main.ts", [], {
-      DYN_DISCOVERY_BACKEND: "static",
-      DYN_DISCOVERY_WORKERS: JSON.stringify({
-        defaults: { model: MODEL },
-        workers: workers.map((w) => ({ name: w.name, http: w.endpoint })),
-      }),
-      DYN_EVENT_PLANE: "none",
-      DYN_ROUTER_REPLICA_SYNC: "true",
-      NATS_SERVER: nats.url,
-      DYN_KV_CACHE_BLOCK_SIZE: "16",
-      DYN_MODEL_NAME: MODEL,
-      DYN_SECURE_SERVING: "false",
-      DYN_EPP_EXT_PROC_PORT: String(replica.ports.extProc),
-      DYN_EPP_HEALTH_PORT: String(replica.ports.health),
-      DYN_EPP_METRICS_PORT: String(replica.ports.metrics),
-      // NOT_SERVING for 2 s before streams are refused: ten health checks of the gateway.
-      DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "2",
-      DYN_EPP_GRACEFUL_SHUTDOWN_DRAIN_SECS: "30",
-      DYN_EPP_TOKENIZER_THREADS: "1",
-    });
-
-  const ready = async (replica: Replica) => {
-    const health = healthClient(replica.ports.health, false);
-    try {
-      await waitFor(
-        async () => (await checkHealth(health, "inference-extension").catch(() => "down")) === "SERVING",
-        `replica ${replica.name} ready`,
-        120_000,
-        100,
-      );
-    } finally {
-      health.close();
-    }
-  };
+  const start = (replica: Replica): Promise<EppProcess> =>
+    startEppProcess(
+      bundle,
+      `replica ${replica.name}`,
+      {
+        ...staticDiscoveryEnv(workers.map((w) => ({ name: w.name, http: w.endpoint }))),
+        DYN_EVENT_PLANE: "none",
+        DYN_ROUTER_REPLICA_SYNC: "true",
+        NATS_SERVER: nats.url,
+        DYN_KV_CACHE_BLOCK_SIZE: "16",
+        // NOT_SERVING for 2 s before streams are refused: ten health checks of the gateway.
+        DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "2",
+        DYN_EPP_GRACEFUL_SHUTDOWN_DRAIN_SECS: "30",
+      },
+      { ports: replica.ports },
+    );
 
   beforeAll(async () => {
     nats = await NatsServer.start({ jetstream: false });
@@ -62,14 +53,11 @@ describe("rolling restart of two EPP replicas behind the dev gateway (DYN_ROUTER
       await TestWorker.start("w1", "127.0.0.1", { streamDelayMs: 10, streamChunks: 20 }),
       await TestWorker.start("w2", "127.0.0.2", { streamDelayMs: 10, streamChunks: 20 }),
     ];
+    bundle = await stageAppBundle("epp");
     replicas = [];
-    for (const name of ["a", "b"])
-      replicas.push({
-        name,
-        ports: { extProc: await freePort(), health: await freePort(), metrics: await freePort() },
-      });
-    for (const replica of replicas) replica.process = start(replica);
-    for (const replica of replicas) await ready(replica);
+    for (const name of ["a", "b"]) replicas.push({ name, ports: await freeEppPorts() });
+    for (const replica of replicas) replica.epp = await start(replica);
+    for (const replica of replicas) await waitServing(replica.epp!, 120_000);
     const pickers = replicas.map((r) => `127.0.0.1:${r.ports.extProc}`).join(",");
     ({ process: gateway, url: gatewayUrl } = await startDevGateway(
       ["--epp", pickers, "--epp-tls", "off", "--epp-health-interval", "200"],
@@ -79,10 +67,11 @@ describe("rolling restart of two EPP replicas behind the dev gateway (DYN_ROUTER
 
   afterAll(async () => {
     await gateway?.stop(5_000);
-    for (const replica of replicas ?? []) await replica.process?.stop(5_000);
-    for (const proc of stopped) await proc.stop(5_000);
+    for (const replica of replicas ?? []) await replica.epp?.stop(5_000);
+    for (const epp of stopped) await epp.stop(5_000);
     for (const worker of workers ?? []) await worker.close();
     await nats?.dispose();
+    bundle?.remove();
   });
 
   it("loses no request while each replica in turn drains, exits and comes back warm", async () => {
@@ -118,22 +107,23 @@ describe("rolling restart of two EPP replicas behind the dev gateway (DYN_ROUTER
 
     await waitFor(() => succeeded >= 20, "traffic through both replicas", 60_000);
     for (const replica of replicas) {
-      const old = replica.process!;
+      const old = replica.epp!;
       stopped.push(old);
       const before = succeeded;
-      old.child.kill("SIGTERM");
+      old.process.child.kill("SIGTERM");
       await waitFor(
         () =>
           gatewayLog().includes(`endpoint picker 127.0.0.1:${replica.ports.extProc} unhealthy (health NOT_SERVING)`),
         `the gateway to see ${replica.name} NOT_SERVING`,
         20_000,
       );
-      expect(await old.exited).toBe(0);
-      expect(old.json().some((l) => l["msg"] === "endpoint picker stopped")).toBe(true);
+      expect(await old.process.exited).toBe(0);
+      expect(old.process.json().some((l) => l["msg"] === "endpoint picker stopped")).toBe(true);
+      await old.stop();
       // The replacement takes the same address, joins its peer's bookings, and only then reports ready.
-      replica.process = start(replica);
-      await ready(replica);
-      expect(replica.process.json().some((l) => l["msg"] === "replica sync: joined")).toBe(true);
+      replica.epp = await start(replica);
+      await waitServing(replica.epp, 120_000);
+      expect(replica.epp.process.json().some((l) => l["msg"] === "replica sync: joined")).toBe(true);
       await waitFor(
         () => gatewayLog().includes(`endpoint picker 127.0.0.1:${replica.ports.extProc} healthy (health SERVING)`),
         `the gateway to take ${replica.name} back`,

@@ -55,6 +55,14 @@ export async function startDevGateway(
   return { process: gateway, url };
 }
 
+/** The environment of static discovery over `workers`, every one serving the test model. */
+export function staticDiscoveryEnv(workers: readonly WorkerEntry[]): Record<string, string> {
+  return {
+    DYN_DISCOVERY_BACKEND: "static",
+    DYN_DISCOVERY_WORKERS: JSON.stringify({ defaults: { model: MODEL }, workers }),
+  };
+}
+
 /** A worker of the static discovery document. */
 export interface WorkerEntry {
   name: string;
@@ -109,8 +117,7 @@ export async function startEpp(
   } = {},
 ): Promise<TestEpp> {
   const env: Record<string, string> = {
-    DYN_DISCOVERY_BACKEND: "static",
-    DYN_DISCOVERY_WORKERS: JSON.stringify({ defaults: { model: MODEL }, workers: options.workers ?? [] }),
+    ...staticDiscoveryEnv(options.workers ?? []),
     DYN_EVENT_PLANE: "none",
     DYN_KV_CACHE_BLOCK_SIZE: String(BLOCK_SIZE),
     DYN_SECURE_SERVING: String(options.tls ?? true),

@@ -1,4 +1,5 @@
 import { Agent, request, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
+import { readBody } from "@dynamo/http-server";
 
 /**
  * HTTP/1.1 to engines (the local one and prefill workers) over kept-alive connections. Node's own
@@ -42,21 +43,12 @@ export class EngineClient {
   }
 }
 
-/** The whole body of a response as text, at most `limit` bytes (then the connection is dropped and this rejects). */
-export function readBody(message: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    message.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        message.destroy(new Error(`response body exceeds ${limit} bytes`));
-        return;
-      }
-      parts.push(chunk);
-    });
-    message.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
-    message.on("error", reject);
-    message.on("aborted", () => reject(new Error("response cut short")));
-  });
+/**
+ * The whole body of a response as text, at most `limit` bytes: past it the connection is dropped and
+ * this rejects, as it does when the response fails.
+ */
+export async function readText(message: IncomingMessage, limit: number): Promise<string> {
+  const read = await readBody(message, limit);
+  if (!read.ok) throw new Error(`response body exceeds ${limit} bytes`);
+  return read.body.toString("utf8");
 }

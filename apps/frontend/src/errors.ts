@@ -15,6 +15,16 @@ export function invalidRequest(message: string, code = "invalid_request"): Reque
   return { status: 400, type: "invalid_request_error", code, message };
 }
 
+/** A request body over `--max-body-bytes` (413). */
+export function requestTooLarge(limit: number): RequestError {
+  return {
+    status: 413,
+    type: "invalid_request_error",
+    code: "request_too_large",
+    message: `the request body exceeds ${limit} bytes (--max-body-bytes)`,
+  };
+}
+
 /** The engine (or the prefill worker) could not be reached or failed. */
 export function engineUnavailable(message: string, code = "engine_unavailable"): RequestError {
   return { status: 503, type: "service_unavailable", code, message };

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { OutgoingHttpHeaders } from "node:http";
-import { readBody, type EngineClient } from "./engine-client.js";
+import { readText, type EngineClient } from "./engine-client.js";
 import { prefillBody, type EngineRequest, type JsonObject } from "./engine-request.js";
 import type { Route } from "./types.js";
 
@@ -84,7 +84,7 @@ export async function runPrefill(
   if (route.dpRank !== undefined) prefillHeaders["x-dynamo-dp-rank"] = String(route.dpRank);
   try {
     const response = await client.send(url, "POST", prefillHeaders, JSON.stringify(prefillBody(request.body)), signal);
-    const text = await readBody(response, MAX_PREFILL_RESPONSE_BYTES);
+    const text = await readText(response, MAX_PREFILL_RESPONSE_BYTES);
     return classifyPrefill(response.statusCode ?? 502, response.headers["content-type"] ?? "", text, clientMaxTokens);
   } catch (error) {
     if (signal.aborted) throw error;

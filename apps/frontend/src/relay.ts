@@ -1,6 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { completionChunkMapper, completionToChat } from "./chat-shape.js";
-import { readBody } from "./engine-client.js";
+import { readText } from "./engine-client.js";
 import type { JsonObject } from "./engine-request.js";
 import { SseRewriter, sseEvent, withCachedTokens, type ChunkMap } from "./sse.js";
 
@@ -63,7 +63,7 @@ export function relay(
   const map = status === 200 ? chunkMap(rewrite) : undefined;
   const streaming = (upstream.headers["content-type"] ?? "").includes("text/event-stream");
   if (map !== undefined && !streaming) {
-    return readBody(upstream, maxBodyBytes).then((text) => {
+    return readText(upstream, maxBodyBytes).then((text) => {
       let body: unknown;
       try {
         body = JSON.parse(text);

@@ -1,11 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listen, portOf, readBody, send, sendJson } from "@dynamo/http-server";
 import { pino, type Logger } from "pino";
 import { chatAsChunks, completionAsChunks, completionToChat } from "./chat-shape.js";
 import type { FrontendConfig } from "./config.js";
 import { EngineClient } from "./engine-client.js";
 import { decodeBody, engineRequest, type EngineRequest, type JsonObject } from "./engine-request.js";
-import { engineUnavailable, errorBody, invalidEppMetadata, invalidRequest } from "./errors.js";
+import { engineUnavailable, errorBody, invalidEppMetadata, invalidRequest, requestTooLarge } from "./errors.js";
 import { PREFILLER_HOST_PORT_HEADER, ROUTING_MODE_HEADER, engineHeaders, routingFields } from "./headers.js";
 import { FrontendMetrics } from "./metrics.js";
 import { runPrefill } from "./prefill.js";
@@ -52,10 +52,7 @@ export class Frontend {
     const server = createServer({ noDelay: true, keepAliveTimeout: 65_000 });
     const frontend = new Frontend(config, log, server);
     server.on("request", (req: IncomingMessage, res: ServerResponse) => frontend.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(config.port, config.host, () => resolve());
-    });
+    await listen(server, config.port, config.host);
     log.info(
       {
         url: frontend.url,
@@ -72,9 +69,8 @@ export class Frontend {
 
   /** `http://host:port` the server listens on (loopback when bound to every interface). */
   get url(): string {
-    const address = this.server.address() as AddressInfo;
     const host = this.config.host === "0.0.0.0" || this.config.host === "::" ? "127.0.0.1" : this.config.host;
-    return `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+    return `http://${host.includes(":") ? `[${host}]` : host}:${portOf(this.server)}`;
   }
 
   /** Requests being served. */
@@ -88,8 +84,7 @@ export class Frontend {
    */
   async close(drainMs = 0): Promise<void> {
     this.draining = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
+    const closed = closeServer(this.server);
     const deadline = Date.now() + drainMs;
     while (this.exchanges.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const exchange of this.exchanges) exchange.abort.abort();
@@ -116,12 +111,10 @@ export class Frontend {
       });
     if (req.method !== "GET" && req.method !== "HEAD") return this.refuse(res, methodNotAllowed(path, "GET"));
     if (path === "/health" || path === "/live" || path === "/ready") {
-      const status = this.draining ? 503 : 200;
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(
-        JSON.stringify({ status: this.draining ? "draining" : "healthy", worker_id: String(this.config.workerId) }),
-      );
-      return;
+      return sendJson(res, this.draining ? 503 : 200, {
+        status: this.draining ? "draining" : "healthy",
+        worker_id: String(this.config.workerId),
+      });
     }
     if (path === "/metrics") {
       void this.metrics.registry.metrics().then((text) => {
@@ -134,13 +127,7 @@ export class Frontend {
   }
 
   private refuse(res: ServerResponse, error: RequestError): void {
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const body = errorBody(error);
-    res.writeHead(error.status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-    res.end(body);
+    send(res, error.status, errorBody(error), { "content-type": "application/json" });
   }
 
   /** The engine's URL for a DP rank (rank r listens on the engine port + r). */
@@ -182,8 +169,13 @@ export class Frontend {
       this.metrics.finished(path, stream, ok, (performance.now() - exchange.started) / 1000);
     });
     try {
-      const raw = await readRequest(req, this.config.maxBodyBytes);
-      if (typeof raw !== "string") return this.refuse(res, raw);
+      const read = await readBody(req, this.config.maxBodyBytes);
+      if (!read.ok) {
+        // The rest of the body is not read: the connection ends with the answer.
+        res.setHeader("connection", "close");
+        return this.refuse(res, requestTooLarge(read.limitBytes));
+      }
+      const raw = read.body.toString("utf8");
       let body: unknown;
       try {
         body = JSON.parse(raw);
@@ -248,7 +240,10 @@ export class Frontend {
         delete response["kv_transfer_params"];
         const shaped = engine.chatAsCompletion ? completionToChat(response) : response;
         const firstByte = () => this.firstByte(exchange);
-        if (!stream) return sendJson(exchange.res, 200, shaped, firstByte);
+        if (!stream) {
+          firstByte();
+          return sendJson(exchange.res, 200, shaped);
+        }
         const includeUsage =
           (client["stream_options"] as { include_usage?: unknown } | undefined)?.include_usage === true;
         const events =
@@ -325,43 +320,4 @@ function header(req: IncomingMessage, name: string): string | undefined {
 
 function methodNotAllowed(path: string, method: string): RequestError {
   return { status: 405, type: "invalid_request_error", code: "method_not_allowed", message: `${path} takes ${method}` };
-}
-
-function sendJson(res: ServerResponse, status: number, body: JsonObject, firstByte: () => void): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  firstByte();
-  res.end(text);
-}
-
-/** The request body as text, or a 413 when it passes `limit` bytes (the rest is not read). */
-function readRequest(req: IncomingMessage, limit: number): Promise<string | RequestError> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? 0);
-    const tooLarge: RequestError = {
-      status: 413,
-      type: "invalid_request_error",
-      code: "request_too_large",
-      message: `the request body exceeds ${limit} bytes (--max-body-bytes)`,
-    };
-    if (declared > limit) {
-      req.resume();
-      resolve(tooLarge);
-      return;
-    }
-    const parts: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
-        req.resume();
-        resolve(tooLarge);
-        return;
-      }
-      parts.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
-    req.on("error", reject);
-  });
 }

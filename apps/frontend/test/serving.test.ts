@@ -219,6 +219,38 @@ describe("the HTTP surface", () => {
     expect(engineError.status).toBe(404);
     expect(((await engineError.json()) as { error: { message: string } }).error.message).toContain("no-such-model");
   });
+
+  it("refuses a body over --max-body-bytes with an OpenAI 413 (closing that connection), an engine answer over it with a 503", async () => {
+    const small = await frontendFor(engine, "--max-body-bytes=1024");
+    try {
+      const body = JSON.stringify({ model: MODEL, prompt: "x".repeat(4096), max_tokens: 1 });
+      const refused = await fetch(`${small.url}/v1/completions`, { method: "POST", body });
+      expect(refused.status).toBe(413);
+      expect(refused.headers.get("connection")).toBe("close");
+      expect(await refused.json()).toMatchObject({
+        error: { type: "invalid_request_error", code: "request_too_large", message: expect.stringContaining("1024") },
+      });
+      const ok = await fetch(`${small.url}/v1/completions`, {
+        method: "POST",
+        headers: { ...eppHeaders(workerId), "content-type": "application/json" },
+        body: JSON.stringify({ model: MODEL, prompt: "small", max_tokens: 1 }),
+      });
+      expect(ok.status).toBe(200);
+      // An engine answer to rewrite (chat served as a completion) over the limit is not read whole: 503.
+      const tokens = await eppTokens({ model: MODEL, messages });
+      const long = await fetch(`${small.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { ...eppHeaders(workerId), "content-type": "application/json" },
+        body: JSON.stringify(withTokens({ model: MODEL, messages, max_tokens: 400 }, tokens)),
+      });
+      expect(long.status).toBe(503);
+      expect(await long.json()).toMatchObject({
+        error: { code: "engine_unavailable", message: expect.stringContaining("response body exceeds 1024 bytes") },
+      });
+    } finally {
+      await small.close();
+    }
+  });
 });
 
 describe("client disconnect", () => {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { readBody, send, sendJson, type BodyRead } from "@dynamo/http-server";
 import { HttpError, errorBody } from "./errors.js";
 import type { Faults } from "./faults.js";
 import { inferenceHeaders, serveGeneration, type RankContext } from "./generate.js";
@@ -10,38 +10,17 @@ const GENERATION_PATHS: Readonly<Record<string, RequestKind>> = {
   "/v1/completions": "completions",
 };
 
-/** Reads a request body up to `limit` bytes; a larger one is refused with 413 before it is all read. */
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"]);
-    if (Number.isFinite(declared) && declared > limit) {
-      reject(new HttpError(413, `the request body is ${declared} bytes; the limit is ${limit} bytes`));
-      return;
-    }
-    const parts: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new HttpError(413, `the request body is over the limit of ${limit} bytes`));
-        req.removeAllListeners("data");
-        req.resume();
-        return;
-      }
-      parts.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")));
-    req.on("error", reject);
-  });
-}
+const JSON_TYPE = { "content-type": "application/json" } as const;
 
-function sendJson(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  res.writeHead(status, { "content-type": "application/json", ...headers });
-  res.end(body);
+/** A request body over the limit, as vLLM refuses it (413); the rest of it is not read. */
+function tooLarge(res: ServerResponse, read: Extract<BodyRead, { ok: false }>): HttpError {
+  res.setHeader("connection", "close");
+  return new HttpError(
+    413,
+    read.declaredBytes === undefined
+      ? `the request body is over the limit of ${read.limitBytes} bytes`
+      : `the request body is ${read.declaredBytes} bytes; the limit is ${read.limitBytes} bytes`,
+  );
 }
 
 /** What one rank's HTTP server serves besides generation. */
@@ -78,11 +57,12 @@ export function serveRank(server: Server, options: RankServerOptions): void {
             : typeof failure.body === "string"
               ? failure.body
               : JSON.stringify(failure.body);
-        sendJson(res, failure.status, body, inferenceHeaders(ctx));
+        send(res, failure.status, body, { ...JSON_TYPE, ...inferenceHeaders(ctx) });
         return;
       }
-      const body = await readBody(req, options.maxBodyBytes);
-      await serveGeneration(ctx, kind, req, res, body);
+      const read = await readBody(req, options.maxBodyBytes);
+      if (!read.ok) throw tooLarge(res, read);
+      await serveGeneration(ctx, kind, req, res, read.body.toString("utf8"));
       return;
     }
     req.resume();
@@ -97,7 +77,7 @@ export function serveRank(server: Server, options: RankServerOptions): void {
         sendJson(
           res,
           200,
-          JSON.stringify({
+          {
             object: "list",
             data: [
               {
@@ -119,7 +99,7 @@ export function serveRank(server: Server, options: RankServerOptions): void {
                 max_model_len: ctx.engine.config.maxModelLen,
               })),
             ],
-          }),
+          },
           inferenceHeaders(ctx),
         );
         return;
@@ -139,22 +119,14 @@ export function serveRank(server: Server, options: RankServerOptions): void {
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((error: unknown) => {
       if (error instanceof HttpError) {
-        sendJson(res, error.status, errorBody(error.status, error.message, error.param), inferenceHeaders(ctx));
+        send(res, error.status, errorBody(error.status, error.message, error.param), {
+          ...JSON_TYPE,
+          ...inferenceHeaders(ctx),
+        });
         return;
       }
       options.log(`mocker ${ctx.workerName} rank ${ctx.rank}: ${(error as Error).stack ?? String(error)}`);
-      sendJson(res, 500, errorBody(500, `internal error: ${(error as Error).message}`));
-    });
-  });
-}
-
-/** Listens on `port` (0: a free one) and returns the bound port. */
-export function listen(server: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve((server.address() as AddressInfo).port);
+      send(res, 500, errorBody(500, `internal error: ${(error as Error).message}`), JSON_TYPE);
     });
   });
 }

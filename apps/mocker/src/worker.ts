@@ -1,13 +1,14 @@
 import { createServer, type Server } from "node:http";
 import { workerIdFromName, type ModelCard, type WorkerInfo } from "@dynamo/discovery";
 import { EngineWorker, type EngineOptions, type KvEventBatch } from "@dynamo/engine-sim";
+import { closeServer, listen } from "@dynamo/http-server";
 import { ZmqEventPublisher, type VllmEncoding } from "@dynamo/kv-events";
 import type { Tokenizer } from "@dynamo/tokenizer";
 import type { Faults } from "./faults.js";
 import type { RankContext } from "./generate.js";
 import { EngineMetrics } from "./metrics.js";
 import type { ReceivedLog } from "./received.js";
-import { listen, serveRank } from "./server.js";
+import { serveRank } from "./server.js";
 import type { MockerWorker } from "./types.js";
 
 /** Everything the workers of one process share. */
@@ -77,7 +78,7 @@ export class SimulatedWorker {
         const rank = rankEngine.rank;
         const server = createServer({ keepAliveTimeout: 30_000 });
         servers.push(server);
-        const port = await listen(server, env.host, ports.http === 0 ? 0 : ports.http + rank);
+        const port = await listen(server, ports.http === 0 ? 0 : ports.http + rank, env.host);
         rankPorts.push(port);
         const metrics = new EngineMetrics(rankEngine, env.servedModelName);
         const context: RankContext = {
@@ -164,14 +165,7 @@ export class SimulatedWorker {
 
 async function closeAll(servers: readonly Server[], publishers: readonly ZmqEventPublisher[]): Promise<void> {
   await Promise.all([
-    ...servers.map(
-      (server) =>
-        new Promise<void>((resolve) => {
-          if (!server.listening) return resolve();
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    ),
+    ...servers.filter((server) => server.listening).map((server) => closeServer(server, { force: true })),
     ...publishers.map((publisher) => publisher.close()),
   ]);
 }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listen, portOf } from "@dynamo/http-server";
 
 export interface SeenRequest {
   method: string;
@@ -116,16 +116,15 @@ export class TestWorker {
         send();
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
+    await listen(server, 0, host);
     return new TestWorker(name, server, host, state);
   }
 
   get endpoint(): string {
-    return `${this.host}:${(this.server.address() as AddressInfo).port}`;
+    return `${this.host}:${portOf(this.server)}`;
   }
 
   async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server, { force: true });
   }
 }

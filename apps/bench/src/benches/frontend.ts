@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { Agent, createServer, request, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { loadavg } from "node:os";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { closeServer, listen, portOf } from "@dynamo/http-server";
 import { freePort } from "@dynamo/testkit";
 import {
   markdownTable,
@@ -68,7 +68,7 @@ async function stop(child: ChildProcess | undefined): Promise<void> {
  * writes it (`text` = nanoseconds), `chunks` chunks `intervalMs` apart, so a client on the same machine
  * measures each chunk's one-way latency.
  */
-function stampingEngine(chunks: number, intervalMs: number): Promise<Server> {
+async function stampingEngine(chunks: number, intervalMs: number): Promise<Server> {
   const server = createServer((req, res) => {
     req.resume();
     req.on("end", () => {
@@ -87,7 +87,8 @@ function stampingEngine(chunks: number, intervalMs: number): Promise<Server> {
       send();
     });
   });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+  await listen(server, 0, "127.0.0.1");
+  return server;
 }
 
 interface StreamSample {
@@ -251,7 +252,7 @@ export const bench: Bench = {
     let stamp: Server | undefined;
     const cleanup = async () => {
       await Promise.all(children.map((child) => stop(child)));
-      stamp?.close();
+      if (stamp !== undefined) await closeServer(stamp, { force: true });
       agent.destroy();
     };
     const onSignal = () => void cleanup().then(() => process.exit(130));
@@ -268,7 +269,7 @@ export const bench: Bench = {
         ),
       );
       stamp = await stampingEngine(chunkCount, 10);
-      const stampPort = (stamp.address() as AddressInfo).port;
+      const stampPort = portOf(stamp);
       const frontendFor = async (enginePort: number) => {
         const port = await freePort();
         const child = await startProcess(
