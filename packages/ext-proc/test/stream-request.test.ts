@@ -255,6 +255,38 @@ describe("request headers and body", () => {
     }
   });
 
+  it("writes every id as its decimal digits (one to ten digits), other numbers as String writes them", () => {
+    const ids = [0, 7, 42, 999, 1000, 65_535, 100_000, 9_999_999, 12_345_678, 987_654_321, 4_294_967_295];
+    const odd = [-3, 2.5, 4_294_967_296, -0];
+    for (const [text, tokens] of [
+      ['{"model":"m","prompt":"x"}', ids],
+      ["{}", ids],
+      ['{"prompt":"x"}', odd],
+      ['{"prompt":"x"}', []],
+      ['{"prompt":"x"}', Uint32Array.from(ids)],
+    ] as const) {
+      const router = new RecordingRouter(POOL, { tokenData: () => tokens });
+      const { stream, sink } = newStream(router);
+      stream.receive(requestHeaders(postHeaders()));
+      stream.receive(requestBody(text, true));
+      const forwarded = Buffer.concat(sink.bodyChunks("request_body").map((c) => c.body)).toString();
+      const member = `"nvext":{"token_data":[${Array.from(tokens, (t) => String(t)).join(",")}]}`;
+      expect(forwarded).toBe(`${text.slice(0, -1)}${text === "{}" ? "" : ","}${member}}`);
+    }
+  });
+
+  it("hands the router the body's text next to its bytes and parsed JSON", () => {
+    const router = new RecordingRouter(POOL);
+    const { stream } = newStream(router);
+    const text = '{"model":"m","prompt":"h\u00e9 é"}';
+    stream.receive(requestHeaders(postHeaders()));
+    stream.receive(requestBody(text, true));
+    const body = router.requests[0]!.body!;
+    expect(body.text).toBe(text);
+    expect(body.bytes.toString("utf8")).toBe(text);
+    expect(body.json).toEqual({ model: "m", prompt: "hé é" });
+  });
+
   it.each([
     ["a JSON array", "[1,2,3]"],
     ["nvext that is not an object", JSON.stringify({ model: "m", nvext: "x" })],

@@ -288,7 +288,7 @@ export class ExtProcStream {
       this.bodyChunks = [];
       const parsed = parseJsonBody(bytes);
       if (!parsed.ok) return this.respondRejection(reject("invalid_request", parsed.message));
-      body = { bytes, json: parsed.json };
+      body = { bytes, json: parsed.json, text: parsed.text };
     }
     this.body = body;
     const gate = this.options.gate;
