@@ -11,7 +11,7 @@ import {
   type RouteRequest,
 } from "../src/index.js";
 import { RecordingRouter, chatBody, postHeaders } from "./helpers.js";
-import { requestBody, requestHeaders, newStream, setHeadersOf, subsetHint } from "./messages.js";
+import { metadataContext, requestBody, requestHeaders, newStream, setHeadersOf, subsetHint } from "./messages.js";
 
 const POOL = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
 
@@ -549,6 +549,18 @@ describe("subset hint", () => {
     stream.receive(requestBody(chatBody("hi"), true));
     expect(immediateOf(sink)?.status).toBe(503);
     expect(ended).toEqual(["s1:error"]);
+  });
+
+  it("routes on the latest metadata_context: a body chunk's replaces the headers'", () => {
+    const router = new RecordingRouter(POOL);
+    const { stream, sink } = newStream(router);
+    stream.receive(requestHeaders(postHeaders(), { metadata: subsetHint([POOL[0]!]) }));
+    stream.receive({ ...requestBody(chatBody("hi"), true), metadata_context: metadataContext(subsetHint([POOL[1]!])) });
+    expect(router.requests[0]!.filterMetadata).toEqual(subsetHint([POOL[1]!]));
+    const destination = setHeadersOf(sink.responses[0]!.request_headers!.response!.header_mutation).get(
+      "x-gateway-destination-endpoint",
+    );
+    expect(destination).toBe(POOL[1]);
   });
 
   it("narrows the pick with the conformance selection header only when the hooks are on", () => {
