@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { SIMULATOR_TOLERANCE, runLive } from "../src/live/compare.js";
@@ -37,6 +40,8 @@ describe("live comparison", () => {
     expect(() => parse(["--epp-replicas", "3", "--kill-replica-at", "1.5"])).toThrow(/--kill-replica-at/);
     expect(() => parse(["--kill-replica-at", "0.5"])).toThrow(/--epp-replicas 2 or more/);
     expect(() => parse(["--epp-replicas", "2.5"])).toThrow(/whole number/);
+    expect(parse([]).eppCpuProfileDir).toBeUndefined();
+    expect(parse(["--epp-cpu-prof", "profiles"])).toMatchObject({ eppCpuProfileDir: "profiles" });
   });
 
   it("slices whole conversations in trace order and knows the best reuse they allow", () => {
@@ -61,6 +66,7 @@ describe("live comparison", () => {
 
   it("replays a dozen requests over 2 workers through the real processes: every request succeeds, KV-aware reuse ≥ round-robin's, no process left", async () => {
     const notes: string[] = [];
+    const profiles = mkdtempSync(join(tmpdir(), "live-profiles-"));
     const comparison = await runLive(
       {
         ...LIVE_DEFAULTS,
@@ -72,6 +78,7 @@ describe("live comparison", () => {
         // which knows nothing of that load, must make the same ones.
         rate: 0.5,
         maxOutputTokens: 16,
+        eppCpuProfileDir: profiles,
         note: (message) => notes.push(message),
         progress: () => undefined,
       },
@@ -94,6 +101,9 @@ describe("live comparison", () => {
       expect(Math.abs(comparison.simulated![mode].reuseRatio - comparison[mode].reuseRatio)).toBeLessThanOrEqual(
         SIMULATOR_TOLERANCE.reuseAbsolute,
       );
+    // Each run's picker wrote its V8 CPU profiles (its main thread's at least) when it stopped.
+    for (const run of ["kv", "round-robin"])
+      expect(readdirSync(join(profiles, run, "epp-0")).some((f) => f.endsWith(".cpuprofile"))).toBe(true);
     // mocker, 2 frontends, picker, gateway per run
     expect(comparison.pids.length).toBe(10);
     expect(comparison.pids.filter(alive)).toEqual([]);

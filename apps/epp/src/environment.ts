@@ -12,6 +12,7 @@ export interface EppSettings {
   extProcPort: number;
   healthPort: number;
   metricsPort: number;
+  eventLoopResolutionMs: number;
   probePort: number;
   probeTimeoutMs: number;
   probeMaxInflight: number;
@@ -56,6 +57,7 @@ export const EPP_SETTINGS: readonly Setting<Key>[] = [
   s("extProcPort", "DYN_EPP_EXT_PROC_PORT", "int", port(), PORT),
   s("healthPort", "DYN_EPP_HEALTH_PORT", "int", port(), PORT),
   s("metricsPort", "DYN_EPP_METRICS_PORT", "int", port(), `${PORT}; 0 disables`),
+  s("eventLoopResolutionMs", "DYN_EPP_EVENT_LOOP_RESOLUTION_MS", "int", intAtLeast(1), "milliseconds, an integer ≥ 1"),
   s("probePort", "DYN_EPP_PROBE_PORT", "int", port(), `${PORT}; 0 disables`),
   s("probeTimeoutMs", "DYN_EPP_PROBE_TIMEOUT_MS", "int", intAtLeast(1), "an integer ≥ 1"),
   s("probeMaxInflight", "DYN_EPP_PROBE_MAX_INFLIGHT", "int", intAtLeast(1), "an integer ≥ 1"),
@@ -114,6 +116,7 @@ export const DEFAULT_EPP_SETTINGS: Readonly<EppSettings> = Object.freeze({
   extProcPort: 9002,
   healthPort: 9003,
   metricsPort: 9090,
+  eventLoopResolutionMs: 10,
   probePort: 0,
   probeTimeoutMs: 1000,
   probeMaxInflight: 4,

@@ -118,13 +118,18 @@ export class Epp {
           log.info({ peers, replicaId: replicas!.replicaId }, "replica sync: joined");
         });
       }
-      const metrics = new EppMetrics(settings.modelName, settings.inferencePoolName, {
-        replicas: () => replicas?.stats,
-        streams: () => server?.activeStreams ?? 0,
-        bookings: () => service.status().activeBookings,
-        workers: () => service.status().workers,
-        workerEvents: () => service.status().workerEvents.map((w) => ({ ...w, workerId: w.workerId.toString() })),
-      });
+      const metrics = new EppMetrics(
+        settings.modelName,
+        settings.inferencePoolName,
+        {
+          replicas: () => replicas?.stats,
+          streams: () => server?.activeStreams ?? 0,
+          bookings: () => service.status().activeBookings,
+          workers: () => service.status().workers,
+          workerEvents: () => service.status().workerEvents.map((w) => ({ ...w, workerId: w.workerId.toString() })),
+        },
+        settings.eventLoopResolutionMs,
+      );
       const picker = new EppPicker({
         service,
         settings,

@@ -188,7 +188,8 @@ export class EppPicker implements RequestRouter {
   ): Promise<TokenizedRequest> {
     const { service, remoteTokenizer } = this.options;
     const base = {
-      body: body.bytes,
+      // The text the state machine decoded, so the service does not decode the bytes a second time.
+      body: body.text ?? body.bytes,
       parsedBody: body.json,
       ...(controls.kind !== undefined && { kind: controls.kind }),
     };

@@ -94,7 +94,7 @@ export class ProbeServer {
       const timeout = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), this.options.timeoutMs);
       });
-      const answer = await Promise.race([this.probe(req, body, parsed.json), timeout]).finally(() =>
+      const answer = await Promise.race([this.probe(req, parsed.text, parsed.json), timeout]).finally(() =>
         clearTimeout(timer),
       );
       if (answer === "timeout")
@@ -111,7 +111,7 @@ export class ProbeServer {
 
   private async probe(
     req: IncomingMessage,
-    body: Buffer,
+    body: string,
     json: unknown,
   ): Promise<{ status: number; body: Record<string, unknown> }> {
     const { service } = this.options;

@@ -156,6 +156,19 @@ describe("configuration from the environment", () => {
       );
   });
 
+  it("reads the event-loop delay sampler's interval: 10 ms unless set, a whole number of milliseconds ≥ 1", () => {
+    expect(eppConfigFromEnv(KUBE).epp.eventLoopResolutionMs).toBe(10);
+    expect(EPP_ENVIRONMENT.find((v) => v.name === "DYN_EPP_EVENT_LOOP_RESOLUTION_MS")).toMatchObject({
+      default: "10",
+      readBy: "epp",
+    });
+    expect(eppConfigFromEnv({ ...KUBE, DYN_EPP_EVENT_LOOP_RESOLUTION_MS: "1" }).epp.eventLoopResolutionMs).toBe(1);
+    for (const bad of ["0", "2.5", "often"])
+      expect(() => eppConfigFromEnv({ ...KUBE, DYN_EPP_EVENT_LOOP_RESOLUTION_MS: bad })).toThrow(
+        /DYN_EPP_EVENT_LOOP_RESOLUTION_MS/,
+      );
+  });
+
   it("supports container discovery mode in Dynamo mode", () => {
     const config = eppConfigFromEnv({
       ...KUBE,

@@ -51,6 +51,8 @@ export interface RequestBody {
   readonly bytes: Buffer;
   /** The body parsed as JSON (valid UTF-8 and valid JSON are checked before `route`). */
   readonly json: unknown;
+  /** The body as text (the UTF-8 decoding `json` was parsed from), when the state machine decoded it. */
+  readonly text?: string;
 }
 
 export type RouteDecision = RouteAccepted | RouteRejected;

@@ -11,7 +11,7 @@ import {
   type RouteRequest,
 } from "../src/index.js";
 import { RecordingRouter, chatBody, postHeaders } from "./helpers.js";
-import { requestBody, requestHeaders, newStream, setHeadersOf, subsetHint } from "./messages.js";
+import { metadataContext, requestBody, requestHeaders, newStream, setHeadersOf, subsetHint } from "./messages.js";
 
 const POOL = ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"];
 
@@ -253,6 +253,38 @@ describe("request headers and body", () => {
       const forwarded = JSON.parse(Buffer.concat(sink.bodyChunks("request_body").map((c) => c.body)).toString());
       expect(forwarded.nvext.token_data).toEqual([151644, 872, 4294967295]);
     }
+  });
+
+  it("writes every id as its decimal digits (one to ten digits), other numbers as String writes them", () => {
+    const ids = [0, 7, 42, 999, 1000, 65_535, 100_000, 9_999_999, 12_345_678, 987_654_321, 4_294_967_295];
+    const odd = [-3, 2.5, 4_294_967_296, -0];
+    for (const [text, tokens] of [
+      ['{"model":"m","prompt":"x"}', ids],
+      ["{}", ids],
+      ['{"prompt":"x"}', odd],
+      ['{"prompt":"x"}', []],
+      ['{"prompt":"x"}', Uint32Array.from(ids)],
+    ] as const) {
+      const router = new RecordingRouter(POOL, { tokenData: () => tokens });
+      const { stream, sink } = newStream(router);
+      stream.receive(requestHeaders(postHeaders()));
+      stream.receive(requestBody(text, true));
+      const forwarded = Buffer.concat(sink.bodyChunks("request_body").map((c) => c.body)).toString();
+      const member = `"nvext":{"token_data":[${Array.from(tokens, (t) => String(t)).join(",")}]}`;
+      expect(forwarded).toBe(`${text.slice(0, -1)}${text === "{}" ? "" : ","}${member}}`);
+    }
+  });
+
+  it("hands the router the body's text next to its bytes and parsed JSON", () => {
+    const router = new RecordingRouter(POOL);
+    const { stream } = newStream(router);
+    const text = '{"model":"m","prompt":"h\u00e9 é"}';
+    stream.receive(requestHeaders(postHeaders()));
+    stream.receive(requestBody(text, true));
+    const body = router.requests[0]!.body!;
+    expect(body.text).toBe(text);
+    expect(body.bytes.toString("utf8")).toBe(text);
+    expect(body.json).toEqual({ model: "m", prompt: "hé é" });
   });
 
   it.each([
@@ -517,6 +549,18 @@ describe("subset hint", () => {
     stream.receive(requestBody(chatBody("hi"), true));
     expect(immediateOf(sink)?.status).toBe(503);
     expect(ended).toEqual(["s1:error"]);
+  });
+
+  it("routes on the latest metadata_context: a body chunk's replaces the headers'", () => {
+    const router = new RecordingRouter(POOL);
+    const { stream, sink } = newStream(router);
+    stream.receive(requestHeaders(postHeaders(), { metadata: subsetHint([POOL[0]!]) }));
+    stream.receive({ ...requestBody(chatBody("hi"), true), metadata_context: metadataContext(subsetHint([POOL[1]!])) });
+    expect(router.requests[0]!.filterMetadata).toEqual(subsetHint([POOL[1]!]));
+    const destination = setHeadersOf(sink.responses[0]!.request_headers!.response!.header_mutation).get(
+      "x-gateway-destination-endpoint",
+    );
+    expect(destination).toBe(POOL[1]);
   });
 
   it("narrows the pick with the conformance selection header only when the hooks are on", () => {

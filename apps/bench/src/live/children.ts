@@ -13,11 +13,20 @@ export class Children {
     this.tsx = createRequire(join(root, "package.json")).resolve("tsx");
   }
 
-  /** Runs a TypeScript entry point of the repository (`apps/<app>/src/main.ts`) as its own Node process. */
-  run(label: string, entry: string, args: readonly string[], env: Record<string, string> = {}): RunningProcess {
+  /**
+   * Runs a TypeScript entry point of the repository (`apps/<app>/src/main.ts`) as its own Node process; `nodeArgs`
+   * go to Node before the entry (e.g. `--cpu-prof`).
+   */
+  run(
+    label: string,
+    entry: string,
+    args: readonly string[],
+    env: Record<string, string> = {},
+    nodeArgs: readonly string[] = [],
+  ): RunningProcess {
     const child = startProcess(
       process.execPath,
-      ["--import", this.tsx, "--conditions=@dynamo/source", join(this.root, entry), ...args],
+      [...nodeArgs, "--import", this.tsx, "--conditions=@dynamo/source", join(this.root, entry), ...args],
       { cwd: this.root, env },
     );
     this.adopt(label, child);

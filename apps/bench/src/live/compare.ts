@@ -1,3 +1,4 @@
+import { join, resolve } from "node:path";
 import { loadTrace, type TraceRequest } from "../mooncake.js";
 import { Children, stopOnSignal } from "./children.js";
 import { startFleet, type EppReplica, type EventPlane, type Fleet, type RouterMode } from "./fleet.js";
@@ -24,6 +25,12 @@ export interface LiveOptions {
   readonly eppReplicas?: number;
   /** Fraction of the replay after which one replica is killed (several replicas; undefined: no kill run). */
   readonly killReplicaAt?: number | undefined;
+  /**
+   * `--epp-cpu-prof <dir>`: V8 CPU profiles of the pickers, in a directory per run (`<dir>/<run>/epp-<replica>`),
+   * written when each picker stops (none from a SIGKILLed one). Profiling slows the pickers: a measurement aid, not
+   * a figure to compare.
+   */
+  readonly eppCpuProfileDir?: string | undefined;
   readonly note: (message: string) => void;
   readonly progress: (phase: string, done: number, total: number) => void;
 }
@@ -130,6 +137,7 @@ export async function runLive(options: LiveOptions, simulator?: SimulatorReplay)
       speedupRatio: options.speedupRatio,
       blockSize: options.blockSize,
       gpuBlocks: options.gpuBlocks,
+      eppCpuProfileDir: profileDir(options, mode),
       startTimeoutMs: 240_000,
       note: options.note,
     });
@@ -158,4 +166,10 @@ export async function runLive(options: LiveOptions, simulator?: SimulatorReplay)
     await stopAll();
     removeHandlers();
   }
+}
+
+/** Where the pickers of one run write their CPU profiles (`--epp-cpu-prof`), or undefined. */
+export function profileDir(options: LiveOptions, run: string): string | undefined {
+  const dir = options.eppCpuProfileDir;
+  return dir === undefined ? undefined : join(resolve(options.root, dir), run.replace(/[^A-Za-z0-9-]+/g, "-"));
 }

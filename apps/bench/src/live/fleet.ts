@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { KvEventBridge, connectEventPlane } from "@dynamo/kv-events";
 import { NatsServer, freePort, freePortRun, waitFor, type RunningProcess } from "@dynamo/testkit";
 import { Children } from "./children.js";
@@ -25,6 +26,11 @@ export interface FleetOptions {
    * (`DYN_ROUTER_REPLICA_SYNC=true`); the dev gateway spreads streams over them, health-checking each.
    */
   readonly eppReplicas?: number;
+  /**
+   * V8 CPU profiles of every picker (`--cpu-prof`: one `.cpuprofile` per thread, written when the picker stops),
+   * in `<dir>/epp-<replica>`; none when undefined.
+   */
+  readonly eppCpuProfileDir?: string | undefined;
   /** Start-up deadline of each process. */
   readonly startTimeoutMs: number;
   readonly note: (message: string) => void;
@@ -229,29 +235,37 @@ async function startFleetOnce(options: FleetOptions, children: Children): Promis
     const replicas: EppReplica[] = [];
     for (let r = 0; r < replicaCount; r++) {
       const [extProcPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
-      const epp = children.run(`${options.mode} epp ${r}`, "apps/epp/src/main.ts", [], {
-        ...eventEnv,
-        DYN_DISCOVERY_BACKEND: "static",
-        DYN_DISCOVERY_WORKERS: JSON.stringify({
-          defaults: { model: options.model, blockSize: options.blockSize },
-          workers: workers.map((w) => ({
-            name: w.name,
-            id: String(w.id),
-            http: w.endpoint,
-            ...(options.eventPlane === "zmq" ? { kvEvents: { endpoint: w.zmqEndpoint } } : {}),
-          })),
-        }),
-        DYN_ROUTER_MODE: options.mode,
-        DYN_KV_CACHE_BLOCK_SIZE: String(options.blockSize),
-        DYN_MODEL_NAME: options.model,
-        DYN_SECURE_SERVING: "false",
-        DYN_EPP_EXT_PROC_PORT: String(extProcPort),
-        DYN_EPP_HEALTH_PORT: String(healthPort),
-        DYN_EPP_METRICS_PORT: String(metricsPort),
-        DYN_EPP_TOKENIZER_THREADS: "1",
-        DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "0",
-        DYN_EPP_GRACEFUL_SHUTDOWN_DRAIN_SECS: "1",
-      });
+      const profile = options.eppCpuProfileDir;
+      const nodeArgs = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(profile, `epp-${r}`)}`];
+      const epp = children.run(
+        `${options.mode} epp ${r}`,
+        "apps/epp/src/main.ts",
+        [],
+        {
+          ...eventEnv,
+          DYN_DISCOVERY_BACKEND: "static",
+          DYN_DISCOVERY_WORKERS: JSON.stringify({
+            defaults: { model: options.model, blockSize: options.blockSize },
+            workers: workers.map((w) => ({
+              name: w.name,
+              id: String(w.id),
+              http: w.endpoint,
+              ...(options.eventPlane === "zmq" ? { kvEvents: { endpoint: w.zmqEndpoint } } : {}),
+            })),
+          }),
+          DYN_ROUTER_MODE: options.mode,
+          DYN_KV_CACHE_BLOCK_SIZE: String(options.blockSize),
+          DYN_MODEL_NAME: options.model,
+          DYN_SECURE_SERVING: "false",
+          DYN_EPP_EXT_PROC_PORT: String(extProcPort),
+          DYN_EPP_HEALTH_PORT: String(healthPort),
+          DYN_EPP_METRICS_PORT: String(metricsPort),
+          DYN_EPP_TOKENIZER_THREADS: "1",
+          DYN_EPP_GRACEFUL_SHUTDOWN_PROPAGATION_SECS: "0",
+          DYN_EPP_GRACEFUL_SHUTDOWN_DRAIN_SECS: "1",
+        },
+        nodeArgs,
+      );
       replicas.push({
         target: `127.0.0.1:${extProcPort}`,
         metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,

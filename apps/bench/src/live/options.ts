@@ -42,6 +42,7 @@ export function liveOptions(args: readonly string[], root: string, progress: Pro
     trace: textOption(args, "trace", MOONCAKE_CONVERSATION_TRACE),
     eppReplicas,
     killReplicaAt,
+    eppCpuProfileDir: textOption(args, "epp-cpu-prof", "") || undefined,
     note: (message) => progress.note(message),
     progress: (phase, done, total) => progress.update(phase, done, total),
   };

@@ -1,6 +1,6 @@
 import { loadTrace, type TraceRequest } from "../mooncake.js";
 import { Children, stopOnSignal } from "./children.js";
-import { measure, type LiveOptions } from "./compare.js";
+import { measure, profileDir, type LiveOptions } from "./compare.js";
 import { startFleet, type Fleet, type FleetOptions } from "./fleet.js";
 import { scrape, sumOf, type RunSummary } from "./metrics.js";
 import { conversationSlice, idealReuse } from "./replay.js";
@@ -156,7 +156,7 @@ export async function runReplicas(options: LiveOptions): Promise<ReplicaComparis
   ] as const;
   const stopAll = () => Promise.all(groups.map((g) => g.stopAll())).then(() => undefined);
   const removeHandlers = stopOnSignal(stopAll);
-  const fleetOptions = (eppReplicas: number): FleetOptions => ({
+  const fleetOptions = (eppReplicas: number, run: string): FleetOptions => ({
     root: options.root,
     model: options.model,
     workers: options.workers,
@@ -166,21 +166,33 @@ export async function runReplicas(options: LiveOptions): Promise<ReplicaComparis
     blockSize: options.blockSize,
     gpuBlocks: options.gpuBlocks,
     eppReplicas,
+    eppCpuProfileDir: profileDir(options, run),
     startTimeoutMs: 240_000,
     note: options.note,
   });
   try {
-    const one = await measure(options, slice, "kv", await startFleet(fleetOptions(1), groups[0]), "1 EPP");
+    const one = await measure(options, slice, "kv", await startFleet(fleetOptions(1, "1-epp"), groups[0]), "1 EPP");
     await groups[0].stopAll();
-    const fleet = await startFleet(fleetOptions(replicas), groups[1]);
+    const fleet = await startFleet(fleetOptions(replicas, `${replicas}-replicas`), groups[1]);
     const many = await measure(options, slice, "kv", fleet, `${replicas} EPP replicas`);
     const conflicts = await conflictsOf(fleet);
     await groups[1].stopAll();
-    const oneAgain = await measure(options, slice, "kv", await startFleet(fleetOptions(1), groups[3]), "1 EPP again");
+    const oneAgain = await measure(
+      options,
+      slice,
+      "kv",
+      await startFleet(fleetOptions(1, "1-epp-again"), groups[3]),
+      "1 EPP again",
+    );
     await groups[3].stopAll();
     let kill: KillFigures | undefined;
     if (options.killReplicaAt !== undefined) {
-      kill = await killRun(options, slice, await startFleet(fleetOptions(replicas), groups[2]), options.killReplicaAt);
+      kill = await killRun(
+        options,
+        slice,
+        await startFleet(fleetOptions(replicas, `${replicas}-replicas-kill`), groups[2]),
+        options.killReplicaAt,
+      );
       await groups[2].stopAll();
     }
     return {

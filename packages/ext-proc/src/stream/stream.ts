@@ -19,6 +19,7 @@ import type {
   WireHttpBody,
   WireHttpHeaders,
   WireHeaderValueOption,
+  WireMetadata,
 } from "../wire/messages.js";
 import {
   EndpointSubset,
@@ -129,6 +130,11 @@ export class ExtProcStream {
   private phase: Phase = "request_headers";
   private protocolChecked = false;
   private metadata: FilterMetadata = {};
+  /**
+   * The latest `metadata_context` not converted yet: converted when read (routing, response headers), so the
+   * metadata a gateway repeats on every body chunk is not converted once per chunk.
+   */
+  private unreadMetadata: WireMetadata | undefined;
   private headers: HeaderList | undefined;
   private requestId: string | undefined;
   private bodyChunks: Buffer[] = [];
@@ -192,7 +198,7 @@ export class ExtProcStream {
   }
 
   private process(message: ProcessingRequest): void {
-    if (message.metadata_context !== undefined) this.metadata = filterMetadataOf(message.metadata_context);
+    if (message.metadata_context !== undefined) this.unreadMetadata = message.metadata_context;
     if (message.observability_mode === true || (!this.protocolChecked && message.protocol_config !== undefined)) {
       this.protocolChecked = true;
       const problem = protocolProblem(message);
@@ -288,7 +294,7 @@ export class ExtProcStream {
       this.bodyChunks = [];
       const parsed = parseJsonBody(bytes);
       if (!parsed.ok) return this.respondRejection(reject("invalid_request", parsed.message));
-      body = { bytes, json: parsed.json };
+      body = { bytes, json: parsed.json, text: parsed.text };
     }
     this.body = body;
     const gate = this.options.gate;
@@ -306,7 +312,7 @@ export class ExtProcStream {
       headers: headers.without(HIDDEN_FROM_ROUTER),
       ...(body !== undefined ? { body } : {}),
       ...(subset !== undefined ? { subset } : {}),
-      filterMetadata: this.metadata,
+      filterMetadata: this.latestMetadata(),
     };
     this.phase = "routing";
     this.routeStartedAt = this.now();
@@ -418,9 +424,18 @@ export class ExtProcStream {
     while (this.backlog.length > 0 && !this.finished && !this.closed) this.process(this.backlog.shift()!);
   }
 
+  /** The latest `metadata_context`'s filter metadata. */
+  private latestMetadata(): FilterMetadata {
+    if (this.unreadMetadata !== undefined) {
+      this.metadata = filterMetadataOf(this.unreadMetadata);
+      this.unreadMetadata = undefined;
+    }
+    return this.metadata;
+  }
+
   /** The subset hint, narrowed by the conformance selection header when the hooks are on. */
   private subsetOf(headers: HeaderList): EndpointSubset | undefined {
-    const subset = subsetHintOf(this.metadata);
+    const subset = subsetHintOf(this.latestMetadata());
     const selection = this.options.conformanceHooks === true ? headers.get(CONFORMANCE_SELECTION_HEADER) : undefined;
     if (selection === undefined || selection.trim() === "") return subset;
     const selected = EndpointSubset.of(selection.split(","));
@@ -437,7 +452,7 @@ export class ExtProcStream {
     const status = Number.parseInt(headers.get(":status") ?? "", 10);
     this.responseStatus = Number.isFinite(status) ? status : 0;
     const streaming = (headers.get("content-type") ?? "").toLowerCase().includes("text/event-stream");
-    this.servedEndpoint = servedEndpointOf(this.metadata);
+    this.servedEndpoint = servedEndpointOf(this.latestMetadata());
     const picked = this.decision?.endpoints[0];
     const servedMismatch =
       this.servedEndpoint !== undefined && picked !== undefined && !sameEndpoint(this.servedEndpoint, picked);
