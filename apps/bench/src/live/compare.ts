@@ -1,7 +1,14 @@
 import { join, resolve } from "node:path";
 import { loadTrace, type TraceRequest } from "../mooncake.js";
 import { Children, stopOnSignal } from "./children.js";
-import { startFleet, type EppReplica, type EventPlane, type Fleet, type RouterMode } from "./fleet.js";
+import {
+  startFleet,
+  type EppReplica,
+  type EventPlane,
+  type Fleet,
+  type FleetOptions,
+  type RouterMode,
+} from "./fleet.js";
 import { scrape, summarise, sumOf, type RunSummary } from "./metrics.js";
 import { conversationSlice, idealReuse, replaySlice, warmUp } from "./replay.js";
 
@@ -128,26 +135,13 @@ export async function runLive(options: LiveOptions, simulator?: SimulatorReplay)
   const stopAll = () => Promise.all([groups.kv.stopAll(), groups["round-robin"].stopAll()]).then(() => undefined);
   const removeHandlers = stopOnSignal(stopAll);
   try {
-    const fleetOptions = (mode: RouterMode) => ({
-      root: options.root,
-      model: options.model,
-      workers: options.workers,
-      mode,
-      eventPlane: options.eventPlane,
-      speedupRatio: options.speedupRatio,
-      blockSize: options.blockSize,
-      gpuBlocks: options.gpuBlocks,
-      eppCpuProfileDir: profileDir(options, mode),
-      startTimeoutMs: 240_000,
-      note: options.note,
-    });
-    const kv = await measure(options, slice, "kv", await startFleet(fleetOptions("kv"), groups.kv));
+    const kv = await measure(options, slice, "kv", await startFleet(fleetOptions(options, "kv", "kv"), groups.kv));
     await groups.kv.stopAll();
     const roundRobin = await measure(
       options,
       slice,
       "round-robin",
-      await startFleet(fleetOptions("round-robin"), groups["round-robin"]),
+      await startFleet(fleetOptions(options, "round-robin", "round-robin"), groups["round-robin"]),
     );
     await groups["round-robin"].stopAll();
     const simulated =
@@ -168,8 +162,25 @@ export async function runLive(options: LiveOptions, simulator?: SimulatorReplay)
   }
 }
 
-/** Where the pickers of one run write their CPU profiles (`--epp-cpu-prof`), or undefined. */
-export function profileDir(options: LiveOptions, run: string): string | undefined {
+/**
+ * The processes of one run of a live comparison, from its options: `run` names the run, and its pickers write their
+ * CPU profiles (`--epp-cpu-prof`) to a directory of that name.
+ */
+export function fleetOptions(options: LiveOptions, mode: RouterMode, run: string, eppReplicas = 1): FleetOptions {
   const dir = options.eppCpuProfileDir;
-  return dir === undefined ? undefined : join(resolve(options.root, dir), run.replace(/[^A-Za-z0-9-]+/g, "-"));
+  return {
+    root: options.root,
+    model: options.model,
+    workers: options.workers,
+    mode,
+    eventPlane: options.eventPlane,
+    speedupRatio: options.speedupRatio,
+    blockSize: options.blockSize,
+    gpuBlocks: options.gpuBlocks,
+    eppReplicas,
+    eppCpuProfileDir:
+      dir === undefined ? undefined : join(resolve(options.root, dir), run.replace(/[^A-Za-z0-9-]+/g, "-")),
+    startTimeoutMs: 240_000,
+    note: options.note,
+  };
 }

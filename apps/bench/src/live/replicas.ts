@@ -1,7 +1,7 @@
 import { loadTrace, type TraceRequest } from "../mooncake.js";
 import { Children, stopOnSignal } from "./children.js";
-import { measure, profileDir, type LiveOptions } from "./compare.js";
-import { startFleet, type Fleet, type FleetOptions } from "./fleet.js";
+import { fleetOptions, measure, type LiveOptions } from "./compare.js";
+import { startFleet, type Fleet } from "./fleet.js";
 import { scrape, sumOf, type RunSummary } from "./metrics.js";
 import { conversationSlice, idealReuse } from "./replay.js";
 
@@ -156,24 +156,16 @@ export async function runReplicas(options: LiveOptions): Promise<ReplicaComparis
   ] as const;
   const stopAll = () => Promise.all(groups.map((g) => g.stopAll())).then(() => undefined);
   const removeHandlers = stopOnSignal(stopAll);
-  const fleetOptions = (eppReplicas: number, run: string): FleetOptions => ({
-    root: options.root,
-    model: options.model,
-    workers: options.workers,
-    mode: "kv",
-    eventPlane: options.eventPlane,
-    speedupRatio: options.speedupRatio,
-    blockSize: options.blockSize,
-    gpuBlocks: options.gpuBlocks,
-    eppReplicas,
-    eppCpuProfileDir: profileDir(options, run),
-    startTimeoutMs: 240_000,
-    note: options.note,
-  });
   try {
-    const one = await measure(options, slice, "kv", await startFleet(fleetOptions(1, "1-epp"), groups[0]), "1 EPP");
+    const one = await measure(
+      options,
+      slice,
+      "kv",
+      await startFleet(fleetOptions(options, "kv", "1-epp"), groups[0]),
+      "1 EPP",
+    );
     await groups[0].stopAll();
-    const fleet = await startFleet(fleetOptions(replicas, `${replicas}-replicas`), groups[1]);
+    const fleet = await startFleet(fleetOptions(options, "kv", `${replicas}-replicas`, replicas), groups[1]);
     const many = await measure(options, slice, "kv", fleet, `${replicas} EPP replicas`);
     const conflicts = await conflictsOf(fleet);
     await groups[1].stopAll();
@@ -181,7 +173,7 @@ export async function runReplicas(options: LiveOptions): Promise<ReplicaComparis
       options,
       slice,
       "kv",
-      await startFleet(fleetOptions(1, "1-epp-again"), groups[3]),
+      await startFleet(fleetOptions(options, "kv", "1-epp-again"), groups[3]),
       "1 EPP again",
     );
     await groups[3].stopAll();
@@ -190,7 +182,7 @@ export async function runReplicas(options: LiveOptions): Promise<ReplicaComparis
       kill = await killRun(
         options,
         slice,
-        await startFleet(fleetOptions(replicas, `${replicas}-replicas-kill`), groups[2]),
+        await startFleet(fleetOptions(options, "kv", `${replicas}-replicas-kill`, replicas), groups[2]),
         options.killReplicaAt,
       );
       await groups[2].stopAll();
